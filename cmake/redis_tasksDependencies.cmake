@@ -1,0 +1,43 @@
+# Finds what redis_tasks needs and provides the target `redis_tasks::hiredis`. Used by the build
+# and by the installed package config. Targets found here are made GLOBAL, so a project that
+# pulls redis_tasks in with add_subdirectory/FetchContent sees them too.
+include(CMakeFindDependencyMacro)
+
+macro(_redis_tasks_make_global target)
+  get_target_property(_rt_is_global ${target} IMPORTED_GLOBAL)
+  if(NOT _rt_is_global)
+    set_target_properties(${target} PROPERTIES IMPORTED_GLOBAL TRUE)
+  endif()
+endmacro()
+
+if(NOT TARGET Threads::Threads)
+  find_dependency(Threads)
+  _redis_tasks_make_global(Threads::Threads)
+endif()
+
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  find_dependency(nlohmann_json 3.2)
+  _redis_tasks_make_global(nlohmann_json::nlohmann_json)
+endif()
+
+if(NOT TARGET redis_tasks::hiredis)
+  # hiredis 1.x installs a CMake package with the hiredis::hiredis target; Debian 12's 0.14
+  # only has pkg-config (its HiredisConfig.cmake sets variables and defines no target).
+  if(NOT TARGET hiredis::hiredis)
+    find_package(hiredis CONFIG QUIET)
+    if(TARGET hiredis::hiredis)
+      _redis_tasks_make_global(hiredis::hiredis)
+    endif()
+  endif()
+  if(TARGET hiredis::hiredis)
+    set(_rt_hiredis_target hiredis::hiredis)
+  else()
+    find_package(PkgConfig REQUIRED)
+    # The imported target turns pkg-config's -I/usr/include/hiredis into a SYSTEM include, so
+    # <hiredis/hiredis.h> and its sds.h stay quiet under -Wpedantic -Werror.
+    pkg_check_modules(REDIS_TASKS_HIREDIS REQUIRED IMPORTED_TARGET GLOBAL hiredis)
+    set(_rt_hiredis_target PkgConfig::REDIS_TASKS_HIREDIS)
+  endif()
+  add_library(redis_tasks::hiredis INTERFACE IMPORTED GLOBAL)
+  set_property(TARGET redis_tasks::hiredis PROPERTY INTERFACE_LINK_LIBRARIES ${_rt_hiredis_target})
+endif()

@@ -1,0 +1,145 @@
+// How tasks reach Redis: connection parameters (with redis-py's names in JSON), task options,
+// and `redis://` URLs.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "errors.hpp"
+
+namespace redis_tasks {
+
+/// Everything about a connection beyond host, port, db and password. An aggregate: set the
+/// fields you need (C++20: designated initializers), or load redis-py's names with `from_json`.
+struct connection_params {
+  /// ACL user name for `AUTH username password` (Redis 6+); empty: the default user.
+  std::string username;
+  /// How long connecting (TCP/unix connect plus AUTH/SELECT/CLIENT SETNAME) may take; 0: no limit.
+  std::chrono::milliseconds connect_timeout{5000};
+  /// How long one read or write on an open connection may wait; 0: no limit.
+  std::chrono::milliseconds socket_timeout{10000};
+  /// Path of a unix socket; when set, it is used instead of host and port.
+  std::string unix_socket;
+  /// Name given with CLIENT SETNAME on each new connection (shows in CLIENT LIST); empty: none.
+  std::string client_name;
+  /// Turn on TCP keepalive probes, so a dead peer is noticed on idle connections.
+  bool keepalive = true;
+  /// Idle time before the first keepalive probe, and between probes.
+  std::chrono::seconds keepalive_interval{15};
+  /// The most connections the task's pool opens to this endpoint at once.
+  std::size_t pool_size = 8;
+  /// How long a run waits for a free pooled connection before `timeout_error`; 0: no limit.
+  std::chrono::milliseconds pool_wait_timeout{5000};
+  /// Share one pool among all tasks with the same endpoint, db, user and secret (the default);
+  /// false gives this task a pool of its own.
+  bool shared_pool = true;
+  /// A pooled connection idle for longer than this is checked with PING before it is used.
+  std::chrono::milliseconds health_check_interval{30000};
+
+  /// Loads redis-py's `redis.Redis` keyword names from a JSON object: `socket_timeout` and
+  /// `socket_connect_timeout` (seconds, number or null for no limit), `socket_keepalive` (bool),
+  /// `username`, `client_name`, `unix_socket_path`, `health_check_interval` (seconds),
+  /// `max_connections` (pool size), plus this library's `pool_wait_timeout` (seconds),
+  /// `keepalive_interval` (seconds) and `shared_pool` (bool).
+  /// Throws `config_error` on an unknown name (listing the accepted ones) or a wrong type.
+  static connection_params from_json(const nlohmann::json& j);
+};
+
+/// Settings of the task itself, as Prefect's Task base took them.
+struct task_options {
+  /// Name used in messages and logs; empty: the class name.
+  std::string name;
+  /// How many times a run is repeated after a `connection_error` (including `timeout_error`).
+  /// Never after `config_error`, `reply_error`, `type_error` or `auth_error`.
+  int max_retries = 0;
+  /// Pause before each retry.
+  std::chrono::milliseconds retry_delay{0};
+};
+
+namespace detail {
+
+inline const char* json_kind(const nlohmann::json& v) { return v.type_name(); }
+
+[[noreturn]] inline void bad_param(std::string_view name, std::string_view want,
+                                   const nlohmann::json& got) {
+  throw config_error("redis_connection_params: `" + std::string(name) + "` must be " +
+                     std::string(want) + ", got " + json_kind(got));
+}
+
+inline std::chrono::milliseconds seconds_param(std::string_view name, const nlohmann::json& v) {
+  if (v.is_null()) return std::chrono::milliseconds(0);
+  if (!v.is_number()) bad_param(name, "a number of seconds or null", v);
+  const double s = v.get<double>();
+  if (!(s >= 0) || !std::isfinite(s) || s > 1e9) {
+    throw config_error("redis_connection_params: `" + std::string(name) +
+                       "` must be a non-negative number of seconds");
+  }
+  return std::chrono::milliseconds(static_cast<long long>(std::llround(s * 1000.0)));
+}
+
+}  // namespace detail
+
+inline connection_params connection_params::from_json(const nlohmann::json& j) {
+  static constexpr const char* accepted =
+      "socket_timeout, socket_connect_timeout, socket_keepalive, username, client_name, "
+      "unix_socket_path, health_check_interval, max_connections, pool_wait_timeout, "
+      "keepalive_interval, shared_pool";
+  if (j.is_null()) return {};
+  if (!j.is_object()) {
+    throw config_error(std::string("redis_connection_params must be a JSON object, got ") +
+                       j.type_name());
+  }
+  connection_params p;
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& v = item.value();
+    auto want_string = [&]() -> std::string {
+      if (v.is_null()) return {};
+      if (!v.is_string()) detail::bad_param(name, "a string", v);
+      return v.get<std::string>();
+    };
+    auto want_bool = [&]() -> bool {
+      if (!v.is_boolean()) detail::bad_param(name, "true or false", v);
+      return v.get<bool>();
+    };
+    if (name == "socket_timeout") {
+      p.socket_timeout = detail::seconds_param(name, v);
+    } else if (name == "socket_connect_timeout") {
+      p.connect_timeout = detail::seconds_param(name, v);
+    } else if (name == "socket_keepalive") {
+      p.keepalive = want_bool();
+    } else if (name == "username") {
+      p.username = want_string();
+    } else if (name == "client_name") {
+      p.client_name = want_string();
+    } else if (name == "unix_socket_path") {
+      p.unix_socket = want_string();
+    } else if (name == "health_check_interval") {
+      p.health_check_interval = detail::seconds_param(name, v);
+    } else if (name == "pool_wait_timeout") {
+      p.pool_wait_timeout = detail::seconds_param(name, v);
+    } else if (name == "keepalive_interval") {
+      p.keepalive_interval =
+          std::chrono::duration_cast<std::chrono::seconds>(detail::seconds_param(name, v));
+    } else if (name == "max_connections") {
+      if (!v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > 100000) {
+        detail::bad_param(name, "a whole number from 1 to 100000", v);
+      }
+      p.pool_size = v.get<std::size_t>();
+    } else if (name == "shared_pool") {
+      p.shared_pool = want_bool();
+    } else {
+      throw config_error("redis_connection_params: unknown parameter `" + name +
+                         "`; accepted: " + accepted);
+    }
+  }
+  return p;
+}
+
+}  // namespace redis_tasks

@@ -1,0 +1,276 @@
+// One connection to one Redis server: connect, authenticate, select the db, send argument
+// vectors, read replies. Knows whether a failed request can have reached the server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../connection.hpp"
+#include "../errors.hpp"
+#include "../reply.hpp"
+#include "../secrets.hpp"
+#include "resp.hpp"
+#include "socket.hpp"
+
+namespace redis_tasks::detail {
+
+/// The provider used when a task names none: environment variables.
+inline std::shared_ptr<const SecretProvider> default_secrets() {
+  static const std::shared_ptr<const SecretProvider> env = std::make_shared<EnvSecretProvider>();
+  return env;
+}
+
+/// Everything needed to open a connection to one server.
+struct endpoint_settings {
+  std::string host = "localhost";                            ///< TCP host
+  int port = 6379;                                           ///< TCP port
+  int db = 0;                                                ///< SELECTed database
+  std::optional<std::string> password_secret;                ///< secret holding the password
+  std::shared_ptr<const SecretProvider> secrets;             ///< where secrets are looked up
+  connection_params params;                                  ///< everything else
+
+  /// "host:port", "[v6]:port" or "unix:/path" — used in every message about this server.
+  std::string name() const {
+    if (!params.unix_socket.empty()) return "unix:" + params.unix_socket;
+    if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+    return host + ":" + std::to_string(port);
+  }
+
+  /// Tasks whose settings give the same key can share connections.
+  std::string pool_key() const {
+    std::string k = name();
+    auto add = [&k](const std::string& s) {
+      k += '\x1f';
+      k += s;
+    };
+    add(std::to_string(db));
+    add(params.username);
+    add(password_secret ? "s:" + *password_secret : "-");
+    add(std::to_string(reinterpret_cast<std::uintptr_t>(secrets.get())));
+    add(params.client_name);
+    add(std::to_string(params.connect_timeout.count()));
+    add(std::to_string(params.socket_timeout.count()));
+    add(params.keepalive ? "ka" + std::to_string(params.keepalive_interval.count()) : "noka");
+    add(std::to_string(params.pool_size));
+    add(std::to_string(params.pool_wait_timeout.count()));
+    add(std::to_string(params.health_check_interval.count()));
+    return k;
+  }
+};
+
+/// A connection to one server. Not thread-safe: a pool hands it to one run at a time.
+class connection {
+ public:
+  /// Opens the connection and runs the handshake (AUTH, SELECT, CLIENT SETNAME), all within
+  /// `connect_timeout`. The password is looked up now, so a rotated secret is picked up.
+  explicit connection(const endpoint_settings& s)
+      : endpoint_(s.name()), socket_timeout_(s.params.socket_timeout) {
+    socket_options o{s.params.connect_timeout, s.params.keepalive, s.params.keepalive_interval};
+    unique_fd fd = s.params.unix_socket.empty() ? connect_tcp(s.host, s.port, o, endpoint_)
+                                                : connect_unix(s.params.unix_socket, o, endpoint_);
+    stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, s.params.connect_timeout);
+    handshake(s);
+    stream_->set_timeout(socket_timeout_);
+    last_used_ = clock::now();
+  }
+
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Starts a new request: forgets what was written for the previous one.
+  void begin_request() {
+    if (pending_ != 0) broken_ = true;  // a previous request was abandoned mid-way
+    encoder_.clear();
+    request_written_ = 0;
+  }
+
+  /// Queues one command made of `n` arguments.
+  void append(const std::string_view* args, std::size_t n) {
+    encoder_.append(args, n);
+    ++pending_;
+    if (encoder_.buffered_bytes() >= flush_threshold) flush();
+  }
+  /// Queues one command.
+  void append(std::initializer_list<std::string_view> args) { append(args.begin(), args.size()); }
+
+  /// Starts queuing a command of `argc` arguments, given one by one with `arg`.
+  void begin_command(std::size_t argc) {
+    encoder_.begin(argc);
+    ++pending_;
+  }
+  /// One argument of the command started by `begin_command`; long ones are not copied and must
+  /// outlive the next `flush`.
+  void arg(std::string_view a) { encoder_.arg(a); }
+  /// Ends a command started by `begin_command`; writes out a long pipeline as it grows, so
+  /// memory stays bounded however many commands a request has.
+  void end_command() {
+    if (encoder_.buffered_bytes() >= flush_threshold) flush();
+  }
+
+  /// Writes everything queued. Throws `not_sent_error` if nothing of this request left.
+  void flush() {
+    const auto& segs = encoder_.segments();
+    if (segs.empty()) return;
+    iovecs_.clear();
+    const char* base = encoder_.buffer().data();
+    for (const auto& sg : segs) {
+      iovecs_.push_back(iovec{const_cast<char*>(sg.external ? sg.external : base + sg.offset),
+                              sg.size});
+    }
+    try {
+      stream_->write_all(iovecs_.data(), static_cast<int>(iovecs_.size()), request_written_);
+    } catch (...) {
+      broken_ = true;
+      throw;
+    }
+    encoder_.clear();
+  }
+
+  /// Reads the next reply. Error replies are returned, not thrown, except NOAUTH, which
+  /// means the server wants a password this connection did not give: that is an `auth_error`.
+  reply read() {
+    reply r;
+    try {
+      while (!parser_.next(r)) {
+        if (!rbuf_) rbuf_ = std::make_unique<char[]>(read_buffer_size);
+        const std::size_t n = stream_->read_some(rbuf_.get(), read_buffer_size);
+        parser_.feed(rbuf_.get(), n);
+      }
+    } catch (...) {
+      broken_ = true;
+      throw;
+    }
+    last_used_ = clock::now();
+    --pending_;
+    if (r.is_error() && r.str().compare(0, 6, "NOAUTH") == 0) throw_noauth();
+    return r;
+  }
+
+  /// Sends one command and reads its reply.
+  reply call(std::initializer_list<std::string_view> args) {
+    begin_request();
+    append(args);
+    flush();
+    return read();
+  }
+
+  /// True when an I/O error left the connection unusable, or replies are still unread.
+  bool broken() const noexcept { return broken_ || pending_ != 0; }
+  /// Marks the connection unusable (its state is unknown, e.g. a reply was left unread).
+  void mark_broken() noexcept { broken_ = true; }
+  /// When the last reply arrived.
+  clock::time_point last_used() const noexcept { return last_used_; }
+  /// The server, as "host:port".
+  const std::string& endpoint() const noexcept { return endpoint_; }
+
+  /// True when the server has not closed this idle connection and sent nothing unasked.
+  bool idle_and_intact() { return !broken_ && stream_->idle_and_intact(); }
+
+  /// Uses `t` as the I/O timeout until `restore_timeout()` (blocking commands).
+  void set_timeout(std::chrono::milliseconds t) { stream_->set_timeout(t); }
+  /// Back to the configured socket timeout.
+  void restore_timeout() { stream_->set_timeout(socket_timeout_); }
+  /// The configured socket timeout.
+  std::chrono::milliseconds socket_timeout() const noexcept { return socket_timeout_; }
+
+ private:
+  static constexpr std::size_t read_buffer_size = 64 * 1024;
+  static constexpr std::size_t flush_threshold = 1024 * 1024;
+
+  static std::string scrub(std::string text, const std::optional<std::string>& password) {
+    if (password && !password->empty()) {
+      for (auto pos = text.find(*password); pos != std::string::npos;
+           pos = text.find(*password, pos)) {
+        text.replace(pos, password->size(), "***");
+        pos += 3;
+      }
+    }
+    return text;
+  }
+
+  void handshake(const endpoint_settings& s) {
+    const auto& provider = s.secrets ? s.secrets : default_secrets();
+    std::optional<std::string> password;
+    if (s.password_secret) password = provider->get(*s.password_secret);
+    secret_desc_ = s.password_secret ? "secret '" + *s.password_secret + "'" : "";
+
+    begin_request();
+    const std::string db = std::to_string(s.db);
+    const char* labels[3];
+    int expected = 0;
+    if (password) {
+      if (s.params.username.empty()) {
+        append({"AUTH", *password});
+      } else {
+        append({"AUTH", s.params.username, *password});
+      }
+      labels[expected++] = "AUTH";
+    }
+    if (s.db != 0) {
+      append({"SELECT", db});
+      labels[expected++] = "SELECT";
+    }
+    if (!s.params.client_name.empty()) {
+      append({"CLIENT", "SETNAME", s.params.client_name});
+      labels[expected++] = "CLIENT SETNAME";
+    }
+    if (expected == 0) return;
+    flush();
+    for (int i = 0; i < expected; ++i) {
+      reply r = read();
+      if (!r.is_error()) continue;
+      const std::string msg = scrub(r.str(), password);
+      const std::string label = labels[i];
+      if (label == "AUTH") {
+        const std::string who =
+            s.params.username.empty() ? "" : " for user '" + s.params.username + "'";
+        if (msg.find("without any password configured") != std::string::npos ||
+            msg.find("no password is set") != std::string::npos) {
+          throw auth_error(endpoint_ + " has no password set, but " + secret_desc_ +
+                           " provided one; remove that secret or set password_secret to "
+                           "std::nullopt (server said: " + msg + ")");
+        }
+        throw auth_error(endpoint_ + " rejected the password from " + secret_desc_ + who +
+                         " (server said: " + msg + ")");
+      }
+      if (label == "SELECT") {
+        throw reply_error(msg, "SELECT " + db + " on " + endpoint_ + " (check the `db` setting)");
+      }
+      throw reply_error(msg, label + " on " + endpoint_ + " (check `client_name`)");
+    }
+  }
+
+  [[noreturn]] void throw_noauth() {
+    broken_ = true;
+    if (secret_desc_.empty()) {
+      throw auth_error(endpoint_ +
+                       " requires a password, but password_secret is not set; name the secret "
+                       "that holds it");
+    }
+    throw auth_error(endpoint_ + " requires a password, but no " + secret_desc_ +
+                     " was found; provide it (by default as an environment variable of that "
+                     "name) or pass a SecretProvider that has it");
+  }
+
+  std::string endpoint_;
+  std::chrono::milliseconds socket_timeout_;
+  std::unique_ptr<stream> stream_;
+  request_encoder encoder_;
+  reply_parser parser_;
+  std::vector<iovec> iovecs_;
+  std::unique_ptr<char[]> rbuf_;
+  std::size_t request_written_ = 0;
+  std::size_t pending_ = 0;  // commands sent or queued whose replies are not read yet
+  bool broken_ = false;
+  clock::time_point last_used_;
+  std::string secret_desc_;
+};
+
+}  // namespace redis_tasks::detail

@@ -1,0 +1,235 @@
+// RESP on the wire: the request encoder (ours) and the reply parser (hiredis's reader, building
+// `reply` trees directly so that a bulk string is copied once, as hiredis itself copies it).
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+
+#include "../errors.hpp"
+#include "../reply.hpp"
+
+namespace redis_tasks::detail {
+
+/// Encodes commands into RESP without copying large arguments: small pieces are gathered in one
+/// buffer, arguments of `external_threshold` bytes or more are referenced where they lie.
+class request_encoder {
+ public:
+  /// Arguments at least this long are sent from the caller's memory (writev), not copied.
+  static constexpr std::size_t external_threshold = 16 * 1024;
+
+  /// One piece of the outgoing bytes: a range of the internal buffer or caller memory.
+  struct segment {
+    const char* external;  ///< caller memory, or nullptr for the buffer range
+    std::size_t offset;    ///< buffer offset when `external` is null
+    std::size_t size;      ///< length in bytes
+  };
+
+  /// Forgets everything encoded so far (keeps the capacity).
+  void clear() {
+    buf_.clear();
+    segments_.clear();
+    pending_from_ = 0;
+    commands_ = 0;
+  }
+
+  /// Appends one command made of `n` arguments.
+  void append(const std::string_view* args, std::size_t n) {
+    begin(n);
+    for (std::size_t i = 0; i < n; ++i) arg(args[i]);
+  }
+
+  /// Starts a command of `argc` arguments; follow with exactly `argc` calls to `arg`.
+  void begin(std::size_t argc) {
+    append_header('*', argc);
+    ++commands_;
+  }
+
+  /// Appends one argument of the command started by `begin`. A long argument is referenced,
+  /// not copied: it must stay alive until the request is written.
+  void arg(std::string_view a) {
+    append_header('$', a.size());
+    if (a.size() >= external_threshold) {
+      close_buffer_segment();
+      segments_.push_back({a.data(), 0, a.size()});
+    } else {
+      buf_.append(a.data(), a.size());
+    }
+    buf_ += "\r\n";
+  }
+
+  /// The encoded pieces in order; valid until the next `append` or `clear`.
+  const std::vector<segment>& segments() {
+    close_buffer_segment();
+    return segments_;
+  }
+  /// The internal buffer that buffer segments point into.
+  const std::string& buffer() const noexcept { return buf_; }
+  /// Number of commands appended since `clear`.
+  std::size_t commands() const noexcept { return commands_; }
+  /// Bytes held in the internal buffer (to decide when to flush a long pipeline).
+  std::size_t buffered_bytes() const noexcept { return buf_.size(); }
+
+ private:
+  void append_header(char kind, std::size_t n) {
+    char tmp[24];
+    char* end = tmp + sizeof tmp;
+    char* p = end;
+    do {
+      *--p = static_cast<char>('0' + n % 10);
+      n /= 10;
+    } while (n != 0);
+    buf_.push_back(kind);
+    buf_.append(p, static_cast<std::size_t>(end - p));
+    buf_ += "\r\n";
+  }
+
+  void close_buffer_segment() {
+    if (buf_.size() > pending_from_) {
+      segments_.push_back({nullptr, pending_from_, buf_.size() - pending_from_});
+      pending_from_ = buf_.size();
+    }
+  }
+
+  std::string buf_;
+  std::vector<segment> segments_;
+  std::size_t pending_from_ = 0;
+  std::size_t commands_ = 0;
+};
+
+/// Parses RESP replies from bytes fed to it, using hiredis's reader with object functions that
+/// build `reply` values in place: children live inside their parent's element vector and the
+/// root lives in this object, so a reply costs no allocation beyond its strings and vectors.
+class reply_parser {
+ public:
+  reply_parser() : reader_(redisReaderCreateWithFunctions(&functions())) {
+    if (reader_ == nullptr) throw std::bad_alloc();
+    reader_->privdata = &root_;
+  }
+  reply_parser(const reply_parser&) = delete;
+  reply_parser& operator=(const reply_parser&) = delete;
+  ~reply_parser() { redisReaderFree(reader_); }
+
+  /// Adds bytes read from the socket.
+  void feed(const char* data, std::size_t n) {
+    if (redisReaderFeed(reader_, data, n) != REDIS_OK) throw_protocol_error();
+  }
+
+  /// Takes the next complete reply into `out`; false when more bytes are needed.
+  bool next(reply& out) {
+    void* obj = nullptr;
+    if (redisReaderGetReply(reader_, &obj) != REDIS_OK) throw_protocol_error();
+    if (obj == nullptr) return false;
+    out = std::move(root_);
+    root_ = reply();
+    return true;
+  }
+
+ private:
+  [[noreturn]] void throw_protocol_error() {
+    throw connection_error(std::string("protocol error from server: ") + reader_->errstr);
+  }
+
+  // Where the object for `task` goes: the root slot, or its place in the parent's elements.
+  static reply* slot(const redisReadTask* task) {
+    if (task->parent == nullptr) return static_cast<reply*>(task->privdata);
+    auto* parent = static_cast<reply*>(task->parent->obj);
+    return &parent->elements()[static_cast<std::size_t>(task->idx)];
+  }
+
+  static void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+    reply* r = slot(task);
+    switch (task->type) {
+      case REDIS_REPLY_STATUS: *r = reply::make_status(std::string(str, len)); break;
+      case REDIS_REPLY_ERROR: *r = reply::make_error(std::string(str, len)); break;
+#ifdef REDIS_REPLY_VERB
+      case REDIS_REPLY_VERB:
+        if (len >= 4 && str[3] == ':') {
+          *r = reply::make_verbatim(std::string(str + 4, len - 4), std::string(str, 3));
+        } else {
+          *r = reply::make_verbatim(std::string(str, len));
+        }
+        break;
+#endif
+#ifdef REDIS_REPLY_BIGNUM
+      case REDIS_REPLY_BIGNUM: *r = reply::make_big_number(std::string(str, len)); break;
+#endif
+      default: *r = reply::make_string(std::string(str, len)); break;
+    }
+    return r;
+  }
+
+#if HIREDIS_MAJOR >= 1
+  using aggregate_size = std::size_t;
+#else
+  using aggregate_size = int;
+#endif
+
+  static void* create_array(const redisReadTask* task, aggregate_size n) {
+    reply* r = slot(task);
+    reply_type t = reply_type::array;
+#ifdef REDIS_REPLY_MAP
+    switch (task->type) {
+      case REDIS_REPLY_MAP: t = reply_type::map; break;
+      case REDIS_REPLY_SET: t = reply_type::set; break;
+      case REDIS_REPLY_PUSH: t = reply_type::push; break;
+      case REDIS_REPLY_ATTR: t = reply_type::attribute; break;
+      default: break;
+    }
+#endif
+    *r = reply::make_aggregate(t, std::vector<reply>(static_cast<std::size_t>(n)));
+    return r;
+  }
+
+  static void* create_integer(const redisReadTask* task, long long v) {
+    reply* r = slot(task);
+    *r = reply::make_integer(v);
+    return r;
+  }
+
+  static void* create_nil(const redisReadTask* task) {
+    reply* r = slot(task);
+    *r = reply();
+    return r;
+  }
+
+#if HIREDIS_MAJOR >= 1
+  static void* create_double(const redisReadTask* task, double v, char* str, std::size_t len) {
+    reply* r = slot(task);
+    *r = reply::make_double(v, std::string(str, len));
+    return r;
+  }
+
+  static void* create_bool(const redisReadTask* task, int v) {
+    reply* r = slot(task);
+    *r = reply::make_boolean(v != 0);
+    return r;
+  }
+#endif
+
+  // Only ever called on the root object, which lives in the parser: reset it in place.
+  static void free_object(void* obj) { *static_cast<reply*>(obj) = reply(); }
+
+  static redisReplyObjectFunctions& functions() {
+#if HIREDIS_MAJOR >= 1
+    static redisReplyObjectFunctions f = {create_string, create_array, create_integer,
+                                          create_double, create_nil,   create_bool,
+                                          free_object};
+#else
+    static redisReplyObjectFunctions f = {create_string, create_array, create_integer, create_nil,
+                                          free_object};
+#endif
+    return f;
+  }
+
+  redisReader* reader_;
+  reply root_;
+};
+
+}  // namespace redis_tasks::detail

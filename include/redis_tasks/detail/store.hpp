@@ -1,0 +1,397 @@
+// Writing a C++ value to a key and reading it back, for every storable type: the Redis
+// commands behind RedisSet and RedisGet.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "../errors.hpp"
+#include "../reply.hpp"
+#include "../values.hpp"
+#include "codec.hpp"
+#include "connection.hpp"
+
+namespace redis_tasks::detail {
+
+/// SET's condition.
+enum class condition { none, nx, xx };
+
+/// How a value is written: its expiry and condition, as SET takes them.
+struct write_options {
+  std::optional<std::chrono::milliseconds> expiry;  ///< PX; unset: no expiry
+  condition cond = condition::none;                 ///< NX / XX
+};
+
+/// "key \"name\"" for messages.
+inline std::string key_subject(std::string_view key) { return "key " + quote_for_message(key); }
+
+[[noreturn]] inline void throw_reply(const reply& r, std::string_view what, std::string_view key,
+                                     const connection& c) {
+  throw reply_error(r.str(), std::string(what) + " " + quote_for_message(key) + " on " +
+                                 c.endpoint());
+}
+
+// ---- the string payload of a value stored as a Redis string --------------------------------
+
+/// Holds what a string-stored value becomes on the wire (numbers and JSON need a buffer).
+struct string_payload {
+  number_buffer numbers;
+  std::string text;
+};
+
+template <class T>
+std::string_view string_payload_of(const T& v, string_payload& p) {
+  constexpr category c = category_of<T>();
+  if constexpr (c == category::string) {
+    return std::string_view(v);
+  } else if constexpr (c == category::number) {
+    return format_number(v, p.numbers);
+  } else {
+    static_assert(c == category::json, "not a string-stored type");
+    if constexpr (std::is_same_v<T, nlohmann::json>) {
+      p.text = v.dump();
+    } else {
+      p.text = nlohmann::json(v).dump();
+    }
+    return p.text;
+  }
+}
+
+// ---- collections as command chunks ------------------------------------------------------------
+
+/// Elements per RPUSH/SADD/HSET/ZADD when a collection is written; keeps each command small.
+inline constexpr std::size_t chunk_elements = 1024;
+
+template <class T>
+void append_collection(connection& c, std::string_view key, const T& v) {
+  constexpr category cat = category_of<T>();
+  const char* verb = cat == category::list   ? "RPUSH"
+                     : cat == category::set  ? "SADD"
+                     : cat == category::hash ? "HSET"
+                                             : "ZADD";
+  const std::size_t per_element = (cat == category::hash || cat == category::zset) ? 2 : 1;
+  number_buffer a;
+  number_buffer b;
+  auto it = std::begin(v);
+  std::size_t left = static_cast<std::size_t>(std::distance(std::begin(v), std::end(v)));
+  while (left > 0) {
+    const std::size_t k = std::min(left, chunk_elements);
+    c.begin_command(2 + k * per_element);
+    c.arg(verb);
+    c.arg(key);
+    for (std::size_t i = 0; i < k; ++i, ++it) {
+      if constexpr (cat == category::hash) {
+        c.arg(it->first);
+        c.arg(element_text(it->second, a));
+      } else if constexpr (cat == category::zset) {
+        c.arg(format_number(it->score, b));
+        c.arg(element_text(it->member, a));
+      } else {
+        c.arg(element_text(*it, a));
+      }
+    }
+    c.end_command();
+    left -= k;
+  }
+}
+
+/// Replaces `key` with a collection, atomically, with SET's expiry and condition.
+///
+/// Why MULTI/EXEC (with WATCH for NX/XX) rather than a Lua script: the transaction replaces the
+/// key in one step however many RPUSH/SADD/HSET/ZADD chunks it takes, so a million elements go
+/// out in bounded client memory without Lua's unpack limit or temporary keys, and it touches one
+/// key only, so it works unchanged on Redis Cluster. NX/XX need the key's existence checked at
+/// the moment of writing: WATCH makes EXEC fail if any other client changed the key after our
+/// EXISTS, and we then decide again, so concurrent writers behave exactly like concurrent SETs.
+template <class T>
+bool write_collection(connection& c, std::string_view key, const T& v, const write_options& o) {
+  constexpr int max_attempts = 1000;
+  const bool empty = std::begin(v) == std::end(v);
+  char ms_buf[32];
+  std::string_view ms;
+  if (o.expiry) {
+    auto res = std::to_chars(ms_buf, ms_buf + sizeof ms_buf, o.expiry->count());
+    ms = std::string_view(ms_buf, static_cast<std::size_t>(res.ptr - ms_buf));
+  }
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    c.begin_request();
+    if (o.cond != condition::none) {
+      c.append({"WATCH", key});
+      c.append({"EXISTS", key});
+      c.flush();
+      reply w = c.read();
+      reply e = c.read();
+      if (w.is_error()) throw_reply(w, "WATCH", key, c);
+      if (e.is_error()) throw_reply(e, "EXISTS", key, c);
+      const bool exists = e.integer() > 0;
+      if ((o.cond == condition::nx && exists) || (o.cond == condition::xx && !exists)) {
+        reply u = c.call({"UNWATCH"});
+        if (u.is_error()) throw_reply(u, "UNWATCH", key, c);
+        return false;
+      }
+      c.begin_request();
+    }
+    c.append({"MULTI"});
+    c.append({"DEL", key});
+    std::size_t queued = 1;
+    if (!empty) {
+      append_collection(c, key, v);
+      const auto n = static_cast<std::size_t>(std::distance(std::begin(v), std::end(v)));
+      queued += (n + chunk_elements - 1) / chunk_elements;
+      if (o.expiry) {
+        c.append({"PEXPIRE", key, ms});
+        ++queued;
+      }
+    }
+    c.append({"EXEC"});
+    c.flush();
+    reply multi = c.read();
+    std::optional<reply> first_error;
+    if (multi.is_error()) first_error = std::move(multi);
+    for (std::size_t i = 0; i < queued; ++i) {
+      reply q = c.read();
+      if (q.is_error() && !first_error) first_error = std::move(q);
+    }
+    reply exec = c.read();
+    if (exec.is_error()) throw_reply(first_error ? *first_error : exec, "writing", key, c);
+    if (exec.is_nil()) continue;  // WATCH saw another writer: decide again
+    for (const auto& r : exec.elements()) {
+      if (r.is_error()) throw_reply(r, "writing", key, c);
+    }
+    return true;
+  }
+  throw error("writing " + key_subject(key) + " on " + c.endpoint() + ": gave up after " +
+              std::to_string(max_attempts) + " attempts lost to concurrent writers");
+}
+
+/// Writes `v` to `key` as the Redis type that fits T; false when NX/XX prevented it.
+template <class T>
+bool write_value(connection& c, std::string_view key, const T& v, const write_options& o) {
+  constexpr category cat = category_of<T>();
+  static_assert(cat != category::none,
+                "redis_tasks cannot store this type: use a string, a number, a container of "
+                "those, sorted_set, a JSON-convertible type, or specialize value_traits");
+  if constexpr (cat == category::user) {
+    return write_value(c, key, value_traits<T>::to_storage(v), o);
+  } else if constexpr (cat == category::any) {
+    return std::visit([&](const auto& alt) { return write_value(c, key, alt, o); }, v);
+  } else if constexpr (kind_of(cat) == redis_kind::string) {
+    string_payload p;
+    std::string_view args[6] = {"SET", key, string_payload_of(v, p)};
+    std::size_t n = 3;
+    char ms_buf[32];
+    if (o.expiry) {
+      auto res = std::to_chars(ms_buf, ms_buf + sizeof ms_buf, o.expiry->count());
+      args[n++] = "PX";
+      args[n++] = std::string_view(ms_buf, static_cast<std::size_t>(res.ptr - ms_buf));
+    }
+    if (o.cond == condition::nx) args[n++] = "NX";
+    if (o.cond == condition::xx) args[n++] = "XX";
+    c.begin_request();
+    c.append(args, n);
+    c.flush();
+    reply r = c.read();
+    if (r.is_error()) throw_reply(r, "SET", key, c);
+    return !r.is_nil();
+  } else {
+    return write_collection(c, key, v, o);
+  }
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+/// The Redis type `key` holds now ("none" if it does not exist).
+inline std::string type_of_key(connection& c, std::string_view key) {
+  reply t = c.call({"TYPE", key});
+  if (t.is_error()) throw_reply(t, "TYPE", key, c);
+  return t.str();
+}
+
+[[noreturn]] inline void throw_wrong_type(std::string_view key, const std::string& holds,
+                                          category wanted, std::string_view cpp_type) {
+  throw type_error(key_subject(key) + " holds a " + holds + ", but " + std::string(cpp_type) +
+                   " expects " + category_description(wanted));
+}
+
+template <class T>
+T decode_string(std::string&& s, std::string_view key) {
+  constexpr category cat = category_of<T>();
+  if constexpr (cat == category::string) {
+    static_assert(std::is_same_v<T, std::string>,
+                  "read strings as std::string: a std::string_view cannot own what Redis sent");
+    return std::move(s);
+  } else if constexpr (cat == category::number) {
+    return parse_number<T>(s, key_subject(key));
+  } else {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(s);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw type_error(key_subject(key) + " holds a string that is not valid JSON (byte " +
+                       std::to_string(e.byte) + ")");
+    }
+    if constexpr (std::is_same_v<T, nlohmann::json>) {
+      return j;
+    } else {
+      try {
+        return j.template get<T>();
+      } catch (const nlohmann::json::exception& e) {
+        throw type_error(key_subject(key) + " holds JSON that does not convert to the requested "
+                         "type: " + e.what());
+      }
+    }
+  }
+}
+
+inline std::string take_text(reply& r, std::string_view key) {
+  if (r.type() == reply_type::string || r.type() == reply_type::status ||
+      r.type() == reply_type::verbatim) {
+    return std::move(r.take_str());
+  }
+  throw type_error("reading " + key_subject(key) + ": expected a bulk string element, got " +
+                   to_string(r.type()));
+}
+
+template <class T>
+T decode_collection(reply& r, std::string_view key) {
+  constexpr category cat = category_of<T>();
+  const std::string subject = key_subject(key);
+  auto& el = r.elements();
+  T out;
+  if constexpr (cat == category::list) {
+    using E = typename T::value_type;
+    if constexpr (std::is_same_v<T, std::vector<E, typename T::allocator_type>>) {
+      out.reserve(el.size());
+    }
+    for (auto& e : el) out.push_back(element_from_text<E>(take_text(e, key), subject));
+  } else if constexpr (cat == category::set) {
+    using E = typename T::value_type;
+    for (auto& e : el) out.insert(element_from_text<E>(take_text(e, key), subject));
+  } else if constexpr (cat == category::hash) {
+    using E = typename T::mapped_type;
+    for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
+      std::string field = take_text(el[i], key);
+      out.insert_or_assign(std::move(field), element_from_text<E>(take_text(el[i + 1], key), subject));
+    }
+  } else {
+    using E = decltype(std::declval<typename T::value_type>().member);
+    auto add = [&](reply& m, reply& s) {
+      double score = s.type() == reply_type::double_value
+                         ? s.number()
+                         : parse_number<double>(take_text(s, key), subject);
+      out.add(element_from_text<E>(take_text(m, key), subject), score);
+    };
+    out.reserve(el.size() / 2);
+    if (!el.empty() && el.front().type() == reply_type::array) {  // RESP3: [member, score] pairs
+      for (auto& pair : el) {
+        if (pair.elements().size() == 2) add(pair.elements()[0], pair.elements()[1]);
+      }
+    } else {
+      for (std::size_t i = 0; i + 1 < el.size(); i += 2) add(el[i], el[i + 1]);
+    }
+  }
+  return out;
+}
+
+/// The read command for a kind, with its arguments after the key.
+inline void append_read(connection& c, redis_kind k, std::string_view key) {
+  switch (k) {
+    case redis_kind::string: c.append({"GET", key}); break;
+    case redis_kind::list: c.append({"LRANGE", key, "0", "-1"}); break;
+    case redis_kind::set: c.append({"SMEMBERS", key}); break;
+    case redis_kind::hash: c.append({"HGETALL", key}); break;
+    case redis_kind::zset: c.append({"ZRANGE", key, "0", "-1", "WITHSCORES"}); break;
+  }
+}
+
+/// Reads `key` as T; `std::nullopt` when it does not exist. `cpp_type` names T in messages.
+template <class T>
+std::optional<T> read_value(connection& c, std::string_view key, std::string_view cpp_type);
+
+template <class T>
+std::optional<T> read_direct(connection& c, std::string_view key, std::string_view cpp_type) {
+  constexpr category cat = category_of<T>();
+  constexpr redis_kind kind = kind_of(cat);
+  c.begin_request();
+  append_read(c, kind, key);
+  c.flush();
+  reply r = c.read();
+  if (r.is_error()) {
+    if (r.str().compare(0, 9, "WRONGTYPE") == 0) {
+      throw_wrong_type(key, type_of_key(c, key), cat, cpp_type);
+    }
+    throw_reply(r, "reading", key, c);
+  }
+  if constexpr (kind == redis_kind::string) {
+    if (r.is_nil()) return std::nullopt;
+    return decode_string<T>(std::move(r.take_str()), key);
+  } else {
+    if (r.elements().empty()) return std::nullopt;  // Redis has no empty collections
+    return decode_collection<T>(r, key);
+  }
+}
+
+inline std::optional<value> read_any(connection& c, std::string_view key,
+                                     std::string_view cpp_type) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::string t = type_of_key(c, key);
+    try {
+      if (t == "none") return std::nullopt;
+      std::optional<value> v;
+      if (t == "string") {
+        if (auto s = read_direct<std::string>(c, key, cpp_type)) v = std::move(*s);
+      } else if (t == "list") {
+        if (auto s = read_direct<std::vector<std::string>>(c, key, cpp_type)) v = std::move(*s);
+      } else if (t == "set") {
+        if (auto s = read_direct<std::set<std::string>>(c, key, cpp_type)) v = std::move(*s);
+      } else if (t == "hash") {
+        if (auto s = read_direct<std::map<std::string, std::string>>(c, key, cpp_type)) {
+          v = std::move(*s);
+        }
+      } else if (t == "zset") {
+        if (auto s = read_direct<sorted_set<std::string>>(c, key, cpp_type)) v = std::move(*s);
+      } else {
+        throw type_error(key_subject(key) + " holds a " + t + ", which " + std::string(cpp_type) +
+                         " cannot hold (it reads string, list, set, hash and zset)");
+      }
+      if (v) return v;
+      // The key vanished between TYPE and the read: look again.
+    } catch (const type_error&) {
+      // The key changed type between TYPE and the read; look again unless it really is foreign.
+      if (t != "string" && t != "list" && t != "set" && t != "hash" && t != "zset") throw;
+      if (type_of_key(c, key) == t) throw;
+    }
+  }
+  throw error("reading " + key_subject(key) + " on " + c.endpoint() +
+              ": its type kept changing under concurrent writers");
+}
+
+template <class T>
+std::optional<T> read_value(connection& c, std::string_view key, std::string_view cpp_type) {
+  constexpr category cat = category_of<T>();
+  static_assert(cat != category::none,
+                "redis_tasks cannot read this type: use a string, a number, a container of "
+                "those, sorted_set, value, a JSON-convertible type, or specialize value_traits");
+  if constexpr (cat == category::user) {
+    using S = typename value_traits<T>::storage_type;
+    auto s = read_value<S>(c, key, cpp_type);
+    if (!s) return std::nullopt;
+    return value_traits<T>::from_storage(std::move(*s));
+  } else if constexpr (cat == category::any) {
+    return read_any(c, key, cpp_type);
+  } else {
+    return read_direct<T>(c, key, cpp_type);
+  }
+}
+
+}  // namespace redis_tasks::detail

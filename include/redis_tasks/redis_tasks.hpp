@@ -1,0 +1,13 @@
+// redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++.
+// This header brings the whole public API.
+#pragma once
+
+#include "command.hpp"      // IWYU pragma: export
+#include "connection.hpp"   // IWYU pragma: export
+#include "errors.hpp"       // IWYU pragma: export
+#include "from_reply.hpp"   // IWYU pragma: export
+#include "reply.hpp"        // IWYU pragma: export
+#include "secrets.hpp"      // IWYU pragma: export
+#include "tasks.hpp"        // IWYU pragma: export
+#include "values.hpp"       // IWYU pragma: export
+#include "version.hpp"      // IWYU pragma: export

@@ -1,0 +1,228 @@
+// Helpers for tests: where the fixture servers are, private redis-server processes, and
+// running redis-cli to check what the library wrote with a client we did not write.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <redis_tasks/redis_tasks.hpp>
+
+extern char** environ;
+
+namespace test_support {
+
+/// A server started by a CTest fixture (tests/support/redis-fixture).
+struct fixture_server {
+  int port = 0;
+  std::string dir;  ///< its working folder; the unix socket is dir + "/redis.sock"
+  std::string unix_socket() const { return dir + "/redis.sock"; }
+};
+
+inline std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+/// The fixture server called `name` ("plain" or "auth").
+inline fixture_server fixture(const std::string& name) {
+  const char* dir = std::getenv("REDIS_TASKS_FIXTURE_DIR");
+  if (dir == nullptr) throw std::runtime_error("REDIS_TASKS_FIXTURE_DIR is not set: run the tests with ctest");
+  fixture_server s;
+  const std::string port = read_line(std::string(dir) + "/" + name + ".port");
+  if (port.empty()) throw std::runtime_error("fixture '" + name + "' is not running");
+  s.port = std::stoi(port);
+  s.dir = read_line(std::string(dir) + "/" + name + ".dir");
+  return s;
+}
+
+/// The password and ACL user of the "auth" fixture (see tests/CMakeLists.txt).
+inline const std::string auth_password = "fixture-pass";
+inline const std::string acl_user = "alice";
+inline const std::string acl_password = "alice-pass";
+
+/// A unique key prefix per test process, so tests sharing a fixture server never collide.
+inline std::string unique_key(const std::string& stem) {
+  static const std::string prefix = [] {
+    std::random_device rd;
+    return "t" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000) + ":";
+  }();
+  return prefix + stem;
+}
+
+/// Result of a finished process.
+struct process_result {
+  int exit_code = -1;
+  std::string out;
+};
+
+/// Runs `argv` (searching PATH), feeding `input` to its stdin; returns its exit code and stdout.
+inline process_result run_process(const std::vector<std::string>& argv, const std::string& input = {}) {
+  int in_pipe[2];
+  int out_pipe[2];
+  if (::pipe(in_pipe) != 0 || ::pipe(out_pipe) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+  posix_spawn_file_actions_addclose(&fa, in_pipe[1]);
+  posix_spawn_file_actions_addclose(&fa, out_pipe[0]);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  if (rc != 0) {
+    ::close(in_pipe[1]);
+    ::close(out_pipe[0]);
+    throw std::runtime_error("cannot run " + argv[0]);
+  }
+  std::thread writer([fd = in_pipe[1], input] {
+    std::size_t off = 0;
+    while (off < input.size()) {
+      const ssize_t w = ::write(fd, input.data() + off, input.size() - off);
+      if (w <= 0) break;
+      off += static_cast<std::size_t>(w);
+    }
+    ::close(fd);
+  });
+  process_result res;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(out_pipe[0], buf, sizeof buf);
+    if (n <= 0) break;
+    res.out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(out_pipe[0]);
+  writer.join();
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return res;
+}
+
+/// Runs redis-cli against 127.0.0.1:port with the given arguments (not split, as argv).
+inline std::string redis_cli(int port, std::vector<std::string> args, const std::string& input = {}) {
+  std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, input).out;
+}
+
+/// A redis-server of the test's own, on a free loopback port with a throwaway folder; stopped
+/// (and its folder removed) when destroyed. `restart()` brings it back on the same port.
+class redis_process {
+ public:
+  explicit redis_process(std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+    char tmpl[] = "/tmp/redis_tasks_test.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    std::random_device rd;
+    for (int attempt = 0; attempt < 30; ++attempt) {
+      port_ = 20000 + static_cast<int>(rd() % 30000);
+      if (port_ == 6379) continue;
+      if (start()) return;
+    }
+    throw std::runtime_error("could not start a private redis-server");
+  }
+  redis_process(const redis_process&) = delete;
+  redis_process& operator=(const redis_process&) = delete;
+  ~redis_process() {
+    stop();
+    run_process({"rm", "-rf", dir_});
+  }
+
+  int port() const { return port_; }
+  const std::string& dir() const { return dir_; }
+  std::string unix_socket() const { return dir_ + "/redis.sock"; }
+
+  /// Kills the server (SIGKILL: no goodbye to clients) and waits for it to be gone.
+  void kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  /// Stops the server politely.
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  /// Starts the server again on the same port.
+  void restart() {
+    stop();
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      if (start()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("could not restart redis-server on port " + std::to_string(port_));
+  }
+
+ private:
+  bool start() {
+    ::unlink(unix_socket().c_str());
+    std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_), "--bind",
+                                     "127.0.0.1", "--dir", dir_, "--save", "", "--appendonly",
+                                     "no", "--unixsocket", unix_socket(), "--unixsocketperm",
+                                     "700", "--logfile", dir_ + "/redis.log"};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    if (::posix_spawnp(&pid, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
+      throw std::runtime_error("cannot run redis-server");
+    }
+    for (int i = 0; i < 100; ++i) {
+      struct stat st{};
+      if (::stat(unix_socket().c_str(), &st) == 0) {
+        pid_ = pid;
+        return true;
+      }
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // exited: port taken
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return false;
+  }
+
+  std::vector<std::string> extra_;
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+/// Shorthand configs pointing at a server.
+template <class Task>
+typename Task::config config_for(int port) {
+  typename Task::config c;
+  c.host = "127.0.0.1";
+  c.port = port;
+  c.password_secret = std::nullopt;
+  return c;
+}
+
+}  // namespace test_support
