@@ -20,6 +20,12 @@ if(NOT TARGET nlohmann_json::nlohmann_json)
   _redis_tasks_make_global(nlohmann_json::nlohmann_json)
 endif()
 
+if(NOT TARGET OpenSSL::SSL)
+  find_dependency(OpenSSL 1.1.1)
+  _redis_tasks_make_global(OpenSSL::SSL)
+  _redis_tasks_make_global(OpenSSL::Crypto)
+endif()
+
 if(NOT TARGET redis_tasks::hiredis)
   # hiredis 1.x installs a CMake package with the hiredis::hiredis target; Debian 12's 0.14
   # only has pkg-config (its HiredisConfig.cmake sets variables and defines no target).

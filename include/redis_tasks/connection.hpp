@@ -15,6 +15,35 @@
 
 namespace redis_tasks {
 
+/// How strictly a TLS client checks the server's certificate (redis-py's `ssl_cert_reqs`).
+enum class tls_verify {
+  required,  ///< the certificate must chain to a trusted CA (the default)
+  optional,  ///< as `required`: a TLS server always presents a certificate (as in Python's ssl)
+  none,      ///< no check at all: encrypts, but anyone can pretend to be the server
+};
+
+/// TLS settings; `enabled` turns TLS on (a `rediss://` URL does too).
+struct tls_params {
+  /// Speak TLS on the connection (redis-py `ssl`).
+  bool enabled = false;
+  /// PEM file of CA certificates to trust (`ssl_ca_certs`); with neither this nor `ca_path`,
+  /// the system's default CAs are trusted.
+  std::string ca_certs;
+  /// Folder of hashed CA certificates, as `c_rehash` makes them (`ssl_ca_path`).
+  std::string ca_path;
+  /// Client certificate chain (PEM) for mutual TLS (`ssl_certfile`).
+  std::string certfile;
+  /// Private key (PEM, unencrypted) of the client certificate (`ssl_keyfile`).
+  std::string keyfile;
+  /// How strictly the server's certificate is checked (`ssl_cert_reqs`).
+  tls_verify cert_reqs = tls_verify::required;
+  /// Check that the certificate names the host we connect to (`ssl_check_hostname`).
+  bool check_hostname = true;
+  /// Name sent as SNI and checked against the certificate instead of `host`, for connecting by
+  /// IP address or through a tunnel (`ssl_server_hostname`).
+  std::string server_hostname;
+};
+
 /// Everything about a connection beyond host, port, db and password. An aggregate: set the
 /// fields you need (C++20: designated initializers), or load redis-py's names with `from_json`.
 struct connection_params {
@@ -41,12 +70,16 @@ struct connection_params {
   bool shared_pool = true;
   /// A pooled connection idle for longer than this is checked with PING before it is used.
   std::chrono::milliseconds health_check_interval{30000};
+  /// TLS (off by default).
+  tls_params tls{};
 
   /// Loads redis-py's `redis.Redis` keyword names from a JSON object: `socket_timeout` and
   /// `socket_connect_timeout` (seconds, number or null for no limit), `socket_keepalive` (bool),
   /// `username`, `client_name`, `unix_socket_path`, `health_check_interval` (seconds),
-  /// `max_connections` (pool size), plus this library's `pool_wait_timeout` (seconds),
-  /// `keepalive_interval` (seconds) and `shared_pool` (bool).
+  /// `max_connections` (pool size), the TLS settings `ssl` (bool), `ssl_ca_certs`,
+  /// `ssl_ca_path`, `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs` ("required", "optional",
+  /// "none" or null), `ssl_check_hostname` (bool) and `ssl_server_hostname`, plus this library's
+  /// `pool_wait_timeout` (seconds), `keepalive_interval` (seconds) and `shared_pool` (bool).
   /// Throws `config_error` on an unknown name (listing the accepted ones) or a wrong type.
   static connection_params from_json(const nlohmann::json& j);
 };
@@ -89,7 +122,8 @@ inline connection_params connection_params::from_json(const nlohmann::json& j) {
   static constexpr const char* accepted =
       "socket_timeout, socket_connect_timeout, socket_keepalive, username, client_name, "
       "unix_socket_path, health_check_interval, max_connections, pool_wait_timeout, "
-      "keepalive_interval, shared_pool";
+      "keepalive_interval, shared_pool, ssl, ssl_ca_certs, ssl_ca_path, ssl_certfile, "
+      "ssl_keyfile, ssl_cert_reqs, ssl_check_hostname, ssl_server_hostname";
   if (j.is_null()) return {};
   if (!j.is_object()) {
     throw config_error(std::string("redis_connection_params must be a JSON object, got ") +
@@ -134,6 +168,32 @@ inline connection_params connection_params::from_json(const nlohmann::json& j) {
       p.pool_size = v.get<std::size_t>();
     } else if (name == "shared_pool") {
       p.shared_pool = want_bool();
+    } else if (name == "ssl") {
+      p.tls.enabled = want_bool();
+    } else if (name == "ssl_ca_certs") {
+      p.tls.ca_certs = want_string();
+    } else if (name == "ssl_ca_path") {
+      p.tls.ca_path = want_string();
+    } else if (name == "ssl_certfile") {
+      p.tls.certfile = want_string();
+    } else if (name == "ssl_keyfile") {
+      p.tls.keyfile = want_string();
+    } else if (name == "ssl_cert_reqs") {
+      const std::string r = want_string();
+      if (r == "required") {
+        p.tls.cert_reqs = tls_verify::required;
+      } else if (r == "optional") {
+        p.tls.cert_reqs = tls_verify::optional;
+      } else if (r == "none" || r.empty()) {
+        p.tls.cert_reqs = tls_verify::none;
+      } else {
+        throw config_error("redis_connection_params: `ssl_cert_reqs` must be \"required\", "
+                           "\"optional\" or \"none\", got \"" + r + "\"");
+      }
+    } else if (name == "ssl_check_hostname") {
+      p.tls.check_hostname = want_bool();
+    } else if (name == "ssl_server_hostname") {
+      p.tls.server_hostname = want_string();
     } else {
       throw config_error("redis_connection_params: unknown parameter `" + name +
                          "`; accepted: " + accepted);

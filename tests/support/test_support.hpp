@@ -129,7 +129,10 @@ inline std::string redis_cli(int port, std::vector<std::string> args, const std:
 /// (and its folder removed) when destroyed. `restart()` brings it back on the same port.
 class redis_process {
  public:
-  explicit redis_process(std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+  /// Starts redis-server with `extra` options; with `tls_only`, its TCP port speaks TLS only
+  /// (`--port 0 --tls-port P`, the TLS files being in `extra`).
+  explicit redis_process(std::vector<std::string> extra = {}, bool tls_only = false)
+      : extra_(std::move(extra)), tls_only_(tls_only) {
     char tmpl[] = "/tmp/redis_tasks_test.XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -181,10 +184,15 @@ class redis_process {
  private:
   bool start() {
     ::unlink(unix_socket().c_str());
-    std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_), "--bind",
+    std::vector<std::string> argv = {"redis-server", "--port", tls_only_ ? "0" : std::to_string(port_)};
+    if (tls_only_) {
+      argv.push_back("--tls-port");
+      argv.push_back(std::to_string(port_));
+    }
+    argv.insert(argv.end(), {"--bind",
                                      "127.0.0.1", "--dir", dir_, "--save", "", "--appendonly",
                                      "no", "--unixsocket", unix_socket(), "--unixsocketperm",
-                                     "700", "--logfile", dir_ + "/redis.log"};
+                                     "700", "--logfile", dir_ + "/redis.log"});
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -210,6 +218,7 @@ class redis_process {
   }
 
   std::vector<std::string> extra_;
+  bool tls_only_ = false;
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;

@@ -14,7 +14,10 @@ namespace redis_tasks::detail {
 /// Routes runs to connections.
 class client {
  public:
-  explicit client(const endpoint_settings& s) : pool_(pool_for(s)), endpoint_(s.name()) {}
+  explicit client(endpoint_settings s) : endpoint_(s.name()) {
+    if (s.params.tls.enabled && !s.tls) s.tls = std::make_shared<const tls_context>(s.params.tls);
+    pool_ = pool_for(s);
+  }
 
   /// Calls `fn(connection&)` on a connection for `key`. If the request could not have reached
   /// the server (nothing was written before the connection failed), it is tried once more on a

@@ -18,6 +18,7 @@
 #include "../secrets.hpp"
 #include "resp.hpp"
 #include "socket.hpp"
+#include "tls.hpp"
 
 namespace redis_tasks::detail {
 
@@ -35,6 +36,7 @@ struct endpoint_settings {
   std::optional<std::string> password_secret;                ///< secret holding the password
   std::shared_ptr<const SecretProvider> secrets;             ///< where secrets are looked up
   connection_params params;                                  ///< everything else
+  std::shared_ptr<const tls_context> tls;                    ///< set when params.tls.enabled
 
   /// "host:port", "[v6]:port" or "unix:/path" — used in every message about this server.
   std::string name() const {
@@ -61,6 +63,17 @@ struct endpoint_settings {
     add(std::to_string(params.pool_size));
     add(std::to_string(params.pool_wait_timeout.count()));
     add(std::to_string(params.health_check_interval.count()));
+    const auto& t = params.tls;
+    add(t.enabled ? "tls" : "plain");
+    if (t.enabled) {
+      add(t.ca_certs);
+      add(t.ca_path);
+      add(t.certfile);
+      add(t.keyfile);
+      add(std::to_string(static_cast<int>(t.cert_reqs)));
+      add(t.check_hostname ? "check" : "nocheck");
+      add(t.server_hostname);
+    }
     return k;
   }
 };
@@ -75,7 +88,13 @@ class connection {
     socket_options o{s.params.connect_timeout, s.params.keepalive, s.params.keepalive_interval};
     unique_fd fd = s.params.unix_socket.empty() ? connect_tcp(s.host, s.port, o, endpoint_)
                                                 : connect_unix(s.params.unix_socket, o, endpoint_);
-    stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, s.params.connect_timeout);
+    if (s.params.tls.enabled) {
+      if (!s.tls) throw config_error("TLS is on for " + endpoint_ + " but no TLS context was made");
+      stream_ = std::make_unique<tls_stream>(std::move(fd), *s.tls, s.host, endpoint_,
+                                             s.params.connect_timeout);
+    } else {
+      stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, s.params.connect_timeout);
+    }
     handshake(s);
     stream_->set_timeout(socket_timeout_);
     last_used_ = clock::now();
@@ -203,7 +222,7 @@ class connection {
 
     begin_request();
     const std::string db = std::to_string(s.db);
-    const char* labels[3];
+    const char* labels[4];
     int expected = 0;
     if (password) {
       if (s.params.username.empty()) {
@@ -220,6 +239,12 @@ class connection {
     if (!s.params.client_name.empty()) {
       append({"CLIENT", "SETNAME", s.params.client_name});
       labels[expected++] = "CLIENT SETNAME";
+    }
+    if (s.params.tls.enabled) {
+      // With TLS 1.3 a server that rejects our certificate (or wants one) says so only after
+      // the client's side of the handshake is done: one round trip makes that a connect error.
+      append({"PING"});
+      labels[expected++] = "PING";
     }
     if (expected == 0) return;
     flush();
@@ -243,7 +268,8 @@ class connection {
       if (label == "SELECT") {
         throw reply_error(msg, "SELECT " + db + " on " + endpoint_ + " (check the `db` setting)");
       }
-      throw reply_error(msg, label + " on " + endpoint_ + " (check `client_name`)");
+      throw reply_error(msg, label + " on " + endpoint_ +
+                                 (label == "PING" ? "" : " (check `client_name`)"));
     }
   }
 

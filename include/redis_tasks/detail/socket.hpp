@@ -233,14 +233,26 @@ class plain_stream : public stream {
   std::size_t read_some(char* buf, std::size_t n) override {
     for (;;) {
       const ssize_t r = ::recv(fd_.get(), buf, n, 0);
-      if (r > 0) return static_cast<std::size_t>(r);
-      if (r == 0) throw connection_error("connection to " + endpoint_ + " closed by the server");
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (r > 0) {
+        received_any_ = true;
+        return static_cast<std::size_t>(r);
+      }
+      const int e = errno;
+      if (r < 0 && e == EINTR) continue;
+      if (r < 0 && (e == EAGAIN || e == EWOULDBLOCK)) {
         throw timeout_error("no reply from " + endpoint_ + " within socket_timeout " +
                             ms_text(timeout_));
       }
-      throw connection_error("reading from " + endpoint_ + " failed: " + errno_text(errno));
+      // A server that closes before saying anything may be a TLS-only one hearing plain text.
+      const std::string hint =
+          received_any_ ? std::string()
+                        : " before it sent anything; if the server accepts only TLS, turn ssl on "
+                          "(a rediss:// URL)";
+      if (r == 0) {
+        throw connection_error("connection to " + endpoint_ + " closed by the server" + hint);
+      }
+      throw connection_error("reading from " + endpoint_ + " failed: " + errno_text(e) +
+                             (e == ECONNRESET ? hint : std::string()));
     }
   }
 
@@ -297,6 +309,7 @@ class plain_stream : public stream {
   unique_fd fd_;
   std::string endpoint_;
   std::chrono::milliseconds timeout_;
+  bool received_any_ = false;
 };
 
 }  // namespace redis_tasks::detail

@@ -1,0 +1,367 @@
+// TLS over the library's own socket, with OpenSSL.
+//
+// Why not hiredis_ssl: Debian 12 and Ubuntu 22.04 ship hiredis 0.14, which has no TLS at all.
+// Since the library already owns the socket and uses hiredis only to parse replies, TLS is one
+// more `stream`: the same code path, timeouts, error messages and reply parsing on every
+// hiredis version, instead of two transports that behave differently.
+#pragma once
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "../connection.hpp"
+#include "../errors.hpp"
+#include "socket.hpp"
+
+namespace redis_tasks::detail {
+
+/// The oldest OpenSSL error in this thread's queue as text (and clears the queue).
+inline std::string openssl_error_text() {
+  std::string text;
+  unsigned long e = 0;
+  while ((e = ERR_get_error()) != 0) {
+    if (text.empty()) {
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof buf);
+      const char* reason = ERR_reason_error_string(e);
+      text = reason != nullptr ? reason : buf;
+    }
+  }
+  return text;
+}
+
+/// An SSL_CTX made from `tls_params`: trusted CAs, client certificate, verification mode.
+/// Built when the task is built, so unreadable files are `config_error`s before any I/O.
+class tls_context {
+ public:
+  explicit tls_context(const tls_params& p) : params_(p) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (ctx_ == nullptr) throw config_error("TLS: cannot create a context: " + openssl_error_text());
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx_, SSL_MODE_AUTO_RETRY);
+    if (p.cert_reqs == tls_verify::none) {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
+    } else {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+      if (!p.ca_certs.empty() || !p.ca_path.empty()) {
+        if (SSL_CTX_load_verify_locations(ctx_, p.ca_certs.empty() ? nullptr : p.ca_certs.c_str(),
+                                          p.ca_path.empty() ? nullptr : p.ca_path.c_str()) != 1) {
+          fail("cannot load the trusted CAs from " +
+               (p.ca_certs.empty() ? "ssl_ca_path '" + p.ca_path + "'"
+                                   : "ssl_ca_certs '" + p.ca_certs + "'"));
+        }
+      } else if (SSL_CTX_set_default_verify_paths(ctx_) != 1) {
+        fail("cannot load the system's trusted CAs; set ssl_ca_certs");
+      }
+    }
+    if (!p.certfile.empty() || !p.keyfile.empty()) {
+      if (p.certfile.empty() || p.keyfile.empty()) {
+        fail("mutual TLS needs both ssl_certfile and ssl_keyfile");
+      }
+      if (SSL_CTX_use_certificate_chain_file(ctx_, p.certfile.c_str()) != 1) {
+        fail("cannot load the client certificate ssl_certfile '" + p.certfile + "'");
+      }
+      if (SSL_CTX_use_PrivateKey_file(ctx_, p.keyfile.c_str(), SSL_FILETYPE_PEM) != 1) {
+        fail("cannot load the client key ssl_keyfile '" + p.keyfile + "'");
+      }
+      if (SSL_CTX_check_private_key(ctx_) != 1) {
+        fail("ssl_keyfile does not belong to the certificate in ssl_certfile");
+      }
+    }
+  }
+  tls_context(const tls_context&) = delete;
+  tls_context& operator=(const tls_context&) = delete;
+  ~tls_context() { SSL_CTX_free(ctx_); }
+
+  SSL_CTX* get() const noexcept { return ctx_; }
+  const tls_params& params() const noexcept { return params_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) {
+    const std::string why = openssl_error_text();
+    SSL_CTX_free(ctx_);
+    ctx_ = nullptr;
+    throw config_error("TLS: " + what + (why.empty() ? "" : " (" + why + ")"));
+  }
+
+  tls_params params_;
+  SSL_CTX* ctx_ = nullptr;
+};
+
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE on a closed connection and
+// would kill the application. This BIO is the socket BIO with send(MSG_NOSIGNAL) instead.
+inline int nosigpipe_write(BIO* b, const char* data, int len) {
+  int fd = -1;
+  BIO_get_fd(b, &fd);
+  errno = 0;
+  const auto r = static_cast<int>(::send(fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL));
+  BIO_clear_retry_flags(b);
+  if (r <= 0 && BIO_sock_should_retry(r)) BIO_set_retry_write(b);
+  return r;
+}
+
+inline int nosigpipe_read(BIO* b, char* out, int len) {
+  int fd = -1;
+  BIO_get_fd(b, &fd);
+  errno = 0;
+  const auto r = static_cast<int>(::recv(fd, out, static_cast<std::size_t>(len), 0));
+  BIO_clear_retry_flags(b);
+  if (r <= 0 && BIO_sock_should_retry(r)) BIO_set_retry_read(b);
+  return r;
+}
+
+inline int nosigpipe_puts(BIO* b, const char* s) {
+  return nosigpipe_write(b, s, static_cast<int>(std::strlen(s)));
+}
+
+inline BIO_METHOD* nosigpipe_socket_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "redis_tasks socket");
+    const BIO_METHOD* base = BIO_s_socket();
+    BIO_meth_set_write(m, nosigpipe_write);
+    BIO_meth_set_read(m, nosigpipe_read);
+    BIO_meth_set_puts(m, nosigpipe_puts);
+    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(base));
+    BIO_meth_set_create(m, BIO_meth_get_create(base));
+    BIO_meth_set_destroy(m, BIO_meth_get_destroy(base));
+    return m;
+  }();
+  return method;
+}
+
+inline bool is_ip_address(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+/// A TLS connection on a connected socket. The handshake runs in the constructor under the
+/// socket's current timeout (the connect timeout).
+class tls_stream : public stream {
+ public:
+  tls_stream(unique_fd fd, const tls_context& ctx, const std::string& host, std::string endpoint,
+             std::chrono::milliseconds timeout)
+      : fd_(std::move(fd)), endpoint_(std::move(endpoint)), timeout_(timeout) {
+    set_io_timeout(fd_.get(), timeout_);
+    ERR_clear_error();
+    ssl_ = SSL_new(ctx.get());
+    if (ssl_ == nullptr) throw connection_error("TLS to " + endpoint_ + ": " + openssl_error_text());
+    BIO* bio = BIO_new(nosigpipe_socket_method());
+    if (bio == nullptr) {
+      SSL_free(ssl_);
+      throw connection_error("TLS to " + endpoint_ + ": " + openssl_error_text());
+    }
+    BIO_set_fd(bio, fd_.get(), BIO_NOCLOSE);
+    SSL_set_bio(ssl_, bio, bio);
+
+    const auto& p = ctx.params();
+    const std::string name = p.server_hostname.empty() ? host : p.server_hostname;
+    const bool by_ip = is_ip_address(name);
+    if (!by_ip && !name.empty()) {
+      SSL_ctrl(ssl_, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+               const_cast<char*>(name.c_str()));
+    }
+    if (p.cert_reqs != tls_verify::none && p.check_hostname && !name.empty()) {
+      X509_VERIFY_PARAM* vp = SSL_get0_param(ssl_);
+      const int ok = by_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name.c_str())
+                           : X509_VERIFY_PARAM_set1_host(vp, name.c_str(), name.size());
+      if (ok != 1) {
+        SSL_free(ssl_);
+        throw config_error("TLS: cannot check the host name '" + name + "'");
+      }
+    }
+    expected_name_ = name;
+
+    const int rc = SSL_connect(ssl_);
+    if (rc != 1) {
+      const std::string why = handshake_failure(rc);
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+      if (timed_out_) throw timeout_error(why);
+      throw connection_error(why);
+    }
+  }
+
+  tls_stream(const tls_stream&) = delete;
+  tls_stream& operator=(const tls_stream&) = delete;
+
+  ~tls_stream() override {
+    if (ssl_ != nullptr) {
+      if (!failed_) {
+        // Best effort close_notify without waiting for the peer's; never block for long.
+        set_io_timeout(fd_.get(), std::chrono::milliseconds(100));
+        SSL_shutdown(ssl_);
+      }
+      SSL_free(ssl_);
+    }
+  }
+
+  std::size_t read_some(char* buf, std::size_t n) override {
+    ERR_clear_error();
+    const int want = n > 1 << 30 ? 1 << 30 : static_cast<int>(n);
+    const int r = SSL_read(ssl_, buf, want);
+    if (r > 0) return static_cast<std::size_t>(r);
+    io_failure(r, "reading from");
+  }
+
+  void write_all(const iovec* iov, int n, std::size_t& written) override {
+    for (int i = 0; i < n; ++i) {
+      const char* data = static_cast<const char*>(iov[i].iov_base);
+      std::size_t left = iov[i].iov_len;
+      while (left > 0) {
+        ERR_clear_error();
+        const int chunk = left > (1u << 30) ? 1 << 30 : static_cast<int>(left);
+        const int w = SSL_write(ssl_, data, chunk);
+        if (w <= 0) {
+          try {
+            io_failure(w, "writing to");
+          } catch (const timeout_error&) {
+            throw;
+          } catch (const connection_error& e) {
+            if (written == 0) throw not_sent_error(e.what());
+            throw;
+          }
+        }
+        written += static_cast<std::size_t>(w);
+        data += w;
+        left -= static_cast<std::size_t>(w);
+      }
+    }
+  }
+
+  bool idle_and_intact() override {
+    if (failed_) return false;
+    if (SSL_pending(ssl_) > 0) return false;  // unasked-for application data
+    char c;
+    const ssize_t r = ::recv(fd_.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+    if (r == 0) return false;
+    // Bytes are waiting: maybe only TLS housekeeping (session tickets, key updates), maybe a
+    // close_notify or data. Let OpenSSL look without blocking.
+    const int flags = ::fcntl(fd_.get(), F_GETFL, 0);
+    ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK);
+    ERR_clear_error();
+    const int p = SSL_peek(ssl_, &c, 1);
+    const int err = p > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, p);
+    ::fcntl(fd_.get(), F_SETFL, flags);
+    ERR_clear_error();
+    return p <= 0 && err == SSL_ERROR_WANT_READ;
+  }
+
+  void set_timeout(std::chrono::milliseconds t) override {
+    if (t == timeout_) return;
+    timeout_ = t;
+    set_io_timeout(fd_.get(), t);
+  }
+
+ private:
+  std::string handshake_failure(int rc) {
+    failed_ = true;
+    const int err = SSL_get_error(ssl_, rc);
+    const int saved_errno = errno;
+    const long verify = SSL_get_verify_result(ssl_);
+    const std::string ossl = openssl_error_text();
+    const std::string prefix = "TLS handshake with " + endpoint_ + " failed: ";
+    if (verify != X509_V_OK) {
+      std::string hint;
+      switch (verify) {
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+          hint = "the server's certificate is not for '" + expected_name_ +
+                 "'; connect by the name in the certificate or set ssl_server_hostname";
+          break;
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+          hint = "the server's certificate has expired; renew it on the server";
+          break;
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+          hint = "the server's certificate is not valid yet; check the clocks";
+          break;
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+          hint = "the server's certificate is not signed by a trusted CA; set ssl_ca_certs to "
+                 "the CA that signed it";
+          break;
+        default: hint = "check ssl_ca_certs and the server's certificate"; break;
+      }
+      return prefix + "certificate verify failed (" + X509_verify_cert_error_string(verify) +
+             "): " + hint;
+    }
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+        (err == SSL_ERROR_SYSCALL && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))) {
+      timed_out_ = true;
+      return "TLS handshake with " + endpoint_ + " timed out after " + ms_text(timeout_) +
+             "; is the server speaking TLS on that port?";
+    }
+    if (ossl.find("wrong version number") != std::string::npos ||
+        ossl.find("unknown protocol") != std::string::npos ||
+        ossl.find("packet length too long") != std::string::npos ||
+        ossl.find("record layer failure") != std::string::npos) {
+      return prefix + "the server did not answer in TLS (" + ossl +
+             "); is this a plain-text port? Use the server's TLS port, or turn ssl off";
+    }
+    if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
+      return prefix + "the server closed the connection during the handshake" +
+             (ossl.empty() ? "" : " (" + ossl + ")") +
+             "; is the server speaking TLS, and does it want a client certificate?";
+    }
+    return prefix + (ossl.empty() ? "error " + std::to_string(err) : ossl) + hint_for(ossl);
+  }
+
+  static std::string hint_for(const std::string& ossl) {
+    if (ossl.find("certificate required") != std::string::npos ||
+        ossl.find("handshake failure") != std::string::npos) {
+      return "; the server may require a client certificate: set ssl_certfile and ssl_keyfile";
+    }
+    if (ossl.find("unknown ca") != std::string::npos ||
+        ossl.find("bad certificate") != std::string::npos) {
+      return "; the server did not accept the client certificate";
+    }
+    return "";
+  }
+
+  [[noreturn]] void io_failure(int r, const char* what) {
+    const int err = SSL_get_error(ssl_, r);
+    const int saved_errno = errno;
+    const std::string ossl = openssl_error_text();
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+        (err == SSL_ERROR_SYSCALL && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))) {
+      failed_ = true;
+      throw timeout_error(std::string(what == std::string("reading from") ? "no reply from "
+                                                                           : "writing to ") +
+                          endpoint_ + " within socket_timeout " + ms_text(timeout_));
+    }
+    failed_ = true;
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && r == 0)) {
+      throw connection_error("TLS connection to " + endpoint_ + " closed by the server");
+    }
+    if (err == SSL_ERROR_SYSCALL) {
+      throw connection_error(std::string(what) + " " + endpoint_ + " failed: " +
+                             (saved_errno != 0 ? errno_text(saved_errno) : "connection lost"));
+    }
+    throw connection_error(std::string("TLS error ") + what + " " + endpoint_ + ": " + ossl +
+                           hint_for(ossl));
+  }
+
+  unique_fd fd_;
+  SSL* ssl_ = nullptr;
+  std::string endpoint_;
+  std::string expected_name_;
+  std::chrono::milliseconds timeout_;
+  bool failed_ = false;
+  bool timed_out_ = false;
+};
+
+}  // namespace redis_tasks::detail

@@ -1,0 +1,207 @@
+// TLS: all three tasks over TLS and mutual TLS against TLS-only servers, and a clear
+// connection_error, within the connect timeout, for every way it can go wrong.
+#include <chrono>
+#include <string>
+
+#include "catch.hpp"
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+using redis_tasks::RedisExecute;
+using redis_tasks::RedisGet;
+using redis_tasks::RedisSet;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::string certs() {
+  const char* dir = std::getenv("REDIS_TASKS_FIXTURE_DIR");
+  REQUIRE(dir != nullptr);
+  return std::string(dir) + "/certs";
+}
+
+std::vector<std::string> tls_server_args(const std::string& cert, bool want_client_cert) {
+  const std::string d = certs();
+  return {"--tls-cert-file", d + "/" + cert + ".crt", "--tls-key-file", d + "/" + cert + ".key",
+          "--tls-ca-cert-file", d + "/ca.crt", "--tls-auth-clients",
+          want_client_cert ? "yes" : "no"};
+}
+
+redis_tasks::tls_params trusting_ca() {
+  redis_tasks::tls_params t;
+  t.enabled = true;
+  t.ca_certs = certs() + "/ca.crt";
+  return t;
+}
+
+template <class Task>
+typename Task::config tls_config(int port, redis_tasks::tls_params t, const char* host = "localhost") {
+  auto c = test_support::config_for<Task>(port);
+  c.host = host;
+  c.redis_connection_params.tls = std::move(t);
+  c.redis_connection_params.connect_timeout = 2000ms;
+  return c;
+}
+
+// Runs a RedisGet and returns the connection_error text (fails the test if none is thrown).
+std::string connect_failure(int port, redis_tasks::tls_params t, const char* host = "localhost",
+                            std::chrono::milliseconds connect_timeout = 2000ms) {
+  auto c = tls_config<RedisGet<>>(port, std::move(t), host);
+  c.redis_connection_params.connect_timeout = connect_timeout;
+  c.redis_key = "k";
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    RedisGet<>(c).run();
+  } catch (const redis_tasks::connection_error& e) {
+    CHECK(std::chrono::steady_clock::now() - start < connect_timeout + 1s);
+    const std::string what = e.what();
+    CHECK_THAT(what, Contains(":" + std::to_string(port)));
+    return what;
+  }
+  FAIL("expected a connection_error");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("all three tasks run over TLS") {
+  test_support::redis_process server(tls_server_args("server", false), true);
+  const std::string key = test_support::unique_key("tls");
+  auto sc = tls_config<RedisSet<>>(server.port(), trusting_ca());
+  sc.redis_key = key;
+  sc.redis_val = std::string("over\0tls", 8);
+  CHECK(RedisSet<>(sc).run());
+  auto gc = tls_config<RedisGet<>>(server.port(), trusting_ca());
+  gc.redis_key = key;
+  CHECK(RedisGet<>(gc).run() == std::string("over\0tls", 8));
+  auto ec = tls_config<RedisExecute<long long>>(server.port(), trusting_ca());
+  ec.redis_cmd = redis_tasks::command{std::vector<std::string>{"STRLEN", key}};
+  CHECK(RedisExecute<long long>(ec).run() == 8);
+
+  // A 1 MiB value crosses many TLS records both ways.
+  std::string big(1 << 20, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 7) big[i] = static_cast<char>(i % 251);
+  CHECK(RedisSet<>(sc).run({.redis_val = big}));
+  CHECK(RedisGet<>(gc).run() == big);
+
+  // Connecting by IP checks the certificate's IP address entry.
+  auto by_ip = tls_config<RedisGet<>>(server.port(), trusting_ca(), "127.0.0.1");
+  by_ip.redis_key = key;
+  CHECK(RedisGet<>(by_ip).run() == big);
+}
+
+TEST_CASE("mutual TLS with a client certificate") {
+  test_support::redis_process server(tls_server_args("server", true), true);
+  auto t = trusting_ca();
+  t.certfile = certs() + "/client.crt";
+  t.keyfile = certs() + "/client.key";
+  auto sc = tls_config<RedisSet<>>(server.port(), t);
+  sc.redis_key = test_support::unique_key("mtls");
+  sc.redis_val = "mutual";
+  CHECK(RedisSet<>(sc).run());
+  auto gc = tls_config<RedisGet<>>(server.port(), t);
+  gc.redis_key = sc.redis_key;
+  CHECK(RedisGet<>(gc).run() == "mutual");
+
+  // Without a client certificate the server refuses, and the error says why.
+  const std::string what = connect_failure(server.port(), trusting_ca());
+  CHECK_THAT(what, Contains("client certificate"));
+}
+
+TEST_CASE("verification failures name their cause") {
+  test_support::redis_process good(tls_server_args("server", false), true);
+  test_support::redis_process untrusted(tls_server_args("untrusted", false), true);
+  test_support::redis_process expired(tls_server_args("expired", false), true);
+
+  SECTION("a certificate from an unknown CA") {
+    CHECK_THAT(connect_failure(untrusted.port(), trusting_ca()),
+               Contains("certificate verify failed") && Contains("trusted CA"));
+  }
+  SECTION("the wrong CA trusted") {
+    auto t = trusting_ca();
+    t.ca_certs = certs() + "/other-ca.crt";
+    CHECK_THAT(connect_failure(good.port(), t), Contains("not signed by a trusted CA"));
+  }
+  SECTION("a certificate for another host name") {
+    auto t = trusting_ca();
+    t.server_hostname = "db.example.com";
+    CHECK_THAT(connect_failure(good.port(), t),
+               Contains("not for 'db.example.com'") && Contains("ssl_server_hostname"));
+  }
+  SECTION("an expired certificate") {
+    CHECK_THAT(connect_failure(expired.port(), trusting_ca()), Contains("expired"));
+  }
+  SECTION("ssl_cert_reqs none accepts any server certificate") {
+    redis_tasks::tls_params t;
+    t.enabled = true;
+    t.cert_reqs = redis_tasks::tls_verify::none;
+    for (int port : {untrusted.port(), expired.port()}) {
+      auto c = tls_config<RedisGet<>>(port, t);
+      c.redis_key = "k";
+      CHECK(RedisGet<>(c).run() == std::nullopt);
+    }
+  }
+  SECTION("ssl_check_hostname off accepts a certificate for another name") {
+    auto t = trusting_ca();
+    t.server_hostname = "db.example.com";
+    t.check_hostname = false;
+    auto c = tls_config<RedisGet<>>(good.port(), t);
+    c.redis_key = "k";
+    CHECK(RedisGet<>(c).run() == std::nullopt);
+  }
+}
+
+TEST_CASE("plain text and TLS do not mix, and the error says so") {
+  test_support::redis_process plain;
+  test_support::redis_process tls_only(tls_server_args("server", false), true);
+
+  SECTION("a TLS client on a plain-text port") {
+    const std::string what = connect_failure(plain.port(), trusting_ca(), "localhost", 1000ms);
+    CHECK_THAT(what, Contains("TLS"));
+  }
+  SECTION("a plain client on a TLS port") {
+    auto c = test_support::config_for<RedisGet<>>(tls_only.port());
+    c.redis_key = "k";
+    c.redis_connection_params.connect_timeout = 1000ms;
+    c.redis_connection_params.socket_timeout = 1000ms;
+    try {
+      RedisGet<>(c).run();
+      FAIL("expected connection_error");
+    } catch (const redis_tasks::connection_error& e) {
+      CHECK_THAT(e.what(), Contains("ssl on") || Contains("TLS"));
+    }
+  }
+}
+
+TEST_CASE("unreadable TLS files are config errors when the task is built") {
+  auto t = trusting_ca();
+  t.ca_certs = "/nonexistent/ca.crt";
+  CHECK_THROWS_AS(RedisGet<>(tls_config<RedisGet<>>(1, t)), redis_tasks::config_error);
+  auto half = trusting_ca();
+  half.certfile = certs() + "/client.crt";
+  CHECK_THROWS_WITH(RedisGet<>(tls_config<RedisGet<>>(1, half)), Contains("both ssl_certfile"));
+  auto mismatched = trusting_ca();
+  mismatched.certfile = certs() + "/client.crt";
+  mismatched.keyfile = certs() + "/server.key";
+  CHECK_THROWS_AS(RedisGet<>(tls_config<RedisGet<>>(1, mismatched)), redis_tasks::config_error);
+}
+
+TEST_CASE("TLS settings load from redis-py names") {
+  const auto p = redis_tasks::connection_params::from_json(
+      nlohmann::json{{"ssl", true},
+                     {"ssl_ca_certs", "/a/ca.crt"},
+                     {"ssl_certfile", "/a/c.crt"},
+                     {"ssl_keyfile", "/a/c.key"},
+                     {"ssl_cert_reqs", "none"},
+                     {"ssl_check_hostname", false},
+                     {"ssl_server_hostname", "redis.internal"}});
+  CHECK(p.tls.enabled);
+  CHECK(p.tls.ca_certs == "/a/ca.crt");
+  CHECK(p.tls.certfile == "/a/c.crt");
+  CHECK(p.tls.keyfile == "/a/c.key");
+  CHECK(p.tls.cert_reqs == redis_tasks::tls_verify::none);
+  CHECK_FALSE(p.tls.check_hostname);
+  CHECK(p.tls.server_hostname == "redis.internal");
+  CHECK_THROWS_AS(redis_tasks::connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "maybe"}}),
+                  redis_tasks::config_error);
+}
