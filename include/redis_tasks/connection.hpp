@@ -118,18 +118,28 @@ inline std::chrono::milliseconds seconds_param(std::string_view name, const nloh
 
 }  // namespace detail
 
+namespace detail {
+inline void apply_params(connection_params& p, const nlohmann::json& j);
+}  // namespace detail
+
 inline connection_params connection_params::from_json(const nlohmann::json& j) {
+  connection_params p;
+  detail::apply_params(p, j);
+  return p;
+}
+
+/// Sets the fields named in `j` (redis-py names, as `from_json` takes them) and keeps the rest.
+inline void detail::apply_params(connection_params& p, const nlohmann::json& j) {
   static constexpr const char* accepted =
       "socket_timeout, socket_connect_timeout, socket_keepalive, username, client_name, "
       "unix_socket_path, health_check_interval, max_connections, pool_wait_timeout, "
       "keepalive_interval, shared_pool, ssl, ssl_ca_certs, ssl_ca_path, ssl_certfile, "
       "ssl_keyfile, ssl_cert_reqs, ssl_check_hostname, ssl_server_hostname";
-  if (j.is_null()) return {};
+  if (j.is_null()) return;
   if (!j.is_object()) {
     throw config_error(std::string("redis_connection_params must be a JSON object, got ") +
                        j.type_name());
   }
-  connection_params p;
   for (const auto& item : j.items()) {
     const std::string& name = item.key();
     const nlohmann::json& v = item.value();
@@ -199,7 +209,6 @@ inline connection_params connection_params::from_json(const nlohmann::json& j) {
                          "`; accepted: " + accepted);
     }
   }
-  return p;
 }
 
 }  // namespace redis_tasks

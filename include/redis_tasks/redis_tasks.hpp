@@ -9,5 +9,6 @@
 #include "reply.hpp"        // IWYU pragma: export
 #include "secrets.hpp"      // IWYU pragma: export
 #include "tasks.hpp"        // IWYU pragma: export
+#include "url.hpp"          // IWYU pragma: export
 #include "values.hpp"       // IWYU pragma: export
 #include "version.hpp"      // IWYU pragma: export

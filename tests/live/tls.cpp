@@ -205,3 +205,13 @@ TEST_CASE("TLS settings load from redis-py names") {
   CHECK_THROWS_AS(redis_tasks::connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "maybe"}}),
                   redis_tasks::config_error);
 }
+
+TEST_CASE("a rediss:// URL turns TLS on") {
+  test_support::redis_process server(tls_server_args("server", false), true);
+  redis_tasks::RedisExecute<std::string>::config c;
+  redis_tasks::apply_url(c, "rediss://localhost:" + std::to_string(server.port()) +
+                                "/0?ssl_ca_certs=" + certs() + "/ca.crt");
+  c.password_secret = std::nullopt;
+  c.redis_cmd = "PING";
+  CHECK(redis_tasks::RedisExecute<std::string>(c).run() == "PONG");
+}

@@ -1,0 +1,202 @@
+// Redis URLs: `redis://`, `rediss://` and `unix://` fill a task config's host, port, db and
+// connection parameters in one string, as redis-py's `from_url` does.
+#pragma once
+
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <system_error>
+#include <vector>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "connection.hpp"
+#include "errors.hpp"
+#include "secrets.hpp"
+
+namespace redis_tasks {
+
+/// What a Redis URL says. `password` is kept apart so it can go into a secret provider.
+struct redis_url {
+  std::string host = "localhost";       ///< host name or address (brackets removed for IPv6)
+  int port = 6379;                      ///< TCP port
+  int db = 0;                           ///< database from the path or `?db=`
+  connection_params params;             ///< username, TLS, unix socket and query options
+  std::optional<std::string> password;  ///< the password, if the URL has one
+};
+
+namespace detail {
+
+inline std::string percent_decode(std::string_view s, std::string_view what) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        throw config_error("redis URL: bad %-escape in the " + std::string(what));
+      }
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// A query value as JSON: true/false/null and numbers as such, anything else as a string.
+inline nlohmann::json query_value(const std::string& v) {
+  if (v == "true" || v == "True" || v == "yes") return true;
+  if (v == "false" || v == "False" || v == "no") return false;
+  if (v == "none" || v == "None" || v == "null") return nullptr;
+  if (!v.empty()) {
+    char* end = nullptr;
+    const double d = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() + v.size()) {
+      long long i = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), i);
+      if (ec == std::errc() && ptr == v.data() + v.size()) return i;
+      return d;
+    }
+  }
+  return v;
+}
+
+inline int parse_int(std::string_view s, std::string_view what) {
+  int v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || ptr != s.data() + s.size()) {
+    throw config_error("redis URL: the " + std::string(what) + " is not a number");
+  }
+  return v;
+}
+
+}  // namespace detail
+
+/// Parses `redis://[[user][:password]@]host[:port][/db][?option=value&…]`, the same with
+/// `rediss://` (TLS on), or `unix://[[user][:password]@]/path/to/socket[?db=N&…]`. Options are
+/// the redis-py names that `connection_params::from_json` accepts (`socket_timeout=2.5`,
+/// `ssl_cert_reqs=none`, `client_name=etl`, …) plus `db`. Throws `config_error` (which never
+/// quotes the password) on anything else. The URL's parameters are applied onto `base`.
+inline redis_url parse_redis_url(std::string_view url, connection_params base = {}) {
+  redis_url out;
+  out.params = std::move(base);
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    throw config_error("redis URL must start with redis://, rediss:// or unix://");
+  }
+  const std::string scheme(url.substr(0, scheme_end));
+  std::string_view rest = url.substr(scheme_end + 3);
+  if (scheme == "rediss") {
+    out.params.tls.enabled = true;
+  } else if (scheme != "redis" && scheme != "unix") {
+    throw config_error("redis URL scheme '" + scheme + "' is not one of redis, rediss, unix");
+  }
+
+  std::string_view query;
+  if (auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (auto hash = query.find('#'); hash != std::string_view::npos) query = query.substr(0, hash);
+
+  // Credentials: everything before the last '@' of the authority.
+  const auto authority_end = rest.find('/');
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view path = authority_end == std::string_view::npos ? std::string_view()
+                                                                  : rest.substr(authority_end);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+    std::string_view cred = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const auto colon = cred.find(':');
+    out.params.username = detail::percent_decode(cred.substr(0, colon), "user name");
+    if (colon != std::string_view::npos) {
+      out.password = detail::percent_decode(cred.substr(colon + 1), "password");
+    }
+  }
+
+  if (scheme == "unix") {
+    if (!authority.empty()) {
+      throw config_error("redis URL: a unix:// URL has no host; write unix:///path/to/socket");
+    }
+    out.params.unix_socket = detail::percent_decode(path, "socket path");
+    if (out.params.unix_socket.empty()) throw config_error("redis URL: unix:// needs a socket path");
+  } else {
+    std::string_view hostport = authority;
+    std::string_view port;
+    if (!hostport.empty() && hostport.front() == '[') {
+      const auto close = hostport.find(']');
+      if (close == std::string_view::npos) throw config_error("redis URL: unclosed [ in the host");
+      out.host = std::string(hostport.substr(1, close - 1));
+      if (close + 1 < hostport.size()) {
+        if (hostport[close + 1] != ':') throw config_error("redis URL: junk after ]");
+        port = hostport.substr(close + 2);
+      }
+    } else {
+      const auto colon = hostport.rfind(':');
+      out.host = detail::percent_decode(hostport.substr(0, colon), "host");
+      if (colon != std::string_view::npos) port = hostport.substr(colon + 1);
+    }
+    if (out.host.empty()) out.host = "localhost";
+    if (!port.empty()) out.port = detail::parse_int(port, "port");
+    if (path.size() > 1) out.db = detail::parse_int(path.substr(1), "database number in the path");
+  }
+
+  nlohmann::json options = nlohmann::json::object();
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    const std::string name = detail::percent_decode(pair.substr(0, eq), "option name");
+    const std::string value = eq == std::string_view::npos
+                                  ? std::string()
+                                  : detail::percent_decode(pair.substr(eq + 1), "option value");
+    if (name == "db") {
+      out.db = detail::parse_int(value, "db option");
+    } else if (name == "password") {
+      throw config_error("redis URL: give the password before the host (user:password@host), "
+                         "or better in the secret named by password_secret");
+    } else {
+      options[name] = detail::query_value(value);
+    }
+  }
+  detail::apply_params(out.params, options);
+  return out;
+}
+
+/// Points a task config at the server a URL names: sets `host`, `port`, `db` and the URL's
+/// connection parameters (other fields of `redis_connection_params` are kept). A password in
+/// the URL is served to that config alone, as the secret named by `password_secret` (default
+/// "REDIS_PASSWORD"), ahead of the config's own provider; it never appears in a message.
+template <class Config>
+Config& apply_url(Config& cfg, std::string_view url) {
+  redis_url u = parse_redis_url(url, cfg.redis_connection_params);
+  cfg.host = std::move(u.host);
+  cfg.port = u.port;
+  cfg.db = u.db;
+  cfg.redis_connection_params = std::move(u.params);
+  if (u.password) {
+    const std::string name = cfg.password_secret.value_or("REDIS_PASSWORD");
+    cfg.password_secret = name;
+    std::shared_ptr<const SecretProvider> from_url = std::make_shared<MapSecretProvider>(
+        std::map<std::string, std::string>{{name, std::move(*u.password)}});
+    if (cfg.secrets) {
+      cfg.secrets = std::make_shared<ChainSecretProvider>(
+          std::vector<std::shared_ptr<const SecretProvider>>{from_url, cfg.secrets});
+    } else {
+      cfg.secrets = std::move(from_url);
+    }
+  }
+  return cfg;
+}
+
+}  // namespace redis_tasks

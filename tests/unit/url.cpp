@@ -1,0 +1,69 @@
+// Redis URLs into task configs.
+#include "catch.hpp"
+#include <redis_tasks/redis_tasks.hpp>
+
+using namespace std::chrono_literals;
+using redis_tasks::config_error;
+using redis_tasks::parse_redis_url;
+
+TEST_CASE("redis:// gives host, port, db and user") {
+  const auto u = parse_redis_url("redis://alice@cache.internal:6380/4");
+  CHECK(u.host == "cache.internal");
+  CHECK(u.port == 6380);
+  CHECK(u.db == 4);
+  CHECK(u.params.username == "alice");
+  CHECK_FALSE(u.password);
+  CHECK_FALSE(u.params.tls.enabled);
+  const auto d = parse_redis_url("redis://");
+  CHECK(d.host == "localhost");
+  CHECK(d.port == 6379);
+  CHECK(d.db == 0);
+}
+
+TEST_CASE("rediss:// turns TLS on; options use redis-py names") {
+  const auto u = parse_redis_url(
+      "rediss://:p%40ss@[::1]:6390?ssl_cert_reqs=none&socket_timeout=2.5&client_name=etl&db=2");
+  CHECK(u.params.tls.enabled);
+  CHECK(u.params.tls.cert_reqs == redis_tasks::tls_verify::none);
+  CHECK(u.host == "::1");
+  CHECK(u.port == 6390);
+  CHECK(u.db == 2);
+  CHECK(u.password == "p@ss");
+  CHECK(u.params.socket_timeout == 2500ms);
+  CHECK(u.params.client_name == "etl");
+}
+
+TEST_CASE("unix:// names a socket") {
+  const auto u = parse_redis_url("unix:///run/redis/redis.sock?db=3");
+  CHECK(u.params.unix_socket == "/run/redis/redis.sock");
+  CHECK(u.db == 3);
+}
+
+TEST_CASE("bad URLs are config errors that never show the password") {
+  CHECK_THROWS_AS(parse_redis_url("http://host"), config_error);
+  CHECK_THROWS_AS(parse_redis_url("localhost:6379"), config_error);
+  CHECK_THROWS_AS(parse_redis_url("redis://host:port"), config_error);
+  CHECK_THROWS_AS(parse_redis_url("redis://host/x"), config_error);
+  CHECK_THROWS_AS(parse_redis_url("redis://host?bogus=1"), config_error);
+  CHECK_THROWS_AS(parse_redis_url("unix://host/path"), config_error);
+  try {
+    parse_redis_url("redis://u:hunter2@host:notaport");
+    FAIL("expected config_error");
+  } catch (const config_error& e) {
+    CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+  }
+}
+
+TEST_CASE("apply_url fills a task config, a password becomes a secret of that config") {
+  redis_tasks::RedisGet<>::config c;
+  c.redis_connection_params.pool_size = 3;
+  redis_tasks::apply_url(c, "redis://:s3cret@db.example:7000/5?socket_connect_timeout=1");
+  CHECK(c.host == "db.example");
+  CHECK(c.port == 7000);
+  CHECK(c.db == 5);
+  CHECK(c.redis_connection_params.connect_timeout == 1000ms);
+  CHECK(c.redis_connection_params.pool_size == 3);  // kept
+  REQUIRE(c.secrets);
+  REQUIRE(c.password_secret == "REDIS_PASSWORD");
+  CHECK(c.secrets->get("REDIS_PASSWORD") == "s3cret");
+}
