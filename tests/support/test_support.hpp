@@ -2,8 +2,11 @@
 // running redis-cli to check what the library wrote with a client we did not write.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
+#include <mutex>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -12,8 +15,12 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -232,6 +239,110 @@ typename Task::config config_for(int port) {
   c.port = port;
   c.password_secret = std::nullopt;
   return c;
+}
+
+}  // namespace test_support
+
+namespace test_support {
+
+/// A TCP server on a free loopback port whose behaviour the test chooses: `on_connection` gets
+/// each accepted socket (and closes it when it returns). Stopped when destroyed.
+class fake_server {
+ public:
+  explicit fake_server(std::function<void(int fd)> on_connection)
+      : on_connection_(std::move(on_connection)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) != 0) {
+      throw std::runtime_error("fake_server: cannot listen");
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) {
+          if (stop_) return;
+          continue;
+        }
+        const int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) {
+          if (stop_) return;
+          continue;
+        }
+        workers_.emplace_back([this, c] {
+          on_connection_(c);
+          ::close(c);
+        });
+      }
+    });
+  }
+  fake_server(const fake_server&) = delete;
+  fake_server& operator=(const fake_server&) = delete;
+  ~fake_server() {
+    stop_ = true;
+    thread_.join();
+    for (auto& w : workers_) w.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  /// True once the test asked the server to stop; connection handlers poll it.
+  bool stopping() const { return stop_; }
+
+ private:
+  std::function<void(int)> on_connection_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::vector<std::thread> workers_;
+};
+
+/// Reads from `fd` until `needle` has arrived (or the peer closes); returns what was read.
+inline std::string read_until(int fd, const std::string& needle) {
+  std::string got;
+  char buf[4096];
+  while (got.find(needle) == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+/// A secret provider whose secret the test can change while tasks use it.
+class mutable_secret : public redis_tasks::SecretProvider {
+ public:
+  explicit mutable_secret(std::string v) : value_(std::move(v)) {}
+  void set(std::string v) {
+    std::lock_guard<std::mutex> lock(m_);
+    value_ = std::move(v);
+  }
+  std::optional<std::string> get(std::string_view) const override {
+    std::lock_guard<std::mutex> lock(m_);
+    return value_;
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::string value_;
+};
+
+/// How many clients named `name` the server at `port` has now (CLIENT LIST).
+inline std::size_t clients_named(int port, const std::string& name,
+                                 const std::vector<std::string>& auth = {}) {
+  std::vector<std::string> args = auth;
+  args.insert(args.end(), {"CLIENT", "LIST"});
+  const std::string list = redis_cli(port, args);
+  std::size_t count = 0;
+  for (auto pos = list.find("name=" + name + " "); pos != std::string::npos;
+       pos = list.find("name=" + name + " ", pos + 1)) {
+    ++count;
+  }
+  return count;
 }
 
 }  // namespace test_support

@@ -211,7 +211,10 @@ class tls_stream : public stream {
     ERR_clear_error();
     const int want = n > 1 << 30 ? 1 << 30 : static_cast<int>(n);
     const int r = SSL_read(ssl_, buf, want);
-    if (r > 0) return static_cast<std::size_t>(r);
+    if (r > 0) {
+      received_any_ = true;
+      return static_cast<std::size_t>(r);
+    }
     io_failure(r, "reading from");
   }
 
@@ -344,12 +347,20 @@ class tls_stream : public stream {
                           endpoint_ + " within socket_timeout " + ms_text(timeout_));
     }
     failed_ = true;
+    // With TLS 1.3 a server that rejects the client's certificate (or wants one) hangs up right
+    // after the handshake; depending on timing we see its alert, a reset or an EOF.
+    const std::string early =
+        received_any_ ? std::string()
+                      : "; the server hung up right after the TLS handshake: it may require a "
+                        "client certificate (set ssl_certfile and ssl_keyfile) or have rejected "
+                        "the one given";
     if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && r == 0)) {
-      throw connection_error("TLS connection to " + endpoint_ + " closed by the server");
+      throw connection_error("TLS connection to " + endpoint_ + " closed by the server" + early);
     }
     if (err == SSL_ERROR_SYSCALL) {
       throw connection_error(std::string(what) + " " + endpoint_ + " failed: " +
-                             (saved_errno != 0 ? errno_text(saved_errno) : "connection lost"));
+                             (saved_errno != 0 ? errno_text(saved_errno) : "connection lost") +
+                             early);
     }
     throw connection_error(std::string("TLS error ") + what + " " + endpoint_ + ": " + ossl +
                            hint_for(ossl));
@@ -362,6 +373,7 @@ class tls_stream : public stream {
   std::chrono::milliseconds timeout_;
   bool failed_ = false;
   bool timed_out_ = false;
+  bool received_any_ = false;
 };
 
 }  // namespace redis_tasks::detail

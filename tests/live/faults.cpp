@@ -1,0 +1,331 @@
+// Connections that survive: server restarts, killed clients, idle timeouts, servers that stop
+// answering or hang up mid-reply, password rotation, and many threads on shared tasks.
+// Every server here is a private redis-server (or a fake one) started by the test.
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+using redis_tasks::RedisExecute;
+using redis_tasks::RedisGet;
+using redis_tasks::RedisSet;
+using test_support::config_for;
+using test_support::redis_process;
+
+namespace {
+
+template <class Task>
+typename Task::config private_config(const redis_process& server, const std::string& name = "") {
+  auto c = config_for<Task>(server.port());
+  c.redis_connection_params.client_name = name;
+  c.redis_connection_params.shared_pool = false;
+  c.redis_connection_params.connect_timeout = 1000ms;
+  c.redis_connection_params.socket_timeout = 2000ms;
+  return c;
+}
+
+// Stress sizes: 8 threads x 20k runs, fewer under sanitizers (REDIS_TASKS_STRESS_RUNS).
+int stress_runs() {
+  const char* v = std::getenv("REDIS_TASKS_STRESS_RUNS");
+  return v != nullptr ? std::atoi(v) : 20000;
+}
+
+}  // namespace
+
+TEST_CASE("a server restart between runs is invisible to the next run") {
+  redis_process server;
+  auto sc = private_config<RedisSet<>>(server);
+  sc.redis_key = "k";
+  sc.redis_val = "v";
+  RedisSet<> set(sc);
+  auto gc = private_config<RedisGet<>>(server);
+  gc.redis_key = "k";
+  RedisGet<> get(gc);
+  REQUIRE(set.run());
+  REQUIRE(get.run() == "v");
+
+  server.restart();  // polite shutdown: clients see the connection closed
+  CHECK(set.run());  // no task retries configured: the stale connection is replaced up front
+  CHECK(get.run() == "v");
+
+  server.kill();  // SIGKILL: the kernel closes the sockets
+  server.restart();
+  CHECK(set.run({.redis_val = "after-kill"}));
+  CHECK(get.run() == "after-kill");
+}
+
+TEST_CASE("a connection the server dropped while idle is replaced before writing") {
+  redis_process server({"--timeout", "1"});  // the server closes clients idle for 1 s
+  auto ec = private_config<RedisExecute<long long>>(server);
+  ec.redis_cmd = "INCR counter";
+  RedisExecute<long long> incr(ec);
+  CHECK(incr.run() == 1);
+  std::this_thread::sleep_for(2500ms);
+  CHECK(incr.run() == 2);  // counted once: the dead connection was never written to
+  std::this_thread::sleep_for(2500ms);
+  CHECK(incr.run() == 3);
+}
+
+TEST_CASE("CLIENT KILL of every client: next runs succeed, nothing counts twice") {
+  redis_process server;
+  auto ec = private_config<RedisExecute<long long>>(server, "killme");
+  ec.redis_cmd = "INCR counter";
+  ec.redis_connection_params.pool_size = 4;
+  RedisExecute<long long> incr(ec);
+
+  std::atomic<long long> ok{0};
+  std::atomic<long long> failed{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t) {
+    workers.emplace_back([&] {
+      for (int i = 0; i < 3000; ++i) {
+        try {
+          incr.run();
+          ++ok;
+        } catch (const redis_tasks::connection_error&) {
+          ++failed;  // a command in flight when its connection died: it may or may not have run
+        }
+      }
+    });
+  }
+  std::thread killer([&] {
+    while (!done) {
+      test_support::redis_cli(server.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  for (auto& w : workers) w.join();
+  done = true;
+  killer.join();
+
+  RedisExecute<long long> read(private_config<RedisExecute<long long>>(server));
+  const long long counter = read.run({.redis_cmd = "GET counter"});
+  CHECK(ok + failed == 12000);
+  CHECK(failed > 0);  // the killer did hit runs in flight
+  CHECK(counter >= ok.load());
+  CHECK(counter <= ok.load() + failed.load());  // never a silent second INCR
+  // And the task is healthy afterwards.
+  const long long before = counter;
+  CHECK(incr.run() == before + 1);
+}
+
+TEST_CASE("runs stream through server restarts with task retries") {
+  redis_process server;
+  auto sc = private_config<RedisSet<>>(server);
+  sc.task.max_retries = 100;
+  sc.task.retry_delay = 20ms;
+  RedisSet<> set(sc);
+  std::atomic<int> done_runs{0};
+  std::atomic<int> errors{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> last_ok{-1};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      try {
+        set.run({.redis_key = "key" + std::to_string(i), .redis_val = "v"});
+        ++done_runs;
+        last_ok = i;
+      } catch (const redis_tasks::error&) {
+        ++errors;
+      }
+    }
+  });
+  std::this_thread::sleep_for(100ms);
+  server.restart();
+  std::this_thread::sleep_for(100ms);
+  server.kill();
+  std::this_thread::sleep_for(300ms);  // down for a while: runs retry until it is back
+  server.restart();
+  std::this_thread::sleep_for(200ms);
+  stop = true;
+  writer.join();
+  CHECK(errors == 0);
+  CHECK(done_runs > 100);
+  // The last write (after the final restart) is on the server.
+  auto gc = private_config<RedisGet<>>(server);
+  CHECK(RedisGet<>(gc).run({.redis_key = "key" + std::to_string(last_ok.load())}) == "v");
+}
+
+TEST_CASE("retries: only after connection errors, with the delay") {
+  redis_process server;
+  const int port = server.port();
+  server.kill();  // nothing listens on the port now
+
+  auto gc = config_for<RedisGet<>>(port);
+  gc.redis_key = "k";
+  gc.redis_connection_params.shared_pool = false;
+  gc.redis_connection_params.connect_timeout = 500ms;
+  CHECK_THROWS_AS(RedisGet<>(gc).run(), redis_tasks::connection_error);  // no retries
+
+  gc.task.max_retries = 40;
+  gc.task.retry_delay = 100ms;
+  RedisGet<> patient(gc);
+  std::thread starter([&] {
+    std::this_thread::sleep_for(400ms);
+    server.restart();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(patient.run() == std::nullopt);  // succeeded once the server came back
+  CHECK(std::chrono::steady_clock::now() - start >= 300ms);
+  starter.join();
+
+  // A reply_error is not retried: with a long delay the run still fails at once.
+  auto ec = private_config<RedisExecute<>>(server);
+  ec.task.max_retries = 5;
+  ec.task.retry_delay = 5s;
+  RedisExecute<> bad(ec);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(bad.run({.redis_cmd = "NOSUCHCOMMAND"}), redis_tasks::reply_error);
+  CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+}
+
+TEST_CASE("a server that accepts and never answers gives timeout_error, not a hang") {
+  test_support::fake_server silent([](int fd) { test_support::read_until(fd, "never"); });
+  auto gc = config_for<RedisGet<>>(silent.port());
+  gc.redis_key = "k";
+  gc.redis_connection_params.socket_timeout = 300ms;
+  gc.redis_connection_params.shared_pool = false;
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(RedisGet<>(gc).run(), redis_tasks::timeout_error);
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 250ms);
+  CHECK(took < 300ms + 2s);
+
+  // With a password, the handshake itself is bounded by connect_timeout.
+  gc.password_secret = "P";
+  gc.secrets = std::make_shared<redis_tasks::MapSecretProvider>(
+      std::map<std::string, std::string>{{"P", "pw"}});
+  gc.redis_connection_params.connect_timeout = 300ms;
+  gc.redis_connection_params.socket_timeout = 10s;
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(RedisGet<>(gc).run(), redis_tasks::timeout_error);
+  CHECK(std::chrono::steady_clock::now() - t0 < 300ms + 2s);
+}
+
+TEST_CASE("a server that hangs up mid-reply gives connection_error") {
+  test_support::fake_server rude([](int fd) {
+    test_support::read_until(fd, "\r\n$1\r\nk\r\n");
+    const std::string partial = "$10\r\nhello";  // promises 10 bytes, sends 5, hangs up
+    ::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
+  });
+  auto gc = config_for<RedisGet<>>(rude.port());
+  gc.redis_key = "k";
+  gc.redis_connection_params.shared_pool = false;
+  try {
+    RedisGet<>(gc).run();
+    FAIL("expected connection_error");
+  } catch (const redis_tasks::timeout_error&) {
+    FAIL("a closed connection must not look like a timeout");
+  } catch (const redis_tasks::connection_error& e) {
+    CHECK(std::string(e.what()).find("closed") != std::string::npos);
+  }
+}
+
+TEST_CASE("a rotated password is picked up at the next connection") {
+  redis_process server({"--requirepass", "old-secret"});
+  auto secret = std::make_shared<test_support::mutable_secret>("old-secret");
+  auto gc = private_config<RedisGet<>>(server);
+  gc.password_secret = "REDIS_PASSWORD";
+  gc.secrets = secret;
+  gc.redis_key = "k";
+  RedisGet<> get(gc);
+  REQUIRE(get.run() == std::nullopt);
+
+  test_support::redis_cli(server.port(), {"-a", "old-secret", "--no-auth-warning", "CONFIG", "SET",
+                                          "requirepass", "new-secret"});
+  secret->set("new-secret");
+  test_support::redis_cli(server.port(), {"-a", "new-secret", "--no-auth-warning", "CLIENT", "KILL",
+                                          "TYPE", "normal"});
+  CHECK(get.run() == std::nullopt);  // reconnected with the new password, nothing restarted
+}
+
+TEST_CASE("a full pool makes a run wait, then time out") {
+  redis_process server;
+  auto ec = private_config<RedisExecute<>>(server);
+  ec.redis_connection_params.pool_size = 1;
+  ec.redis_connection_params.pool_wait_timeout = 200ms;
+  RedisExecute<> task(ec);
+  std::thread holder([&] { task.run({.redis_cmd = "BLPOP nothing 1"}); });  // holds the only connection
+  std::this_thread::sleep_for(200ms);
+  try {
+    task.run({.redis_cmd = "PING"});
+    FAIL("expected timeout_error");
+  } catch (const redis_tasks::timeout_error& e) {
+    CHECK(std::string(e.what()).find("pool_size") != std::string::npos);
+  }
+  holder.join();
+  CHECK(task.run({.redis_cmd = "PING"}).to_string() == "PONG");  // free again
+}
+
+TEST_CASE("8 threads share tasks: every write verified, connections within the pool bound") {
+  redis_process server;
+  const std::size_t pool_size = 4;
+  auto sc = private_config<RedisSet<>>(server, "stress");
+  sc.redis_connection_params.pool_size = pool_size;
+  sc.redis_connection_params.shared_pool = true;  // all three tasks share the one pool
+  auto gc = private_config<RedisGet<>>(server, "stress");
+  gc.redis_connection_params.pool_size = pool_size;
+  gc.redis_connection_params.shared_pool = true;
+  auto ec = private_config<RedisExecute<long long>>(server, "stress");
+  ec.redis_connection_params.pool_size = pool_size;
+  ec.redis_connection_params.shared_pool = true;
+  RedisSet<> set(sc);
+  RedisGet<> get(gc);
+  RedisExecute<long long> incr(ec);
+
+  const int runs = stress_runs();
+  std::atomic<int> mismatches{0};
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> most_clients{0};
+  std::thread watcher([&] {
+    while (!done) {
+      const auto n = test_support::clients_named(server.port(), "stress");
+      if (n > most_clients) most_clients = n;
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string counter = "counter:" + std::to_string(t);
+      for (int i = 0; i < runs; ++i) {
+        const std::string key = "k:" + std::to_string(t) + ":" + std::to_string(i % 500);
+        const std::string value = std::to_string(t) + "/" + std::to_string(i);
+        switch (i % 3) {
+          case 0:
+            if (!set.run({.redis_key = key, .redis_val = value})) ++mismatches;
+            if (get.run({.redis_key = key}) != value) ++mismatches;
+            break;
+          case 1:
+            incr.run({.redis_cmd = redis_tasks::command{std::vector<std::string>{"INCR", counter}}});
+            break;
+          default:
+            if (!set.run({.redis_key = key, .redis_val = value, .px = 60000ms})) ++mismatches;
+            break;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  done = true;
+  watcher.join();
+
+  CHECK(mismatches == 0);
+  for (int t = 0; t < 8; ++t) {
+    const long long expected = (runs + 1) / 3;  // i % 3 == 1
+    CHECK(get.run({.redis_key = "counter:" + std::to_string(t)}) == std::to_string(expected));
+    // The last value written to each key is there.
+    const int last = runs - 1 - ((runs - 1) % 3 == 1 ? 1 : 0);
+    const std::string key = "k:" + std::to_string(t) + ":" + std::to_string(last % 500);
+    CHECK(get.run({.redis_key = key}).has_value());
+  }
+  CHECK(most_clients <= pool_size);
+  CHECK(test_support::clients_named(server.port(), "stress") <= pool_size);
+}
