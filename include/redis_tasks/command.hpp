@@ -147,13 +147,15 @@ class command {
   /// Uses `args` as they are: no splitting, no unquoting, binary-safe.
   explicit command(std::vector<std::string> args) : args_(std::move(args)) {}
   /// Uses every element of a range of string-like values (std::string_view, const char*, …)
-  /// as one argument, as it is.
+  /// as one argument, as it is: any container, C array or C++20 view, including views that
+  /// can only be iterated when not const (such as `std::views::filter`).
   template <class Range,
             class = std::enable_if_t<
-                !std::is_convertible_v<const Range&, std::string_view> &&
-                std::is_constructible_v<std::string, decltype(*std::begin(std::declval<const Range&>()))>>>
-  explicit command(const Range& args) {
-    for (const auto& a : args) args_.emplace_back(a);
+                !std::is_convertible_v<Range&&, std::string_view> &&
+                !std::is_same_v<std::remove_cv_t<std::remove_reference_t<Range>>, command> &&
+                std::is_constructible_v<std::string, decltype(*std::begin(std::declval<Range&>()))>>>
+  explicit command(Range&& args) {
+    for (auto&& a : args) args_.emplace_back(std::forward<decltype(a)>(a));
   }
 
   /// The arguments, command name first.
@@ -174,5 +176,28 @@ class command {
  private:
   std::vector<std::string> args_;
 };
+
+namespace detail {
+
+/// The command for messages: its name, plus the subcommand of a container command
+/// (`CONFIG GET`, `CLIENT LIST`, `XINFO STREAM`), which is a keyword and never user data.
+inline std::string command_label(const command& cmd) {
+  static constexpr std::string_view containers[] = {
+      "ACL",    "CLIENT", "CLUSTER", "COMMAND", "CONFIG",  "FUNCTION", "LATENCY", "MEMORY",
+      "MODULE", "OBJECT", "PUBSUB",  "SCRIPT",  "SLOWLOG", "XGROUP",   "XINFO"};
+  std::string label = cmd.name();
+  if (cmd.args().size() < 2) return label;
+  bool container = false;
+  for (auto c : containers) container = container || label == c;
+  const std::string& sub = cmd.args()[1];
+  // Only a plain word is a subcommand; anything else is left out rather than echoed.
+  if (!container || sub.empty() || sub.size() > 32) return label;
+  for (char c : sub) {
+    if (!std::isalpha(static_cast<unsigned char>(c)) && c != '-' && c != '_') return label;
+  }
+  return label + " " + command_word(sub);
+}
+
+}  // namespace detail
 
 }  // namespace redis_tasks

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,35 +29,58 @@ struct tls_params {
   bool enabled = false;
   /// PEM file of CA certificates to trust (`ssl_ca_certs`); with neither this nor `ca_path`,
   /// the system's default CAs are trusted.
-  std::string ca_certs;
+  std::string ca_certs{};
   /// Folder of hashed CA certificates, as `c_rehash` makes them (`ssl_ca_path`).
-  std::string ca_path;
+  std::string ca_path{};
   /// Client certificate chain (PEM) for mutual TLS (`ssl_certfile`).
-  std::string certfile;
+  std::string certfile{};
   /// Private key (PEM, unencrypted) of the client certificate (`ssl_keyfile`).
-  std::string keyfile;
+  std::string keyfile{};
   /// How strictly the server's certificate is checked (`ssl_cert_reqs`).
   tls_verify cert_reqs = tls_verify::required;
   /// Check that the certificate names the host we connect to (`ssl_check_hostname`).
   bool check_hostname = true;
   /// Name sent as SNI and checked against the certificate instead of `host`, for connecting by
   /// IP address or through a tunnel (`ssl_server_hostname`).
-  std::string server_hostname;
+  std::string server_hostname{};
+};
+
+/// Redis Cluster: the task's host and port are one seed node, `seeds` adds more.
+struct cluster_params {
+  /// Route by key slot across a Redis Cluster (redis-py `RedisCluster`).
+  bool enabled = false;
+  /// More seed nodes as "host:port", tried when the task's own host does not answer.
+  std::vector<std::string> seeds{};
+  /// The most MOVED/ASK redirections one run follows before giving up.
+  int max_redirects = 5;
+};
+
+/// Redis Sentinel: the master is looked up by name from the sentinels on every (re)connect.
+struct sentinel_params {
+  /// Sentinel addresses as "host:port"; non-empty turns sentinel mode on.
+  std::vector<std::string> sentinels{};
+  /// The name the sentinels know the master by (`sentinel monitor <name> …`).
+  std::string master_name{};
+  /// Secret holding the sentinels' own password, if they have one (looked up by name through
+  /// the task's SecretProvider); the data nodes keep using `password_secret`.
+  std::optional<std::string> password_secret{};
+  /// ACL user for the sentinels; empty: the default user.
+  std::string username{};
 };
 
 /// Everything about a connection beyond host, port, db and password. An aggregate: set the
 /// fields you need (C++20: designated initializers), or load redis-py's names with `from_json`.
 struct connection_params {
   /// ACL user name for `AUTH username password` (Redis 6+); empty: the default user.
-  std::string username;
+  std::string username{};
   /// How long connecting (TCP/unix connect plus AUTH/SELECT/CLIENT SETNAME) may take; 0: no limit.
   std::chrono::milliseconds connect_timeout{5000};
   /// How long one read or write on an open connection may wait; 0: no limit.
   std::chrono::milliseconds socket_timeout{10000};
   /// Path of a unix socket; when set, it is used instead of host and port.
-  std::string unix_socket;
+  std::string unix_socket{};
   /// Name given with CLIENT SETNAME on each new connection (shows in CLIENT LIST); empty: none.
-  std::string client_name;
+  std::string client_name{};
   /// Turn on TCP keepalive probes, so a dead peer is noticed on idle connections.
   bool keepalive = true;
   /// Idle time before the first keepalive probe, and between probes.
@@ -72,6 +96,10 @@ struct connection_params {
   std::chrono::milliseconds health_check_interval{30000};
   /// TLS (off by default).
   tls_params tls{};
+  /// Redis Cluster (off by default).
+  cluster_params cluster{};
+  /// Redis Sentinel (off unless `sentinel.sentinels` is set).
+  sentinel_params sentinel{};
 
   /// Loads redis-py's `redis.Redis` keyword names from a JSON object: `socket_timeout` and
   /// `socket_connect_timeout` (seconds, number or null for no limit), `socket_keepalive` (bool),
@@ -87,7 +115,7 @@ struct connection_params {
 /// Settings of the task itself, as Prefect's Task base took them.
 struct task_options {
   /// Name used in messages and logs; empty: the class name.
-  std::string name;
+  std::string name{};
   /// How many times a run is repeated after a `connection_error` (including `timeout_error`).
   /// Never after `config_error`, `reply_error`, `type_error` or `auth_error`.
   int max_retries = 0;
@@ -134,7 +162,9 @@ inline void detail::apply_params(connection_params& p, const nlohmann::json& j) 
       "socket_timeout, socket_connect_timeout, socket_keepalive, username, client_name, "
       "unix_socket_path, health_check_interval, max_connections, pool_wait_timeout, "
       "keepalive_interval, shared_pool, ssl, ssl_ca_certs, ssl_ca_path, ssl_certfile, "
-      "ssl_keyfile, ssl_cert_reqs, ssl_check_hostname, ssl_server_hostname";
+      "ssl_keyfile, ssl_cert_reqs, ssl_check_hostname, ssl_server_hostname, cluster, "
+      "cluster_nodes, max_redirects, sentinels, sentinel_master, sentinel_password_secret, "
+      "sentinel_username";
   if (j.is_null()) return;
   if (!j.is_object()) {
     throw config_error(std::string("redis_connection_params must be a JSON object, got ") +
@@ -200,6 +230,33 @@ inline void detail::apply_params(connection_params& p, const nlohmann::json& j) 
         throw config_error("redis_connection_params: `ssl_cert_reqs` must be \"required\", "
                            "\"optional\" or \"none\", got \"" + r + "\"");
       }
+    } else if (name == "cluster") {
+      p.cluster.enabled = want_bool();
+    } else if (name == "cluster_nodes" || name == "sentinels") {
+      if (!v.is_array()) bad_param(name, "an array of \"host:port\" strings", v);
+      std::vector<std::string> list;
+      for (const auto& e : v) {
+        if (!e.is_string()) bad_param(name, "an array of \"host:port\" strings", v);
+        list.push_back(e.get<std::string>());
+      }
+      if (name == "cluster_nodes") {
+        p.cluster.enabled = true;
+        p.cluster.seeds = std::move(list);
+      } else {
+        p.sentinel.sentinels = std::move(list);
+      }
+    } else if (name == "max_redirects") {
+      if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > 100) {
+        bad_param(name, "a whole number from 0 to 100", v);
+      }
+      p.cluster.max_redirects = v.get<int>();
+    } else if (name == "sentinel_master" || name == "service_name") {
+      p.sentinel.master_name = want_string();
+    } else if (name == "sentinel_password_secret") {
+      const std::string s = want_string();
+      p.sentinel.password_secret = s.empty() ? std::nullopt : std::optional<std::string>(s);
+    } else if (name == "sentinel_username") {
+      p.sentinel.username = want_string();
     } else if (name == "ssl_check_hostname") {
       p.tls.check_hostname = want_bool();
     } else if (name == "ssl_server_hostname") {

@@ -1,6 +1,9 @@
 // Where a reply is converted to T: RedisExecute<T>'s typed results.
 #pragma once
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
@@ -12,12 +15,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "detail/codec.hpp"
 #include "errors.hpp"
 #include "reply.hpp"
 #include "values.hpp"
 
 namespace redis_tasks {
+
+template <class T>
+T from_reply(reply&& r, const std::string& context);
 
 namespace detail {
 
@@ -59,14 +64,82 @@ std::string type_label() {
   else return "the requested type";
 }
 
+/// "a bulk string", "an integer", "nil", "an array of 3 elements": what came back, for messages
+/// (never its content, which may be a stored value).
+inline std::string describe_reply(const reply& r) {
+  switch (r.type()) {
+    case reply_type::nil: return "nil";
+    case reply_type::array:
+    case reply_type::set:
+    case reply_type::push:
+      return std::string(r.type() == reply_type::array ? "an " : "a ") + to_string(r.type()) +
+             " of " + std::to_string(r.elements().size()) + " elements";
+    case reply_type::map:
+    case reply_type::attribute:
+      return std::string(r.type() == reply_type::map ? "a " : "an ") + to_string(r.type()) +
+             " of " + std::to_string(r.elements().size() / 2) + " entries";
+    case reply_type::integer:
+    case reply_type::error: return std::string("an ") + to_string(r.type());
+    case reply_type::string:
+    case reply_type::verbatim:
+      return std::string("a ") + to_string(r.type()) + " of " + std::to_string(r.str().size()) +
+             " bytes";
+    default: return std::string("a ") + to_string(r.type());
+  }
+}
+
 [[noreturn]] inline void throw_misfit(const reply& r, const std::string& context,
                                       const std::string& wanted) {
-  std::string got = to_string(r.type());
-  if (r.type() == reply_type::array || r.type() == reply_type::set || r.type() == reply_type::map) {
-    got += " of " + std::to_string(r.elements().size()) + " elements";
+  std::string msg = context + " was " + describe_reply(r) + ", which does not convert to " + wanted;
+  if (r.is_nil()) msg += "; use std::optional<" + wanted + "> where the reply may be nil";
+  throw type_error(msg);
+}
+
+/// A number from the text of a reply (`GET` of a counter, `INCRBYFLOAT`, `ZSCORE` in RESP2),
+/// as the server wrote it: decimal integers, or floats including `inf` and `-inf`.
+template <class N>
+N number_from_text(const reply& r, const std::string& context, const std::string& wanted) {
+  const std::string& text = r.str();
+  const char* first = text.data();
+  const char* last = first + text.size();
+  if constexpr (std::is_floating_point_v<N>) {
+    if (first != last && *first == '+' && last - first > 1 && first[1] != '-') ++first;
   }
-  throw type_error(context + " was " + (r.type() == reply_type::integer || r.type() == reply_type::array ? "an " : "a ") +
-                   got + ", which does not convert to " + wanted);
+  N v{};
+  const auto res = std::from_chars(first, last, v);
+  if (!text.empty() && res.ec == std::errc() && res.ptr == last) return v;
+  const bool range = res.ec == std::errc::result_out_of_range && res.ptr == last;
+  throw type_error(context + " was " + describe_reply(r) + " that is not " +
+                   (range ? "in the range of " + wanted
+                          : std::string(std::is_floating_point_v<N> ? "a number" : "an integer")) +
+                   ", so it does not convert to " + wanted);
+}
+
+/// Converts one element of an aggregate. The element's place is added to the message only
+/// when it fails, so that converting a large array builds no string per element.
+template <class U>
+U element_from_reply(reply&& e, const std::string& context, const char* what, std::size_t i) {
+  // Messages start with `context`; an inner element's place already follows it, and this
+  // (outer) place goes before that one.
+  const auto placed = [&](std::string msg) {
+    const std::string place = " (" + std::string(what) + " " + std::to_string(i) + ")";
+    if (msg.compare(0, context.size(), context) == 0) {
+      msg.insert(context.size(), place);
+    } else {
+      msg += place;
+    }
+    return msg;
+  };
+  try {
+    return from_reply<U>(std::move(e), context);
+  } catch (const reply_error& ex) {
+    // what() is "<context and places>: <server message>"; keep the message apart.
+    std::string where = ex.what();
+    where.resize(where.size() - std::min(where.size(), ex.server_message().size() + 2));
+    throw reply_error(ex.server_message(), placed(std::move(where)));
+  } catch (const type_error& ex) {
+    throw type_error(placed(ex.what()));
+  }
 }
 
 inline bool is_text(const reply& r) {
@@ -79,11 +152,15 @@ inline bool is_text(const reply& r) {
 
 /// Converts a reply to T, as RedisExecute<T> does. `context` names the reply in messages
 /// (e.g. "reply to INCR"). Rules: integers from integer replies or decimal text; doubles from
-/// double, integer or numeric text; bool from integer, boolean, `OK` (true), nil (false) or
-/// text `1`/`0`; std::string from any text reply or an integer; std::optional<U> maps nil to
-/// std::nullopt; std::vector<U> and std::set<U> from arrays and sets; std::map<std::string, U>
-/// from maps or flat key/value arrays; nlohmann::json via `reply::to_json()`; `value` by shape.
-/// An error reply is a `reply_error`; anything else that does not fit is a `type_error`.
+/// double, integer or numeric text (`inf` included); bool from integer, boolean, `OK` (true),
+/// nil (false) or text `1`/`0`; std::string from any text reply or an integer;
+/// std::optional<U> maps nil to std::nullopt; std::vector<U> and std::set<U> from arrays and
+/// sets; std::map<std::string, U> from maps or flat key/value arrays (HGETALL, CONFIG GET);
+/// nlohmann::json via `reply::to_json()`; `value` by shape (array → vector, set → set, map →
+/// map, text → string). An error reply is a `reply_error`, except for T = `reply` and
+/// `nlohmann::json`, which keep it as a value (RedisExecute throws for a top-level error
+/// before converting). Anything else that does not fit is a `type_error` naming `context` and
+/// what came back, never its content.
 template <class T>
 T from_reply(reply&& r, const std::string& context) {
   if constexpr (std::is_same_v<T, reply>) {
@@ -111,25 +188,33 @@ T from_reply(reply&& r, const std::string& context) {
       }
       detail::throw_misfit(r, context, "bool");
     } else if constexpr (std::is_integral_v<T>) {
+      const std::string wanted = detail::type_label<T>();
       if (r.type() == reply_type::integer) {
         const long long v = r.integer();
         if (v < static_cast<long long>(std::numeric_limits<T>::min()) ||
             (v > 0 && static_cast<unsigned long long>(v) > std::numeric_limits<T>::max())) {
-          throw type_error(context + " was " + std::to_string(v) + ", outside the range of " +
-                           detail::type_label<T>());
+          throw type_error(context + " was the integer " + std::to_string(v) +
+                           ", outside the range of " + wanted);
         }
         return static_cast<T>(v);
       }
       if (r.type() == reply_type::string || r.type() == reply_type::status ||
           r.type() == reply_type::big_number) {
-        return detail::parse_number<T>(r.str(), context);
+        return detail::number_from_text<T>(r, context, wanted);
       }
-      detail::throw_misfit(r, context, detail::type_label<T>());
+      if (r.type() == reply_type::double_value && std::isfinite(r.number()) &&
+          std::trunc(r.number()) == r.number() &&
+          r.number() >= static_cast<double>(std::numeric_limits<T>::min()) &&
+          r.number() < std::ldexp(1.0, std::numeric_limits<T>::digits)) {
+        return static_cast<T>(r.number());  // a RESP3 double such as ZSCORE's that is whole
+      }
+      detail::throw_misfit(r, context, wanted);
     } else if constexpr (std::is_floating_point_v<T>) {
       if (r.type() == reply_type::double_value) return static_cast<T>(r.number());
       if (r.type() == reply_type::integer) return static_cast<T>(r.integer());
-      if (r.type() == reply_type::string || r.type() == reply_type::status) {
-        return detail::parse_number<T>(r.str(), context);
+      if (r.type() == reply_type::string || r.type() == reply_type::status ||
+          r.type() == reply_type::big_number) {
+        return detail::number_from_text<T>(r, context, "double");
       }
       detail::throw_misfit(r, context, "double");
     } else if constexpr (std::is_same_v<T, std::string>) {
@@ -146,7 +231,7 @@ T from_reply(reply&& r, const std::string& context) {
       if constexpr (detail::is_vector<T>::value) out.reserve(r.elements().size());
       std::size_t i = 0;
       for (auto& e : r.elements()) {
-        auto item = from_reply<U>(std::move(e), context + " (element " + std::to_string(i++) + ")");
+        auto item = detail::element_from_reply<U>(std::move(e), context, "element", i++);
         if constexpr (detail::is_vector<T>::value) {
           out.push_back(std::move(item));
         } else {
@@ -163,8 +248,8 @@ T from_reply(reply&& r, const std::string& context) {
       T out;
       auto& el = r.elements();
       for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
-        auto k = from_reply<std::string>(std::move(el[i]), context + " (key)");
-        auto v = from_reply<U>(std::move(el[i + 1]), context + " (value of a field)");
+        auto k = detail::element_from_reply<std::string>(std::move(el[i]), context, "key", i / 2);
+        auto v = detail::element_from_reply<U>(std::move(el[i + 1]), context, "value", i / 2);
         out.insert_or_assign(std::move(k), std::move(v));
       }
       return out;
@@ -175,7 +260,7 @@ T from_reply(reply&& r, const std::string& context) {
           return from_reply<std::map<std::string, std::string>>(std::move(r), context);
         case reply_type::array:
           return from_reply<std::vector<std::string>>(std::move(r), context);
-        case reply_type::nil: detail::throw_misfit(r, context, "redis_tasks::value (use std::optional)");
+        case reply_type::nil: detail::throw_misfit(r, context, "redis_tasks::value");
         default: return from_reply<std::string>(std::move(r), context);
       }
     } else {

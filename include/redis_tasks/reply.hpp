@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -245,7 +246,9 @@ class reply {
   /// double → number (`"inf"`, `"-inf"`, `"nan"` as strings); boolean → bool; big number →
   /// string of digits; error → `{"error": "<text>"}`; array, set, push → array; map and
   /// attribute → object when every key is a text reply with valid UTF-8 and no key repeats,
-  /// else an array of `[key, value]` pairs. Never throws on binary data.
+  /// else an array of `[key, value]` pairs (also for a one-entry map whose key is `$binary` or
+  /// `error`, so that those two objects always mean a binary string and an error). Never
+  /// throws, and `dump()` of the result never throws either: the bytes come back exactly.
   nlohmann::json to_json() const {
     switch (type_) {
       case reply_type::nil: return nullptr;
@@ -306,7 +309,10 @@ class reply {
   }
 
   nlohmann::json map_to_json() const {
-    bool as_object = true;
+    // A one-entry object {"$binary": …} or {"error": …} would read back as a binary string or
+    // an error reply; such a map keeps its pairs so that every JSON shape means one thing.
+    bool as_object = !(elements_.size() == 2 && elements_[0].has_text() &&
+                       (elements_[0].str_ == "$binary" || elements_[0].str_ == "error"));
     auto obj = nlohmann::json::object();
     for (std::size_t i = 0; i + 1 < elements_.size() && as_object; i += 2) {
       const auto& k = elements_[i];

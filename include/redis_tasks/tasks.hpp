@@ -2,6 +2,7 @@
 // run's overrides, validates before any network I/O, and runs on a pooled connection.
 #pragma once
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -131,6 +132,33 @@ void check_storable(const T& v, const std::string& label) {
   }
 }
 
+/// Calls `f` with `v` as it will be stored, made before any I/O: a `value_traits` type turned
+/// into its storage, a JSON type into its text, and every value checked, so that a value Redis
+/// cannot hold is a `config_error` before the network is touched (and retries reuse the work).
+template <class T, class F>
+auto with_prepared(const T& v, const std::string& label, F&& f) {
+  constexpr category cat = category_of<T>();
+  if constexpr (cat == category::user) {
+    const auto storage = value_traits<T>::to_storage(v);
+    return with_prepared(storage, label, f);
+  } else if constexpr (cat == category::json) {
+    std::string text;
+    try {
+      if constexpr (std::is_same_v<T, nlohmann::json>) {
+        text = v.dump();
+      } else {
+        text = nlohmann::json(v).dump();
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw config_error(label + ": the value cannot be written as JSON (" + e.what() + ")");
+    }
+    return f(text);
+  } else {
+    check_storable(v, label);
+    return f(v);
+  }
+}
+
 }  // namespace detail
 
 /// Sets a key to a value (Prefect's RedisSet). T picks the Redis type: see the Values table.
@@ -186,10 +214,11 @@ class RedisSet {
     w.cond = (o.nx || o.xx)
                  ? detail::condition_of(o.nx.value_or(false), o.xx.value_or(false), label_, "run()")
                  : cfg_cond_;
-    detail::check_storable(val, label_);
-    return detail::with_retries(cfg_.task, [&] {
-      return client_->run(key, [&](detail::connection& c) {
-        return detail::write_value(c, key, val, w);
+    return detail::with_prepared(val, label_, [&](const auto& stored) {
+      return detail::with_retries(cfg_.task, [&] {
+        return client_->run(key, [&](detail::connection& c) {
+          return detail::write_value(c, key, stored, w);
+        });
       });
     });
   }
@@ -245,7 +274,7 @@ class RedisGet {
   explicit RedisGet(config cfg = {})
       : cfg_(std::move(cfg)),
         label_(detail::task_label(cfg_.task, "RedisGet")),
-        type_label_("RedisGet<" + detail::type_label<T>() + ">") {
+        type_label_("RedisGet<" + detail::value_type_name<T>() + ">") {
     detail::check_retry_options(cfg_.task, label_);
     client_ = std::make_shared<detail::client>(detail::settings_of(cfg_, label_));
   }
@@ -304,33 +333,57 @@ inline const char* refused_command_hint(const command& cmd) {
   if (name == "QUIT" || name == "RESET") {
     return "connections are opened, reset and closed by the library";
   }
-  if (name == "CLIENT" && (sub == "REPLY" || sub == "TRACKING" || sub == "SETNAME")) {
-    return sub == "SETNAME" ? "set redis_connection_params.client_name instead"
-                            : "it changes how the shared connection answers later commands";
+  if (name == "ASKING" || name == "READONLY" || name == "READWRITE") {
+    return "cluster redirections and replica reads are handled by the library";
+  }
+  if (name == "CLIENT" && sub == "SETNAME") return "set redis_connection_params.client_name instead";
+  if (name == "CLIENT" && (sub == "REPLY" || sub == "TRACKING" || sub == "CACHING")) {
+    return "it changes how the shared connection answers later commands";
+  }
+  if (name == "CLIENT" && (sub == "NO-EVICT" || sub == "NO-TOUCH")) {
+    return "it changes how the server treats the shared connection for every later run";
   }
   return nullptr;
 }
 
-/// How long a blocking command may wait on the server: nullopt for a non-blocking command,
-/// 0 for "forever".
+/// How long a blocking command may wait on the server: nullopt for a non-blocking command (or
+/// a timeout argument the server will reject at once), 0 for "forever". Parsed as the server
+/// parses it: seconds as a float rounded up to whole milliseconds (`BLPOP k 0.0001` waits 1 ms,
+/// `+1` and hex floats are accepted), milliseconds as an integer (WAIT, XREAD BLOCK).
 inline std::optional<std::chrono::milliseconds> block_time(const command& cmd) {
   const auto& a = cmd.args();
   const std::string name = cmd.name();
+  // Beyond this a wait is as good as endless; capping also keeps `block + socket_timeout` from
+  // overflowing.
+  constexpr long long endless_ms = 1'000'000'000'000LL;  // ~31 years
   auto seconds_at = [&](std::size_t i) -> std::optional<std::chrono::milliseconds> {
-    if (i >= a.size()) return std::nullopt;
+    if (i >= a.size() || a[i].empty()) return std::nullopt;
+    const char* first = a[i].data();
+    const char* last = first + a[i].size();
+    if (*first == '+' && last - first > 1 && first[1] != '-') ++first;
     double s = 0;
-    auto res = std::from_chars(a[i].data(), a[i].data() + a[i].size(), s);
-    if (res.ec != std::errc() || res.ptr != a[i].data() + a[i].size() || !(s >= 0) || s > 1e9) {
-      return std::nullopt;
+    std::from_chars_result res{};
+    if (last - first > 2 && first[0] == '0' && (first[1] == 'x' || first[1] == 'X')) {
+      res = std::from_chars(first + 2, last, s, std::chars_format::hex);
+    } else {
+      res = std::from_chars(first, last, s);
     }
-    return std::chrono::milliseconds(static_cast<long long>(std::ceil(s * 1000.0)));
+    if (res.ptr != last || (res.ec != std::errc() && res.ec != std::errc::result_out_of_range) ||
+        !(s >= 0) || std::isinf(s)) {
+      return std::nullopt;  // the server answers "timeout is not a float" or "negative" at once
+    }
+    const double ms = std::ceil(s * 1000.0);
+    if (res.ec == std::errc::result_out_of_range || ms >= static_cast<double>(endless_ms)) {
+      return std::chrono::milliseconds(0);
+    }
+    return std::chrono::milliseconds(static_cast<long long>(ms));
   };
   auto ms_at = [&](std::size_t i) -> std::optional<std::chrono::milliseconds> {
     if (i >= a.size()) return std::nullopt;
     long long ms = 0;
     auto res = std::from_chars(a[i].data(), a[i].data() + a[i].size(), ms);
     if (res.ec != std::errc() || res.ptr != a[i].data() + a[i].size() || ms < 0) return std::nullopt;
-    return std::chrono::milliseconds(ms);
+    return std::chrono::milliseconds(ms >= endless_ms ? 0 : ms);
   };
   if (name == "BLPOP" || name == "BRPOP" || name == "BRPOPLPUSH" || name == "BLMOVE" ||
       name == "BZPOPMIN" || name == "BZPOPMAX") {
@@ -340,7 +393,9 @@ inline std::optional<std::chrono::milliseconds> block_time(const command& cmd) {
   if (name == "WAIT") return ms_at(2);
   if (name == "WAITAOF") return ms_at(3);
   if (name == "XREAD" || name == "XREADGROUP") {
-    for (std::size_t i = 1; i + 1 < a.size(); ++i) {
+    // XREADGROUP GROUP <group> <consumer>: a group or consumer named "block" is not the option.
+    std::size_t i = name == "XREADGROUP" && a.size() > 1 && command_word(a[1]) == "GROUP" ? 4 : 1;
+    for (; i + 1 < a.size(); ++i) {
       const std::string w = command_word(a[i]);
       if (w == "STREAMS") break;
       if (w == "BLOCK") return ms_at(i + 1);
@@ -352,8 +407,10 @@ inline std::optional<std::chrono::milliseconds> block_time(const command& cmd) {
 }  // namespace detail
 
 /// Runs any command (Prefect's RedisExecute) and converts the reply to T.
-/// Blocking commands (BLPOP, XREAD BLOCK, WAIT, …) wait as long as they ask plus the socket
-/// timeout; a block time of 0 waits without limit, as in redis-cli.
+/// Blocking commands (BLPOP, BRPOP, BLMOVE, BZPOPMIN, XREAD BLOCK, WAIT, …) wait as long as
+/// they ask plus the socket timeout; a block time of 0 waits without limit, as in redis-cli.
+/// Commands that would change the shared connection (SELECT, AUTH, MULTI, SUBSCRIBE, …) are a
+/// `config_error` with a hint.
 template <class T = reply>
 class RedisExecute {
  public:
@@ -391,7 +448,7 @@ class RedisExecute {
     }
     check_command(*cmd);
     const auto block = detail::block_time(*cmd);
-    const std::string context = "reply to " + cmd->name();
+    const std::string context = "reply to " + detail::command_label(*cmd);
     return detail::with_retries(cfg_.task, [&] { return execute(*cmd, block, context); });
   }
 
@@ -405,7 +462,7 @@ class RedisExecute {
   void check_command(const command& cmd) const {
     if (cmd.empty()) throw config_error(label_ + ": redis_cmd is empty; give a command to run");
     if (const char* hint = detail::refused_command_hint(cmd)) {
-      throw config_error(label_ + ": " + cmd.name() +
+      throw config_error(label_ + ": " + detail::command_label(cmd) +
                          " is not run by tasks, because it would change the shared, reused "
                          "connection: " + hint);
     }
@@ -414,8 +471,9 @@ class RedisExecute {
   T execute(const command& cmd, std::optional<std::chrono::milliseconds> block,
             const std::string& context) const {
     const auto& args = cmd.args();
-    reply r = client_->run(args.size() > 1 ? std::string_view(args[1]) : std::string_view(),
-                           [&](detail::connection& c) {
+    // Routed by the keys the command really has (EVAL, XREAD … STREAMS, BLMPOP put them
+    // elsewhere than second), not by its second argument.
+    reply r = client_->run(detail::route::for_command(args), [&](detail::connection& c) {
       std::vector<std::string_view> views(args.begin(), args.end());
       const bool stretch = block.has_value() && c.socket_timeout().count() > 0;
       if (stretch) {
@@ -425,11 +483,27 @@ class RedisExecute {
       c.begin_request();
       c.append(views.data(), views.size());
       c.flush();
-      reply out = c.read();
+      reply out;
+      try {
+        out = c.read();
+      } catch (const timeout_error& e) {
+        if (!stretch) throw;
+        // The socket's message names only the stretched timeout; say where it came from.
+        throw timeout_error(std::string(e.what()) + " (" + detail::command_label(cmd) +
+                            " may block " + std::to_string(block->count()) +
+                            " ms, plus socket_timeout " +
+                            std::to_string(c.socket_timeout().count()) + " ms)");
+      }
+      // Only a connection that read its reply goes back to the pool, so this is the one path
+      // that must undo the stretch; a failed one is discarded with its timeout.
       if (stretch) c.restore_timeout();
+      // Thrown here, inside the run, so that the client sees MOVED, ASK and TRYAGAIN from a
+      // cluster node and READONLY from a demoted master, and sends the command where it goes.
+      if (out.is_error()) {
+        throw reply_error(out.str(), detail::command_label(cmd) + " on " + c.endpoint());
+      }
       return out;
     });
-    if (r.is_error()) throw reply_error(r.str(), cmd.name() + " on " + client_->endpoint());
     return from_reply<T>(std::move(r), context);
   }
 

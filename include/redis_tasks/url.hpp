@@ -81,7 +81,10 @@ inline int parse_int(std::string_view s, std::string_view what) {
 }  // namespace detail
 
 /// Parses `redis://[[user][:password]@]host[:port][/db][?option=value&…]`, the same with
-/// `rediss://` (TLS on), or `unix://[[user][:password]@]/path/to/socket[?db=N&…]`. Options are
+/// `rediss://` (TLS on), `unix://[[user][:password]@]/path/to/socket[?db=N&…]`,
+/// `redis+cluster://[cred@]host:port,host:port,…[?…]` (Redis Cluster, every host a seed) and
+/// `redis+sentinel://[cred@]host:26379,host:26379,…/master_name[/db][?…]` (Redis Sentinel; the
+/// credentials are the data nodes'). `rediss+cluster` and `rediss+sentinel` add TLS. Options are
 /// the redis-py names that `connection_params::from_json` accepts (`socket_timeout=2.5`,
 /// `ssl_cert_reqs=none`, `client_name=etl`, …) plus `db`. Throws `config_error` (which never
 /// quotes the password) on anything else. The URL's parameters are applied onto `base`.
@@ -92,12 +95,26 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
   if (scheme_end == std::string_view::npos) {
     throw config_error("redis URL must start with redis://, rediss:// or unix://");
   }
-  const std::string scheme(url.substr(0, scheme_end));
+  std::string scheme(url.substr(0, scheme_end));
   std::string_view rest = url.substr(scheme_end + 3);
+  bool sentinel = false;
+  bool cluster = false;
+  if (auto plus = scheme.find('+'); plus != std::string::npos) {
+    const std::string topology = scheme.substr(plus + 1);
+    scheme = scheme.substr(0, plus);
+    sentinel = topology == "sentinel";
+    cluster = topology == "cluster";
+    if ((!sentinel && !cluster) || scheme == "unix") {
+      throw config_error("redis URL scheme '" + scheme + "+" + topology +
+                         "' is not one of redis, rediss, unix, redis+sentinel, rediss+sentinel, "
+                         "redis+cluster, rediss+cluster");
+    }
+  }
   if (scheme == "rediss") {
     out.params.tls.enabled = true;
   } else if (scheme != "redis" && scheme != "unix") {
-    throw config_error("redis URL scheme '" + scheme + "' is not one of redis, rediss, unix");
+    throw config_error("redis URL scheme '" + scheme + "' is not one of redis, rediss, unix, "
+                       "redis+sentinel, rediss+sentinel, redis+cluster, rediss+cluster");
   }
 
   std::string_view query;
@@ -129,24 +146,64 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
     out.params.unix_socket = detail::percent_decode(path, "socket path");
     if (out.params.unix_socket.empty()) throw config_error("redis URL: unix:// needs a socket path");
   } else {
-    std::string_view hostport = authority;
-    std::string_view port;
-    if (!hostport.empty() && hostport.front() == '[') {
-      const auto close = hostport.find(']');
-      if (close == std::string_view::npos) throw config_error("redis URL: unclosed [ in the host");
-      out.host = std::string(hostport.substr(1, close - 1));
-      if (close + 1 < hostport.size()) {
-        if (hostport[close + 1] != ':') throw config_error("redis URL: junk after ]");
-        port = hostport.substr(close + 2);
+    // One host:port, or (cluster, sentinel) a comma-separated list of them.
+    std::vector<std::pair<std::string, int>> hosts;
+    std::string_view list = authority;
+    while (true) {
+      const auto comma = list.find(',');
+      std::string_view hostport = list.substr(0, comma);
+      std::pair<std::string, int> hp{"localhost", sentinel ? 26379 : 6379};
+      std::string_view port;
+      if (!hostport.empty() && hostport.front() == '[') {
+        const auto close = hostport.find(']');
+        if (close == std::string_view::npos) throw config_error("redis URL: unclosed [ in the host");
+        hp.first = std::string(hostport.substr(1, close - 1));
+        if (close + 1 < hostport.size()) {
+          if (hostport[close + 1] != ':') throw config_error("redis URL: junk after ]");
+          port = hostport.substr(close + 2);
+        }
+      } else {
+        const auto colon = hostport.rfind(':');
+        hp.first = detail::percent_decode(hostport.substr(0, colon), "host");
+        if (colon != std::string_view::npos) port = hostport.substr(colon + 1);
+      }
+      if (hp.first.empty()) hp.first = "localhost";
+      if (!port.empty()) hp.second = detail::parse_int(port, "port");
+      hosts.push_back(std::move(hp));
+      if (comma == std::string_view::npos) break;
+      list = list.substr(comma + 1);
+    }
+    if (hosts.size() > 1 && !sentinel && !cluster) {
+      throw config_error("redis URL: several hosts need redis+cluster:// or redis+sentinel://");
+    }
+    auto address = [](const std::pair<std::string, int>& hp) {
+      const bool v6 = hp.first.find(':') != std::string::npos;
+      return (v6 ? "[" + hp.first + "]" : hp.first) + ":" + std::to_string(hp.second);
+    };
+    if (sentinel) {
+      for (const auto& hp : hosts) out.params.sentinel.sentinels.push_back(address(hp));
+      // Path: /master_name[/db]
+      std::string_view p = path.empty() ? path : path.substr(1);
+      const auto slash = p.find('/');
+      out.params.sentinel.master_name = detail::percent_decode(p.substr(0, slash), "master name");
+      if (out.params.sentinel.master_name.empty()) {
+        throw config_error("redis URL: redis+sentinel:// needs the master name as its path "
+                           "(redis+sentinel://host:26379/mymaster)");
+      }
+      if (slash != std::string_view::npos && slash + 1 < p.size()) {
+        out.db = detail::parse_int(p.substr(slash + 1), "database number in the path");
       }
     } else {
-      const auto colon = hostport.rfind(':');
-      out.host = detail::percent_decode(hostport.substr(0, colon), "host");
-      if (colon != std::string_view::npos) port = hostport.substr(colon + 1);
+      out.host = hosts.front().first;
+      out.port = hosts.front().second;
+      if (cluster) {
+        out.params.cluster.enabled = true;
+        for (std::size_t i = 1; i < hosts.size(); ++i) {
+          out.params.cluster.seeds.push_back(address(hosts[i]));
+        }
+      }
+      if (path.size() > 1) out.db = detail::parse_int(path.substr(1), "database number in the path");
     }
-    if (out.host.empty()) out.host = "localhost";
-    if (!port.empty()) out.port = detail::parse_int(port, "port");
-    if (path.size() > 1) out.db = detail::parse_int(path.substr(1), "database number in the path");
   }
 
   nlohmann::json options = nlohmann::json::object();

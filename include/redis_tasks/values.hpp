@@ -15,8 +15,10 @@
 namespace redis_tasks {
 
 /// A Redis sorted set: members with double scores. Build it from `{{"a", 1.0}, {"b", 2.5}}`;
-/// RedisGet returns it in ascending score order (ties by member, as Redis orders them).
-/// Two sorted sets are equal when they hold the same (member, score) entries in any order.
+/// RedisGet returns it in ascending score order (ties by member, as Redis orders them: bytewise
+/// on the member's text). Stored, a member given twice keeps its last score, as with ZADD; a NaN
+/// score is refused with `config_error`. Two sorted sets are equal when they hold the same
+/// (member, score) entries in any order.
 template <class E = std::string>
 class sorted_set {
  public:
@@ -31,7 +33,7 @@ class sorted_set {
     /// Different member or score.
     friend bool operator!=(const entry& a, const entry& b) { return !(a == b); }
   };
-  using value_type = entry;                                     ///< element type
+  using value_type = entry;                                            ///< element type
   using const_iterator = typename std::vector<entry>::const_iterator;  ///< iterator
 
   /// An empty sorted set.
@@ -86,7 +88,8 @@ using value = std::variant<std::string, std::vector<std::string>, std::set<std::
                            std::map<std::string, std::string>, sorted_set<std::string>>;
 
 /// The customization point: specialize it to store your own type `T` as any type the library
-/// already stores (a string, a number, a container, a sorted set or a JSON-convertible type):
+/// already stores (a string, a number, a container, a sorted set, a JSON-convertible type, or
+/// another type with `value_traits`):
 /// \code
 /// template <> struct redis_tasks::value_traits<point> {
 ///   using storage_type = std::map<std::string, double>;          // stored as a hash
@@ -94,8 +97,11 @@ using value = std::variant<std::string, std::vector<std::string>, std::set<std::
 ///   static point from_storage(storage_type s) { return {s.at("x"), s.at("y")}; }
 /// };
 /// \endcode
-/// `from_storage` may throw `redis_tasks::type_error` when the stored data does not make a `T`.
-/// Types with nlohmann `to_json`/`from_json` need no specialization: they are stored as JSON.
+/// `from_storage` takes `storage_type` by value or by const reference, and is called only for a
+/// key that exists; it may throw `redis_tasks::type_error` when the stored data does not make a
+/// `T`. A specialization wins over every built-in mapping (JSON included). Types with nlohmann
+/// `to_json`/`from_json` need no specialization: they are stored as JSON text.
+/// See examples/custom_type.cpp.
 template <class T, class Enable = void>
 struct value_traits {};
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -161,6 +162,8 @@ class redis_process {
   int port() const { return port_; }
   const std::string& dir() const { return dir_; }
   std::string unix_socket() const { return dir_ + "/redis.sock"; }
+  /// True while the server process runs.
+  bool running() const { return pid_ > 0; }
 
   /// Kills the server (SIGKILL: no goodbye to clients) and waits for it to be gone.
   void kill() {
@@ -208,14 +211,18 @@ class redis_process {
     if (::posix_spawnp(&pid, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
       throw std::runtime_error("cannot run redis-server");
     }
-    for (int i = 0; i < 100; ++i) {
+    for (int i = 0; i < 250; ++i) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // exited: a port was taken
       struct stat st{};
-      if (::stat(unix_socket().c_str(), &st) == 0) {
+      // The unix socket appears before the cluster bus port is bound (which can still fail),
+      // so wait for an answer on it: the server answers only once it is fully up.
+      if (::stat(unix_socket().c_str(), &st) == 0 &&
+          !run_process({"redis-cli", "-s", unix_socket(), "PING"}).out.empty()) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) return false;
         pid_ = pid;
         return true;
       }
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // exited: port taken
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ::kill(pid, SIGKILL);
@@ -344,5 +351,176 @@ inline std::size_t clients_named(int port, const std::string& name,
   }
   return count;
 }
+
+}  // namespace test_support
+
+namespace test_support {
+
+/// The value of `field` in an INFO-style "field:value" text.
+inline std::string info_field(const std::string& info, const std::string& field) {
+  const auto pos = info.find(field + ":");
+  if (pos == std::string::npos) return {};
+  const auto start = pos + field.size() + 1;
+  const auto end = info.find_first_of("\r\n", start);
+  return info.substr(start, end - start);
+}
+
+/// A Redis Cluster of 3 masters and 3 replicas on loopback, made with
+/// `redis-cli --cluster create`. Stopped when destroyed.
+class test_cluster {
+ public:
+  test_cluster() {
+    for (int i = 0; i < 6; ++i) {
+      nodes_.push_back(std::make_unique<redis_process>(std::vector<std::string>{
+          "--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--appendonly", "no"}));
+    }
+    std::vector<std::string> args = {"redis-cli", "--cluster", "create"};
+    for (const auto& n : nodes_) args.push_back("127.0.0.1:" + std::to_string(n->port()));
+    args.insert(args.end(), {"--cluster-replicas", "1", "--cluster-yes"});
+    const auto res = run_process(args);
+    if (res.exit_code != 0) throw std::runtime_error("redis-cli --cluster create failed:\n" + res.out);
+    wait_until_ok();
+  }
+
+  /// Waits until every live node reports cluster_state:ok and every replica has synced with
+  /// its master (a replica that never synced would not take over from a failed master).
+  void wait_until_ok(std::chrono::seconds limit = std::chrono::seconds(30)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool ok = true;
+      for (const auto& n : nodes_) {
+        if (!alive(*n)) continue;
+        if (info_field(redis_cli(n->port(), {"CLUSTER", "INFO"}), "cluster_state") != "ok") {
+          ok = false;
+          break;
+        }
+        const std::string repl = redis_cli(n->port(), {"INFO", "replication"});
+        if (info_field(repl, "role") == "slave" && info_field(repl, "master_link_status") != "up") {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("the test cluster did not reach cluster_state:ok");
+  }
+
+  /// Port of the node the test's tasks use as their seed.
+  int seed_port() const { return nodes_.front()->port(); }
+  /// Every node.
+  std::vector<redis_process*> nodes() {
+    std::vector<redis_process*> out;
+    for (auto& n : nodes_) out.push_back(n.get());
+    return out;
+  }
+  /// The node (process) listening on `port`.
+  redis_process& node_on(int port) {
+    for (auto& n : nodes_) {
+      if (n->port() == port) return *n;
+    }
+    throw std::runtime_error("no node on port " + std::to_string(port));
+  }
+  /// Port of the master that serves `slot` now (asked of a live node).
+  int master_of_slot(int slot) {
+    for (auto& n : nodes_) {
+      if (!alive(*n)) continue;
+      const std::string out = redis_cli(n->port(), {"CLUSTER", "SLOTS"});
+      // Raw output: start, end, then ip, port, id of the master, then replicas.
+      std::vector<std::string> lines;
+      std::size_t pos = 0;
+      while (pos < out.size()) {
+        const auto nl = out.find('\n', pos);
+        lines.push_back(out.substr(pos, nl - pos));
+        if (nl == std::string::npos) break;
+        pos = nl + 1;
+      }
+      for (std::size_t i = 0; i + 3 < lines.size(); ++i) {
+        char* e1 = nullptr;
+        char* e2 = nullptr;
+        const long lo = std::strtol(lines[i].c_str(), &e1, 10);
+        const long hi = std::strtol(lines[i + 1].c_str(), &e2, 10);
+        if (*e1 != '\0' || *e2 != '\0' || lines[i].empty() || lines[i + 1].empty()) continue;
+        if (lines[i + 2] != "127.0.0.1") continue;
+        if (slot >= lo && slot <= hi) return std::atoi(lines[i + 3].c_str());
+      }
+    }
+    throw std::runtime_error("no master found for slot " + std::to_string(slot));
+  }
+  /// The cluster node id of the node on `port`.
+  std::string node_id(int port) {
+    std::string id = redis_cli(port, {"CLUSTER", "MYID"});
+    while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+    return id;
+  }
+  /// Ports of the masters.
+  std::vector<int> master_ports() {
+    std::vector<int> out;
+    for (auto& n : nodes_) {
+      if (alive(*n) && info_field(redis_cli(n->port(), {"INFO", "replication"}), "role") == "master") {
+        out.push_back(n->port());
+      }
+    }
+    return out;
+  }
+
+ private:
+  static bool alive(redis_process& n) { return n.running(); }
+  std::vector<std::unique_ptr<redis_process>> nodes_;
+};
+
+/// A sentinel on a free loopback port watching `master_port` as "mymaster".
+class sentinel_process {
+ public:
+  explicit sentinel_process(int master_port, int quorum = 2) {
+    char tmpl[] = "/tmp/redis_tasks_sentinel.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    std::random_device rd;
+    for (int attempt = 0; attempt < 30; ++attempt) {
+      port_ = 20000 + static_cast<int>(rd() % 30000);
+      if (port_ == 6379) continue;
+      {
+        std::ofstream conf(dir_ + "/sentinel.conf");
+        conf << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir_ << "\nlogfile " << dir_
+             << "/sentinel.log\nsentinel monitor mymaster 127.0.0.1 " << master_port << " "
+             << quorum << "\nsentinel down-after-milliseconds mymaster 1000\n"
+             << "sentinel failover-timeout mymaster 4000\nsentinel parallel-syncs mymaster 1\n";
+      }
+      std::vector<std::string> argv = {"redis-server", dir_ + "/sentinel.conf", "--sentinel"};
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
+        throw std::runtime_error("cannot run redis-server --sentinel");
+      }
+      for (int i = 0; i < 100; ++i) {
+        if (redis_cli(port_, {"PING"}).find("PONG") != std::string::npos) return;
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) break;  // port taken: try another
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    throw std::runtime_error("could not start a sentinel");
+  }
+  sentinel_process(const sentinel_process&) = delete;
+  sentinel_process& operator=(const sentinel_process&) = delete;
+  ~sentinel_process() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    run_process({"rm", "-rf", dir_});
+  }
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
 
 }  // namespace test_support

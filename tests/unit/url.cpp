@@ -67,3 +67,25 @@ TEST_CASE("apply_url fills a task config, a password becomes a secret of that co
   REQUIRE(c.password_secret == "REDIS_PASSWORD");
   CHECK(c.secrets->get("REDIS_PASSWORD") == "s3cret");
 }
+
+TEST_CASE("cluster and sentinel URLs") {
+  const auto c = parse_redis_url("redis+cluster://a:7000,b:7001,[::1]:7002?max_redirects=3");
+  CHECK(c.params.cluster.enabled);
+  CHECK(c.host == "a");
+  CHECK(c.port == 7000);
+  CHECK(c.params.cluster.seeds == std::vector<std::string>{"b:7001", "[::1]:7002"});
+  CHECK(c.params.cluster.max_redirects == 3);
+
+  const auto s = parse_redis_url(
+      "rediss+sentinel://:pw@s1:26379,s2/mymaster/2?sentinel_password_secret=SENTINEL_PW");
+  CHECK(s.params.tls.enabled);
+  CHECK(s.params.sentinel.sentinels == std::vector<std::string>{"s1:26379", "s2:26379"});
+  CHECK(s.params.sentinel.master_name == "mymaster");
+  CHECK(s.db == 2);
+  CHECK(s.password == "pw");
+  CHECK(s.params.sentinel.password_secret == "SENTINEL_PW");
+
+  CHECK_THROWS_AS(parse_redis_url("redis+sentinel://s1:26379"), config_error);
+  CHECK_THROWS_AS(parse_redis_url("redis://a:1,b:2"), config_error);
+  CHECK_THROWS_AS(parse_redis_url("redis+mesh://a"), config_error);
+}

@@ -1,32 +1,116 @@
-// Where a command goes: the client picks the server for a key and lends a connection.
-// Standalone today; the tasks call only `run`, so cluster and sentinel routing slot in here.
+// Where a command goes: the client picks the server for a run and lends it a connection.
+// Standalone, Redis Cluster (by key slot, following MOVED/ASK) or Redis Sentinel (the current
+// master); the tasks only call `run`, so one task runs unchanged on all three.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "cluster.hpp"
 #include "pool.hpp"
+#include "sentinel.hpp"
 
 namespace redis_tasks::detail {
+
+/// What a run is about, for routing: one key, the keys of a command, or nothing.
+struct route {
+  std::string_view key;                               ///< the key (when `keyed`)
+  bool keyed = false;                                 ///< route by `key`
+  const std::vector<std::string>* command = nullptr;  ///< route by this command's keys
+
+  /// A run about one key.
+  route(std::string_view k) : key(k), keyed(true) {}  // NOLINT: a key is a route
+  /// A run about one key.
+  route(const std::string& k) : route(std::string_view(k)) {}  // NOLINT
+  /// A run of `args`, routed by the keys the server says the command has.
+  static route for_command(const std::vector<std::string>& args) {
+    route r{std::string_view()};
+    r.keyed = false;
+    r.command = &args;
+    return r;
+  }
+};
+
+/// Parses "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381".
+inline bool parse_redirect(const std::string& msg, int& slot, std::string& node) {
+  const auto a = msg.find(' ');
+  const auto b = msg.find(' ', a + 1);
+  if (a == std::string::npos || b == std::string::npos) return false;
+  slot = std::atoi(msg.c_str() + a + 1);
+  node = msg.substr(b + 1);
+  return slot >= 0 && slot < cluster_slots && !node.empty();
+}
 
 /// Routes runs to connections.
 class client {
  public:
-  explicit client(endpoint_settings s) : endpoint_(s.name()) {
+  explicit client(endpoint_settings s) {
     if (s.params.tls.enabled && !s.tls) s.tls = std::make_shared<const tls_context>(s.params.tls);
-    pool_ = pool_for(s);
+    const bool cluster = s.params.cluster.enabled;
+    const bool sentinel = !s.params.sentinel.sentinels.empty();
+    if (cluster && sentinel) {
+      throw config_error("cluster and sentinel settings are both given; a server set is one or "
+                         "the other");
+    }
+    if (cluster) {
+      max_redirects_ = s.params.cluster.max_redirects;
+      cluster_ = shared_router<cluster_router>(s, "cluster");
+      endpoint_ = "cluster " + cluster_->name();
+    } else if (sentinel) {
+      sentinel_ = shared_router<sentinel_router>(s, "sentinel");
+      endpoint_ = sentinel_->name();
+    } else {
+      pool_ = pool_for(s);
+      endpoint_ = s.name();
+    }
   }
 
-  /// Calls `fn(connection&)` on a connection for `key`. If the request could not have reached
-  /// the server (nothing was written before the connection failed), it is tried once more on a
-  /// new connection; any other failure propagates, so nothing runs twice.
+  /// Calls `fn(connection&)` on a connection of the server that serves `r`, and returns what it
+  /// returns. A request that cannot have reached a server (nothing was written before the
+  /// connection failed, or the server redirected it with MOVED/ASK/READONLY) is sent again;
+  /// any other failure propagates, so nothing runs twice.
   template <class F>
-  auto run(std::string_view key, F&& fn) -> std::invoke_result_t<F&, connection&> {
-    (void)key;
+  auto run(const route& r, F&& fn) -> std::invoke_result_t<F&, connection&> {
+    if (cluster_) return run_cluster(r, fn);
+    if (sentinel_) return run_sentinel(fn);
+    return run_on(*pool_, fn);
+  }
+
+  /// The server set, for messages: "host:port", "cluster host:port" or the sentinel master.
+  const std::string& endpoint() const noexcept { return endpoint_; }
+
+ private:
+  // Routers are shared by tasks with equal settings, like pools, so a cluster's slot map and
+  // a sentinel master lookup are made once.
+  template <class Router>
+  static std::shared_ptr<Router> shared_router(const endpoint_settings& s, const char* kind) {
+    static std::mutex registry_mutex;
+    static std::map<std::string, std::weak_ptr<Router>> registry;
+    std::string key = std::string(kind) + '\x1e' + s.pool_key();
+    for (const auto& n : s.params.cluster.seeds) key += '\x1e' + n;
+    for (const auto& n : s.params.sentinel.sentinels) key += '\x1e' + n;
+    key += '\x1e' + s.params.sentinel.master_name + '\x1e' + s.params.sentinel.username + '\x1e' +
+           s.params.sentinel.password_secret.value_or("-");
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    auto& slot = registry[key];
+    if (auto existing = slot.lock()) return existing;
+    auto created = std::make_shared<Router>(s);
+    slot = created;
+    return created;
+  }
+
+  template <class F>
+  static auto run_on(connection_pool& pool, F& fn) -> std::invoke_result_t<F&, connection&> {
     for (int attempt = 0;; ++attempt) {
-      auto lease = pool_->acquire();
+      auto lease = pool.acquire();
       try {
         return fn(*lease);
       } catch (const not_sent_error&) {
@@ -35,14 +119,86 @@ class client {
     }
   }
 
-  /// "host:port" of the server, for messages.
-  const std::string& endpoint() const noexcept { return endpoint_; }
-  /// The pool behind this client (for tests and statistics).
-  const connection_pool& pool() const noexcept { return *pool_; }
+  template <class F>
+  auto run_cluster(const route& r, F& fn) -> std::invoke_result_t<F&, connection&> {
+    const int slot = r.command ? cluster_->slot_of_command(*r.command)
+                               : (r.keyed ? key_slot(r.key) : -1);
+    std::string ask_node;
+    const int max_redirects = max_redirects_;
+    for (int redirects = 0, busy = 0;;) {
+      std::shared_ptr<connection_pool> pool =
+          !ask_node.empty() ? cluster_->pool_for_node(ask_node)
+                            : (slot >= 0 ? cluster_->pool_for_slot(slot) : cluster_->any_pool());
+      try {
+        if (ask_node.empty()) return run_on(*pool, fn);
+        auto asking = [&fn](connection& c) -> std::invoke_result_t<F&, connection&> {
+          c.set_asking(true);
+          struct reset {
+            connection& c;
+            ~reset() { c.set_asking(false); }
+          } guard{c};
+          return fn(c);
+        };
+        return run_on(*pool, asking);
+      } catch (const reply_error& e) {
+        const std::string code = e.code();
+        int to_slot = 0;
+        std::string node;
+        if ((code == "MOVED" || code == "ASK") && parse_redirect(e.server_message(), to_slot, node)) {
+          if (++redirects > max_redirects) {
+            throw connection_error("cluster " + cluster_->name() + ": gave up after " +
+                                   std::to_string(max_redirects) + " redirections (last: " +
+                                   e.server_message() + ")");
+          }
+          if (code == "MOVED") {
+            cluster_->moved(to_slot, node);
+            ask_node.clear();
+          } else {
+            ask_node = node;
+          }
+          continue;
+        }
+        if (code == "TRYAGAIN" && ++busy <= 20) {  // keys of the slot are being migrated
+          std::this_thread::sleep_for(std::chrono::milliseconds(10 * busy));
+          continue;
+        }
+        if (code == "CLUSTERDOWN") {
+          cluster_->mark_stale();
+          throw connection_error("cluster " + cluster_->name() + " is down or failing over (" +
+                                 e.server_message() + "); task retries will try again");
+        }
+        throw;
+      } catch (const connection_error&) {
+        cluster_->mark_stale();  // the node may have failed; its replica takes over
+        throw;
+      }
+    }
+  }
 
- private:
+  template <class F>
+  auto run_sentinel(F& fn) -> std::invoke_result_t<F&, connection&> {
+    for (int attempt = 0;; ++attempt) {
+      auto pool = sentinel_->master_pool();
+      try {
+        return run_on(*pool, fn);
+      } catch (const reply_error& e) {
+        // READONLY: this server was demoted; the write was refused, so it may go to the new
+        // master.
+        if (e.code() != "READONLY" || attempt >= 3) throw;
+        sentinel_->invalidate(pool);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 * (attempt + 1)));
+      } catch (const connection_error&) {
+        sentinel_->invalidate(pool);
+        throw;
+      }
+    }
+  }
+
   std::shared_ptr<connection_pool> pool_;
+  std::shared_ptr<cluster_router> cluster_;
+  std::shared_ptr<sentinel_router> sentinel_;
   std::string endpoint_;
+  int max_redirects_ = 5;
 };
 
 }  // namespace redis_tasks::detail

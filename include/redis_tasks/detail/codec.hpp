@@ -3,10 +3,14 @@
 #pragma once
 
 #include <charconv>
+#include <cmath>
 #include <deque>
+#include <limits>
 #include <list>
+#include <locale>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -151,27 +155,66 @@ std::string_view format_number(N v, number_buffer& buf) {
   }
 }
 
+/// "a signed 8-bit integer", "double", …: the number type N, for messages.
+template <class N>
+std::string number_description() {
+  if constexpr (std::is_same_v<N, bool>) {
+    return "a boolean (1 or 0)";
+  } else if constexpr (std::is_floating_point_v<N>) {
+    return std::is_same_v<N, float>    ? "float"
+           : std::is_same_v<N, double> ? "double"
+                                       : "long double";
+  } else {
+    return std::string(std::is_signed_v<N> ? "a signed " : "an unsigned ") +
+           std::to_string(sizeof(N) * 8) + "-bit integer";
+  }
+}
+
+/// Reads a floating-point `text` whose value lies below the normal range: a subnormal number
+/// such as `5e-324` (what `std::to_chars` writes for `denorm_min`), or one that rounds to zero.
+/// Needed because libstdc++'s `from_chars` calls these out of range for long double, and for
+/// every floating type before GCC 12. A stream in the classic locale reads them exactly (it
+/// uses `strtod` in the "C" locale, whatever the program's locale is); overflow still fails.
+template <class N>
+bool parse_below_normal_range(const char* first, const char* last, N& out) {
+  std::istringstream in(std::string(first, last));
+  in.imbue(std::locale::classic());
+  N v{};
+  in >> v;
+  if (in.fail() || in.peek() != std::char_traits<char>::eof()) return false;
+  if (!(std::fabs(v) < std::numeric_limits<N>::min())) return false;  // not an underflow
+  out = v;
+  return true;
+}
+
 /// Parses a stored number; throws `type_error` naming `subject` when `text` is not a whole `N`.
+/// The message never quotes `text`: a stored value's content stays out of error messages.
 template <class N>
 N parse_number(std::string_view text, const std::string& subject) {
-  auto fail = [&](const char* why) -> N {
-    throw type_error(subject + " holds " + quote_for_message(text) + ", which is not " + why);
-  };
+  auto fail = [&](const std::string& why) -> N { throw type_error(subject + " holds " + why); };
   if constexpr (std::is_same_v<N, bool>) {
     if (text == "1") return true;
     if (text == "0") return false;
-    return fail("a boolean (1 or 0)");
+    return fail("text that is not a boolean (1 or 0)");
   } else {
     const char* first = text.data();
     const char* last = text.data() + text.size();
     N v{};
     if constexpr (std::is_floating_point_v<N>) {
+      // Redis and redis-cli spell positive infinity "+inf"; from_chars takes no sign '+'.
       if (first != last && *first == '+' && last - first > 1 && first[1] != '-') ++first;
     }
     auto res = std::from_chars(first, last, v);
     if (text.empty() || res.ec != std::errc() || res.ptr != last) {
-      if (res.ec == std::errc::result_out_of_range) return fail("in the range of the requested type");
-      return fail(std::is_floating_point_v<N> ? "a floating-point number" : "an integer");
+      if (!text.empty() && res.ec == std::errc::result_out_of_range && res.ptr == last) {
+        if constexpr (std::is_floating_point_v<N>) {
+          if (parse_below_normal_range(first, last, v)) return v;
+        }
+        return fail("a number outside the range of " + number_description<N>());
+      }
+      if (text.empty()) return fail("an empty string, which is not a number");
+      return fail(std::is_floating_point_v<N> ? "text that is not a floating-point number"
+                                              : "text that is not an integer");
     }
     return v;
   }
@@ -197,6 +240,88 @@ E element_from_text(std::string&& s, const std::string& subject) {
                   "std::string_view cannot own data read from Redis: read std::string instead");
   } else {
     return parse_number<E>(s, subject);
+  }
+}
+
+// ---- names of C++ types, for messages -------------------------------------------------------
+
+template <class T>
+struct container_name {
+  static constexpr const char* value = nullptr;
+};
+template <class E, class A>
+struct container_name<std::vector<E, A>> {
+  static constexpr const char* value = "std::vector";
+};
+template <class E, class A>
+struct container_name<std::deque<E, A>> {
+  static constexpr const char* value = "std::deque";
+};
+template <class E, class A>
+struct container_name<std::list<E, A>> {
+  static constexpr const char* value = "std::list";
+};
+template <class E, class C, class A>
+struct container_name<std::set<E, C, A>> {
+  static constexpr const char* value = "std::set";
+};
+template <class E, class H, class Q, class A>
+struct container_name<std::unordered_set<E, H, Q, A>> {
+  static constexpr const char* value = "std::unordered_set";
+};
+template <class E, class C, class A>
+struct container_name<std::map<std::string, E, C, A>> {
+  static constexpr const char* value = "std::map";
+};
+template <class E, class H, class Q, class A>
+struct container_name<std::unordered_map<std::string, E, H, Q, A>> {
+  static constexpr const char* value = "std::unordered_map";
+};
+
+/// How a storable T is spelled in C++ ("std::deque<double>", "redis_tasks::sorted_set<int>"),
+/// for messages such as "RedisGet<std::deque<double>> expects a list". Types the library
+/// cannot name (a user's own) are described by how they are stored.
+template <class T>
+std::string value_type_name() {
+  constexpr category c = category_of<T>();
+  if constexpr (std::is_same_v<T, std::string>) return "std::string";
+  else if constexpr (std::is_same_v<T, std::string_view>) return "std::string_view";
+  else if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_same_v<T, char>) return "char";
+  else if constexpr (std::is_same_v<T, signed char>) return "signed char";
+  else if constexpr (std::is_same_v<T, unsigned char>) return "unsigned char";
+  else if constexpr (std::is_same_v<T, short>) return "short";
+  else if constexpr (std::is_same_v<T, unsigned short>) return "unsigned short";
+  else if constexpr (std::is_same_v<T, int>) return "int";
+  else if constexpr (std::is_same_v<T, unsigned>) return "unsigned";
+  else if constexpr (std::is_same_v<T, long>) return "long";
+  else if constexpr (std::is_same_v<T, unsigned long>) return "unsigned long";
+  else if constexpr (std::is_same_v<T, long long>) return "long long";
+  else if constexpr (std::is_same_v<T, unsigned long long>) return "unsigned long long";
+  else if constexpr (std::is_same_v<T, float>) return "float";
+  else if constexpr (std::is_same_v<T, double>) return "double";
+  else if constexpr (std::is_same_v<T, long double>) return "long double";
+  else if constexpr (c == category::number) return "an arithmetic type";
+  else if constexpr (c == category::list || c == category::set) {
+    return std::string(container_name<T>::value) + "<" +
+           value_type_name<typename T::value_type>() + ">";
+  } else if constexpr (c == category::hash) {
+    return std::string(container_name<T>::value) + "<std::string, " +
+           value_type_name<typename T::mapped_type>() + ">";
+  } else if constexpr (c == category::zset) {
+    using E = decltype(std::declval<typename T::value_type>().member);
+    return "redis_tasks::sorted_set<" + value_type_name<E>() + ">";
+  } else if constexpr (c == category::any) {
+    return "redis_tasks::value";
+  } else if constexpr (std::is_same_v<T, nlohmann::json>) {
+    return "nlohmann::json";
+  } else if constexpr (c == category::json) {
+    return "a JSON-convertible type";
+  } else if constexpr (c == category::user) {
+    return "a value_traits type stored as " +
+           value_type_name<typename value_traits<T>::storage_type>();
+  } else {
+    return "an unstorable type";
   }
 }
 

@@ -112,6 +112,7 @@ class connection {
 
   /// Queues one command made of `n` arguments.
   void append(const std::string_view* args, std::size_t n) {
+    if (asking_) append_asking();
     encoder_.append(args, n);
     ++pending_;
     if (encoder_.buffered_bytes() >= flush_threshold) flush();
@@ -121,9 +122,15 @@ class connection {
 
   /// Starts queuing a command of `argc` arguments, given one by one with `arg`.
   void begin_command(std::size_t argc) {
+    if (asking_) append_asking();
     encoder_.begin(argc);
     ++pending_;
   }
+
+  /// In a Redis Cluster slot migration, the target node serves a key only to a client that
+  /// says ASKING first: while this is on, every command is preceded by ASKING, and the ASKING
+  /// replies are consumed by `read`.
+  void set_asking(bool on) noexcept { asking_ = on; }
   /// One argument of the command started by `begin_command`; long ones are not copied and must
   /// outlive the next `flush`.
   void arg(std::string_view a) { encoder_.arg(a); }
@@ -155,18 +162,12 @@ class connection {
   /// Reads the next reply. Error replies are returned, not thrown, except NOAUTH, which
   /// means the server wants a password this connection did not give: that is an `auth_error`.
   reply read() {
-    reply r;
-    try {
-      while (!parser_.next(r)) {
-        if (!rbuf_) rbuf_ = std::make_unique<char[]>(read_buffer_size);
-        const std::size_t n = stream_->read_some(rbuf_.get(), read_buffer_size);
-        parser_.feed(rbuf_.get(), n);
-      }
-    } catch (...) {
-      broken_ = true;
-      throw;
+    if (asking_replies_ > 0) {
+      // The reply to the ASKING sent before this command (always +OK): skip it.
+      --asking_replies_;
+      (void)read_one();
     }
-    last_used_ = clock::now();
+    reply r = read_one();
     --pending_;
     if (r.is_error() && r.str().compare(0, 6, "NOAUTH") == 0) throw_noauth();
     return r;
@@ -181,7 +182,7 @@ class connection {
   }
 
   /// True when an I/O error left the connection unusable, or replies are still unread.
-  bool broken() const noexcept { return broken_ || pending_ != 0; }
+  bool broken() const noexcept { return broken_ || pending_ != 0 || asking_replies_ != 0; }
   /// Marks the connection unusable (its state is unknown, e.g. a reply was left unread).
   void mark_broken() noexcept { broken_ = true; }
   /// When the last reply arrived.
@@ -202,6 +203,28 @@ class connection {
  private:
   static constexpr std::size_t read_buffer_size = 64 * 1024;
   static constexpr std::size_t flush_threshold = 1024 * 1024;
+
+  reply read_one() {
+    reply r;
+    try {
+      while (!parser_.next(r)) {
+        if (!rbuf_) rbuf_ = std::make_unique<char[]>(read_buffer_size);
+        const std::size_t n = stream_->read_some(rbuf_.get(), read_buffer_size);
+        parser_.feed(rbuf_.get(), n);
+      }
+    } catch (...) {
+      broken_ = true;
+      throw;
+    }
+    last_used_ = clock::now();
+    return r;
+  }
+
+  void append_asking() {
+    static constexpr std::string_view asking[] = {"ASKING"};
+    encoder_.append(asking, 1);
+    ++asking_replies_;
+  }
 
   static std::string scrub(std::string text, const std::optional<std::string>& password) {
     if (password && !password->empty()) {
@@ -294,6 +317,8 @@ class connection {
   std::unique_ptr<char[]> rbuf_;
   std::size_t request_written_ = 0;
   std::size_t pending_ = 0;  // commands sent or queued whose replies are not read yet
+  std::size_t asking_replies_ = 0;  // ASKING replies to skip, one before each pending reply
+  bool asking_ = false;
   bool broken_ = false;
   clock::time_point last_used_;
   std::string secret_desc_;

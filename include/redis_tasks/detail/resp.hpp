@@ -2,11 +2,14 @@
 // `reply` trees directly so that a bulk string is copied once, as hiredis itself copies it).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <hiredis/hiredis.h>
@@ -110,7 +113,7 @@ class reply_parser {
  public:
   reply_parser() : reader_(redisReaderCreateWithFunctions(&functions())) {
     if (reader_ == nullptr) throw std::bad_alloc();
-    reader_->privdata = &root_;
+    reader_->privdata = &state_;
   }
   reply_parser(const reply_parser&) = delete;
   reply_parser& operator=(const reply_parser&) = delete;
@@ -124,45 +127,84 @@ class reply_parser {
   /// Takes the next complete reply into `out`; false when more bytes are needed.
   bool next(reply& out) {
     void* obj = nullptr;
-    if (redisReaderGetReply(reader_, &obj) != REDIS_OK) throw_protocol_error();
+    if (redisReaderGetReply(reader_, &obj) != REDIS_OK) {
+      // A callback failed (std::bad_alloc, say): hiredis only saw a null object and stopped.
+      if (state_.failure) std::rethrow_exception(std::exchange(state_.failure, nullptr));
+      throw_protocol_error();
+    }
     if (obj == nullptr) return false;
-    out = std::move(root_);
-    root_ = reply();
+    out = std::move(state_.root);
+    state_.root = reply();
     return true;
   }
 
  private:
+  // What the callbacks reach through the reader's privdata: the root slot, and the exception
+  // a callback caught. Exceptions must not unwind through hiredis's C frames, so a callback
+  // that fails stores it here and returns null, which hiredis turns into an error.
+  struct build_state {
+    reply root;
+    std::exception_ptr failure;
+  };
+
   [[noreturn]] void throw_protocol_error() {
     throw connection_error(std::string("protocol error from server: ") + reader_->errstr);
   }
 
   // Where the object for `task` goes: the root slot, or its place in the parent's elements.
+  // hiredis makes the children of an aggregate in order, so the parent's vector grows by one
+  // here, and its capacity only in step with the elements that did arrive (eightfold, capped
+  // at the announced count): a 13-byte `*2147483647` must not allocate gigabytes. Growing is
+  // safe: the parent's earlier children are complete and no task still points into them.
   static reply* slot(const redisReadTask* task) {
-    if (task->parent == nullptr) return static_cast<reply*>(task->privdata);
-    auto* parent = static_cast<reply*>(task->parent->obj);
-    return &parent->elements()[static_cast<std::size_t>(task->idx)];
+    if (task->parent == nullptr) return &static_cast<build_state*>(task->privdata)->root;
+    auto& siblings = static_cast<reply*>(task->parent->obj)->elements();
+    const auto i = static_cast<std::size_t>(task->idx);
+    if (i == siblings.size()) {
+      if (i == siblings.capacity()) {
+        const auto announced = static_cast<std::size_t>(task->parent->elements);
+        siblings.reserve(std::min(announced, std::max<std::size_t>(i * 8, 8)));
+      }
+      siblings.emplace_back();
+    }
+    return &siblings[i];
   }
 
-  static void* create_string(const redisReadTask* task, char* str, std::size_t len) {
-    reply* r = slot(task);
+  // Runs `build(slot)` and returns the slot, or stores the exception and returns null.
+  template <typename Build>
+  static void* guarded(const redisReadTask* task, Build&& build) noexcept {
+    try {
+      reply* r = slot(task);
+      build(*r);
+      return r;
+    } catch (...) {
+      static_cast<build_state*>(task->privdata)->failure = std::current_exception();
+      return nullptr;
+    }
+  }
+
+  static void* create_string(const redisReadTask* task, char* str, std::size_t len) noexcept {
+    return guarded(task, [&](reply& r) { set_string(task, r, str, len); });
+  }
+
+  static void set_string(const redisReadTask* task, reply& r, const char* str, std::size_t len) {
     switch (task->type) {
-      case REDIS_REPLY_STATUS: *r = reply::make_status(std::string(str, len)); break;
-      case REDIS_REPLY_ERROR: *r = reply::make_error(std::string(str, len)); break;
+      case REDIS_REPLY_STATUS: r = reply::make_status(std::string(str, len)); break;
+      case REDIS_REPLY_ERROR: r = reply::make_error(std::string(str, len)); break;
 #ifdef REDIS_REPLY_VERB
       case REDIS_REPLY_VERB:
         if (len >= 4 && str[3] == ':') {
-          *r = reply::make_verbatim(std::string(str + 4, len - 4), std::string(str, 3));
+          r = reply::make_verbatim(std::string(str + 4, len - 4), std::string(str, 3));
         } else {
-          *r = reply::make_verbatim(std::string(str, len));
+          r = reply::make_verbatim(std::string(str, len));
         }
         break;
 #endif
 #ifdef REDIS_REPLY_BIGNUM
-      case REDIS_REPLY_BIGNUM: *r = reply::make_big_number(std::string(str, len)); break;
+      case REDIS_REPLY_BIGNUM: r = reply::make_big_number(std::string(str, len)); break;
 #endif
-      default: *r = reply::make_string(std::string(str, len)); break;
+      default: r = reply::make_string(std::string(str, len)); break;
     }
-    return r;
   }
 
 #if HIREDIS_MAJOR >= 1
@@ -171,8 +213,7 @@ class reply_parser {
   using aggregate_size = int;
 #endif
 
-  static void* create_array(const redisReadTask* task, aggregate_size n) {
-    reply* r = slot(task);
+  static void* create_array(const redisReadTask* task, aggregate_size n) noexcept {
     reply_type t = reply_type::array;
 #ifdef REDIS_REPLY_MAP
     switch (task->type) {
@@ -183,38 +224,36 @@ class reply_parser {
       default: break;
     }
 #endif
-    *r = reply::make_aggregate(t, std::vector<reply>(static_cast<std::size_t>(n)));
-    return r;
+    // The elements are added as they arrive (see `slot`); reserve only a few up front.
+    const std::size_t reserve = std::min<std::size_t>(static_cast<std::size_t>(n), 8);
+    return guarded(task, [&](reply& r) {
+      std::vector<reply> elements;
+      elements.reserve(reserve);
+      r = reply::make_aggregate(t, std::move(elements));
+    });
   }
 
-  static void* create_integer(const redisReadTask* task, long long v) {
-    reply* r = slot(task);
-    *r = reply::make_integer(v);
-    return r;
+  static void* create_integer(const redisReadTask* task, long long v) noexcept {
+    return guarded(task, [&](reply& r) { r = reply::make_integer(v); });
   }
 
-  static void* create_nil(const redisReadTask* task) {
-    reply* r = slot(task);
-    *r = reply();
-    return r;
+  static void* create_nil(const redisReadTask* task) noexcept {
+    return guarded(task, [&](reply& r) { r = reply(); });
   }
 
 #if HIREDIS_MAJOR >= 1
-  static void* create_double(const redisReadTask* task, double v, char* str, std::size_t len) {
-    reply* r = slot(task);
-    *r = reply::make_double(v, std::string(str, len));
-    return r;
+  static void* create_double(const redisReadTask* task, double v, char* str,
+                             std::size_t len) noexcept {
+    return guarded(task, [&](reply& r) { r = reply::make_double(v, std::string(str, len)); });
   }
 
-  static void* create_bool(const redisReadTask* task, int v) {
-    reply* r = slot(task);
-    *r = reply::make_boolean(v != 0);
-    return r;
+  static void* create_bool(const redisReadTask* task, int v) noexcept {
+    return guarded(task, [&](reply& r) { r = reply::make_boolean(v != 0); });
   }
 #endif
 
   // Only ever called on the root object, which lives in the parser: reset it in place.
-  static void free_object(void* obj) { *static_cast<reply*>(obj) = reply(); }
+  static void free_object(void* obj) noexcept { *static_cast<reply*>(obj) = reply(); }
 
   static redisReplyObjectFunctions& functions() {
 #if HIREDIS_MAJOR >= 1
@@ -229,7 +268,7 @@ class reply_parser {
   }
 
   redisReader* reader_;
-  reply root_;
+  build_state state_;
 };
 
 }  // namespace redis_tasks::detail

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <iterator>
@@ -49,8 +50,9 @@ struct string_payload {
   std::string text;
 };
 
+/// The text a string-stored value is sent as; `key` names it in messages.
 template <class T>
-std::string_view string_payload_of(const T& v, string_payload& p) {
+std::string_view string_payload_of(const T& v, string_payload& p, std::string_view key) {
   constexpr category c = category_of<T>();
   if constexpr (c == category::string) {
     return std::string_view(v);
@@ -58,10 +60,17 @@ std::string_view string_payload_of(const T& v, string_payload& p) {
     return format_number(v, p.numbers);
   } else {
     static_assert(c == category::json, "not a string-stored type");
-    if constexpr (std::is_same_v<T, nlohmann::json>) {
-      p.text = v.dump();
-    } else {
-      p.text = nlohmann::json(v).dump();
+    // dump() refuses strings that are not UTF-8 (JSON text must be): that is a bad argument,
+    // reported as our config_error rather than as nlohmann's exception.
+    try {
+      if constexpr (std::is_same_v<T, nlohmann::json>) {
+        p.text = v.dump();
+      } else {
+        p.text = nlohmann::json(v).dump();
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw config_error("the value for " + key_subject(key) +
+                         " cannot be written as JSON: " + e.what());
     }
     return p.text;
   }
@@ -105,73 +114,133 @@ void append_collection(connection& c, std::string_view key, const T& v) {
   }
 }
 
+/// Where a conditional write builds the new collection before the script moves it into place.
+/// Redis Cluster hashes only a key's first non-empty `{…}` part, so the swap key keeps `key`'s
+/// hash tag, or makes `key` itself the tag: both keys then live in the same slot, as EVAL needs.
+/// (A key holding a '}' but no hash tag cannot be wrapped; on a standalone server that does
+/// not matter.)
+inline std::string swap_key_for(std::string_view key) {
+  const auto open = key.find('{');
+  const auto close = open == std::string_view::npos ? open : key.find('}', open + 1);
+  const bool has_tag = close != std::string_view::npos && close > open + 1;
+  std::string k;
+  if (has_tag || key.find('}') != std::string_view::npos) {
+    k = std::string(key);
+  } else {
+    k.reserve(key.size() + 2);
+    k += '{';
+    k += key;
+    k += '}';
+  }
+  return k + ":redis_tasks:swap";
+}
+
+/// Decides NX/XX and puts the collection built in KEYS[2] in place of KEYS[1] (or deletes
+/// KEYS[1] when KEYS[2] is empty, i.e. the collection was), with the expiry ARGV[2] in ms or
+/// none. Returns 1 when written, 0 when the condition ARGV[1] prevented it.
+inline constexpr std::string_view conditional_swap_script = R"lua(
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (ARGV[1] == 'NX' and exists) or (ARGV[1] == 'XX' and not exists) then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[1])
+  if ARGV[2] ~= '' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  else
+    redis.call('PERSIST', KEYS[1])
+  end
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+)lua";
+
+/// How long a swap key may outlive a transaction whose script failed (it never should).
+inline constexpr std::string_view swap_key_ttl_ms = "60000";
+
 /// Replaces `key` with a collection, atomically, with SET's expiry and condition.
 ///
-/// Why MULTI/EXEC (with WATCH for NX/XX) rather than a Lua script: the transaction replaces the
-/// key in one step however many RPUSH/SADD/HSET/ZADD chunks it takes, so a million elements go
-/// out in bounded client memory without Lua's unpack limit or temporary keys, and it touches one
-/// key only, so it works unchanged on Redis Cluster. NX/XX need the key's existence checked at
-/// the moment of writing: WATCH makes EXEC fail if any other client changed the key after our
-/// EXISTS, and we then decide again, so concurrent writers behave exactly like concurrent SETs.
+/// Why one MULTI/EXEC: it replaces the key in one step however many RPUSH/SADD/HSET/ZADD
+/// chunks the collection takes, so a million elements go out in bounded client memory, with no
+/// Lua unpack limit and no argv of a million entries; no reader sees a partial value.
+///
+/// Why NX/XX are decided by a short script queued at the end of that same transaction, rather
+/// than by WATCH + EXISTS and a retry when EXEC fails: a retry re-sends the whole collection,
+/// and any write landing while it is sent fails it again, so a large conditional write starved
+/// behind a stream of small ones (a 200k-element XX write gave up after 1000 attempts against
+/// four small writers). Here the chunks fill a swap key and the script, run atomically at EXEC,
+/// checks the condition and renames the swap key into place or drops it: one round trip, no
+/// retries, and concurrent writers are ordered exactly like concurrent SETs. The script is sent
+/// with EVAL, not EVALSHA: a NOSCRIPT error would only show at EXEC, after the chunks had run.
+/// The swap key gets a short TTL before the script runs, so it cannot linger even if the script
+/// failed.
 template <class T>
 bool write_collection(connection& c, std::string_view key, const T& v, const write_options& o) {
-  constexpr int max_attempts = 1000;
-  const bool empty = std::begin(v) == std::end(v);
+  if constexpr (category_of<T>() == category::zset) {
+    // Checked here as well as by the task, because a value_traits type reaches this point only
+    // through to_storage. ZADD would refuse a NaN and abort the whole transaction.
+    for (const auto& e : v) {
+      if (std::isnan(e.score)) {
+        throw config_error("the value for " + key_subject(key) +
+                           " has a NaN sorted-set score; Redis scores must be numbers");
+      }
+    }
+  }
+  const auto n = static_cast<std::size_t>(std::distance(std::begin(v), std::end(v)));
   char ms_buf[32];
   std::string_view ms;
   if (o.expiry) {
     auto res = std::to_chars(ms_buf, ms_buf + sizeof ms_buf, o.expiry->count());
     ms = std::string_view(ms_buf, static_cast<std::size_t>(res.ptr - ms_buf));
   }
-  for (int attempt = 0; attempt < max_attempts; ++attempt) {
-    c.begin_request();
-    if (o.cond != condition::none) {
-      c.append({"WATCH", key});
-      c.append({"EXISTS", key});
-      c.flush();
-      reply w = c.read();
-      reply e = c.read();
-      if (w.is_error()) throw_reply(w, "WATCH", key, c);
-      if (e.is_error()) throw_reply(e, "EXISTS", key, c);
-      const bool exists = e.integer() > 0;
-      if ((o.cond == condition::nx && exists) || (o.cond == condition::xx && !exists)) {
-        reply u = c.call({"UNWATCH"});
-        if (u.is_error()) throw_reply(u, "UNWATCH", key, c);
-        return false;
-      }
-      c.begin_request();
-    }
-    c.append({"MULTI"});
-    c.append({"DEL", key});
-    std::size_t queued = 1;
-    if (!empty) {
-      append_collection(c, key, v);
-      const auto n = static_cast<std::size_t>(std::distance(std::begin(v), std::end(v)));
-      queued += (n + chunk_elements - 1) / chunk_elements;
-      if (o.expiry) {
-        c.append({"PEXPIRE", key, ms});
-        ++queued;
-      }
-    }
-    c.append({"EXEC"});
-    c.flush();
-    reply multi = c.read();
-    std::optional<reply> first_error;
-    if (multi.is_error()) first_error = std::move(multi);
-    for (std::size_t i = 0; i < queued; ++i) {
-      reply q = c.read();
-      if (q.is_error() && !first_error) first_error = std::move(q);
-    }
-    reply exec = c.read();
-    if (exec.is_error()) throw_reply(first_error ? *first_error : exec, "writing", key, c);
-    if (exec.is_nil()) continue;  // WATCH saw another writer: decide again
-    for (const auto& r : exec.elements()) {
-      if (r.is_error()) throw_reply(r, "writing", key, c);
-    }
-    return true;
+  const bool conditional = o.cond != condition::none;
+  const std::string swap = conditional ? swap_key_for(key) : std::string();
+  const std::string_view target = conditional ? std::string_view(swap) : key;
+
+  c.begin_request();
+  c.append({"MULTI"});
+  c.append({"DEL", target});
+  std::size_t queued = 1;
+  if (n > 0) {
+    append_collection(c, target, v);
+    queued += (n + chunk_elements - 1) / chunk_elements;
   }
-  throw error("writing " + key_subject(key) + " on " + c.endpoint() + ": gave up after " +
-              std::to_string(max_attempts) + " attempts lost to concurrent writers");
+  if (conditional) {
+    if (n > 0) {
+      c.append({"PEXPIRE", swap, swap_key_ttl_ms});
+      ++queued;
+    }
+    c.append({"EVAL", conditional_swap_script, "2", key, swap,
+              o.cond == condition::nx ? "NX" : "XX", ms});
+    ++queued;
+  } else if (n > 0 && o.expiry) {
+    c.append({"PEXPIRE", key, ms});
+    ++queued;
+  }
+  c.append({"EXEC"});
+  c.flush();
+
+  reply multi = c.read();
+  std::optional<reply> first_error;
+  if (multi.is_error()) first_error = std::move(multi);
+  for (std::size_t i = 0; i < queued; ++i) {
+    reply q = c.read();
+    if (q.is_error() && !first_error) first_error = std::move(q);
+  }
+  reply exec = c.read();
+  // A command refused while queuing (EXECABORT) names the real cause in its own reply.
+  if (exec.is_error()) throw_reply(first_error ? *first_error : exec, "writing", key, c);
+  if (exec.is_nil() || exec.elements().size() != queued) {
+    c.mark_broken();  // nothing we sent WATCHes, so the connection is not in the state we think
+    throw error("writing " + key_subject(key) + " on " + c.endpoint() +
+                ": the transaction was not executed as sent");
+  }
+  for (const auto& r : exec.elements()) {
+    if (r.is_error()) throw_reply(r, "writing", key, c);
+  }
+  return !conditional || exec.elements().back().integer() == 1;
 }
 
 /// Writes `v` to `key` as the Redis type that fits T; false when NX/XX prevented it.
@@ -187,7 +256,7 @@ bool write_value(connection& c, std::string_view key, const T& v, const write_op
     return std::visit([&](const auto& alt) { return write_value(c, key, alt, o); }, v);
   } else if constexpr (kind_of(cat) == redis_kind::string) {
     string_payload p;
-    std::string_view args[6] = {"SET", key, string_payload_of(v, p)};
+    std::string_view args[6] = {"SET", key, string_payload_of(v, p, key)};
     std::size_t n = 3;
     char ms_buf[32];
     if (o.expiry) {

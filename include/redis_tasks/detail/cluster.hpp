@@ -1,0 +1,296 @@
+// Redis Cluster: key slots, the slot map, and which node's pool serves a run.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../reply.hpp"
+#include "pool.hpp"
+
+namespace redis_tasks::detail {
+
+/// CRC16-CCITT (XMODEM), the checksum Redis Cluster hashes keys with.
+inline std::uint16_t crc16(std::string_view data) {
+  std::uint16_t crc = 0;
+  for (char ch : data) {
+    crc ^= static_cast<std::uint16_t>(static_cast<unsigned char>(ch) << 8);
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) != 0 ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<std::uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+/// Number of hash slots in a Redis Cluster.
+inline constexpr int cluster_slots = 16384;
+
+/// The slot of `key`: only the part inside the first `{…}` counts when it is non-empty, so
+/// `{user1}.name` and `{user1}.mail` land on the same node.
+inline int key_slot(std::string_view key) {
+  const auto open = key.find('{');
+  if (open != std::string_view::npos) {
+    const auto close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close != open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return crc16(key) & (cluster_slots - 1);
+}
+
+/// Splits "host:port" (or "[v6]:port"); throws config_error naming `what`.
+inline std::pair<std::string, int> split_host_port(std::string_view hp, std::string_view what) {
+  auto fail = [&]() -> std::pair<std::string, int> {
+    throw config_error(std::string(what) + ": '" + std::string(hp) +
+                       "' is not host:port (e.g. 10.0.0.5:6379)");
+  };
+  const auto colon = hp.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return fail();
+  std::string_view host = hp.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port = 0;
+  const auto p = hp.substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  if (ec != std::errc() || ptr != p.data() + p.size() || port < 1 || port > 65535) return fail();
+  return {std::string(host), port};
+}
+
+/// The slot map of one cluster and a pool per node. Shared by every task with the same
+/// settings; safe to use from many threads.
+class cluster_router {
+ public:
+  explicit cluster_router(endpoint_settings base) : base_(std::move(base)) {
+    seeds_.push_back(base_.host + ":" + std::to_string(base_.port));
+    for (const auto& s : base_.params.cluster.seeds) {
+      split_host_port(s, "cluster seed");
+      seeds_.push_back(s);
+    }
+    if (base_.db != 0) {
+      throw config_error("Redis Cluster has only database 0; got db " + std::to_string(base_.db));
+    }
+  }
+
+  /// The pool of the node serving `slot` (loads the slot map first if needed).
+  std::shared_ptr<connection_pool> pool_for_slot(int slot) {
+    ensure_map();
+    std::string node;
+    {
+      std::shared_lock<std::shared_mutex> lock(mutex_);
+      const auto idx = slots_[static_cast<std::size_t>(slot)];
+      if (idx != no_node) node = nodes_[idx];
+    }
+    if (node.empty()) {
+      mark_stale();
+      throw connection_error("no node of the cluster at " + seeds_.front() + " serves slot " +
+                             std::to_string(slot) + " (cluster not fully configured?)");
+    }
+    return pool_for_node(node);
+  }
+
+  /// The pool of a node given as "host:port" (a redirection target, or any node).
+  std::shared_ptr<connection_pool> pool_for_node(const std::string& node) {
+    {
+      std::shared_lock<std::shared_mutex> lock(mutex_);
+      auto it = pools_.find(node);
+      if (it != pools_.end()) return it->second;
+    }
+    auto [host, port] = split_host_port(node, "cluster node");
+    endpoint_settings s = base_;
+    s.host = host;
+    s.port = port;
+    auto pool = pool_for(s);
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    return pools_.emplace(node, std::move(pool)).first->second;
+  }
+
+  /// A pool for a command with no key: any known node, in turn.
+  std::shared_ptr<connection_pool> any_pool() {
+    ensure_map();
+    std::string node;
+    {
+      std::shared_lock<std::shared_mutex> lock(mutex_);
+      if (!nodes_.empty()) node = nodes_[next_any_.fetch_add(1) % nodes_.size()];
+    }
+    return pool_for_node(node.empty() ? seeds_.front() : node);
+  }
+
+  /// A MOVED reply: the slot now lives on `node`. Fixes the entry at once and reloads the
+  /// whole map before the next run, since a MOVED usually means more slots changed.
+  void moved(int slot, const std::string& node) {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    std::size_t idx = 0;
+    while (idx < nodes_.size() && nodes_[idx] != node) ++idx;
+    if (idx == nodes_.size()) nodes_.push_back(node);
+    slots_[static_cast<std::size_t>(slot)] = static_cast<std::uint16_t>(idx);
+    stale_ = true;
+  }
+
+  /// The map may be out of date (a node failed): reload it before the next run.
+  void mark_stale() {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    stale_ = true;
+  }
+
+  /// The slot a command's keys hash to, as the server describes the command's key positions
+  /// (COMMAND INFO, cached; COMMAND GETKEYS for commands whose keys move); -1 when it has none.
+  int slot_of_command(const std::vector<std::string>& args) {
+    if (args.empty()) return -1;
+    std::string name = args[0];
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::optional<key_spec> spec;
+    {
+      std::shared_lock<std::shared_mutex> lock(mutex_);
+      auto it = specs_.find(name);
+      if (it != specs_.end()) spec = it->second;
+    }
+    if (!spec) {
+      spec = describe(name);
+      std::unique_lock<std::shared_mutex> lock(mutex_);
+      specs_[name] = *spec;
+    }
+    if (spec->ask_server) return slot_from_getkeys(args);
+    if (spec->first <= 0) return -1;
+    const auto argc = static_cast<long long>(args.size());
+    if (spec->first >= argc) return -1;
+    return key_slot(args[static_cast<std::size_t>(spec->first)]);
+  }
+
+  /// "host:port" of the first seed, for messages.
+  const std::string& name() const noexcept { return seeds_.front(); }
+
+ private:
+  static constexpr std::uint16_t no_node = 0xFFFF;
+
+  struct key_spec {
+    long long first = 0;      // position of the first key, 0: none
+    bool ask_server = false;  // keys move with the arguments: ask COMMAND GETKEYS
+  };
+
+  // Runs `fn(connection&)` on some reachable node (seeds and known nodes, in turn).
+  template <class F>
+  auto on_any_node(F&& fn) -> decltype(fn(std::declval<connection&>())) {
+    std::vector<std::string> candidates;
+    {
+      std::shared_lock<std::shared_mutex> lock(mutex_);
+      candidates = nodes_;
+    }
+    candidates.insert(candidates.end(), seeds_.begin(), seeds_.end());
+    std::string last_error;
+    for (const auto& node : candidates) {
+      try {
+        auto lease = pool_for_node(node)->acquire();
+        return fn(*lease);
+      } catch (const connection_error& e) {
+        last_error = e.what();
+      }
+    }
+    throw connection_error("no node of the cluster answered (seeds: " + seeds_.front() +
+                           (seeds_.size() > 1 ? " and " + std::to_string(seeds_.size() - 1) +
+                                                    " more"
+                                              : std::string()) +
+                           "): " + last_error);
+  }
+
+  void ensure_map() {
+    {
+      std::shared_lock<std::shared_mutex> lock(mutex_);
+      if (!stale_) return;
+    }
+    std::lock_guard<std::mutex> once(refresh_mutex_);  // one reload at a time
+    {
+      std::shared_lock<std::shared_mutex> lock(mutex_);
+      if (!stale_) return;
+    }
+    refresh();
+  }
+
+  void refresh() {
+    reply r = on_any_node([](connection& c) { return c.call({"CLUSTER", "SLOTS"}); });
+    if (r.is_error()) {
+      throw reply_error(r.str(), "CLUSTER SLOTS on " + seeds_.front() +
+                                     " (is cluster mode on for this server?)");
+    }
+    std::vector<std::uint16_t> slots(cluster_slots, no_node);
+    std::vector<std::string> nodes;
+    for (const auto& range : r.elements()) {
+      const auto& e = range.elements();
+      if (e.size() < 3 || e[2].elements().size() < 2) continue;
+      const auto& master = e[2].elements();
+      std::string host = master[0].str();
+      if (host.empty() || host == "?") host = base_.host;
+      const std::string node = host + ":" + std::to_string(master[1].integer());
+      std::size_t idx = 0;
+      while (idx < nodes.size() && nodes[idx] != node) ++idx;
+      if (idx == nodes.size()) nodes.push_back(node);
+      const long long lo = e[0].integer();
+      const long long hi = e[1].integer();
+      for (long long s = lo; s <= hi && s < cluster_slots; ++s) {
+        if (s >= 0) slots[static_cast<std::size_t>(s)] = static_cast<std::uint16_t>(idx);
+      }
+    }
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    slots_ = std::move(slots);
+    nodes_ = std::move(nodes);
+    stale_ = false;
+  }
+
+  key_spec describe(const std::string& name) {
+    reply r = on_any_node([&](connection& c) { return c.call({"COMMAND", "INFO", name}); });
+    key_spec spec;
+    if (r.is_error() || r.elements().empty() || r.elements()[0].is_nil()) {
+      spec.ask_server = true;  // unknown here: let COMMAND GETKEYS decide (or fail clearly)
+      return spec;
+    }
+    const auto& info = r.elements()[0].elements();
+    if (info.size() < 6) return spec;
+    spec.first = info[3].integer();
+    for (const auto& flag : info[2].elements()) {
+      if (flag.str() == "movablekeys") spec.ask_server = true;
+    }
+    // Container commands (OBJECT, XINFO, MEMORY …) keep their keys in the subcommands.
+    if (info.size() > 9 && !info[9].elements().empty()) spec.ask_server = true;
+    return spec;
+  }
+
+  int slot_from_getkeys(const std::vector<std::string>& args) {
+    reply r = on_any_node([&](connection& c) {
+      std::vector<std::string_view> argv{"COMMAND", "GETKEYS"};
+      argv.insert(argv.end(), args.begin(), args.end());
+      c.begin_request();
+      c.append(argv.data(), argv.size());
+      c.flush();
+      return c.read();
+    });
+    if (r.is_error() || r.elements().empty()) return -1;  // no keys: any node will do
+    return key_slot(r.elements()[0].str());
+  }
+
+  endpoint_settings base_;
+  std::vector<std::string> seeds_;
+  std::shared_mutex mutex_;
+  std::mutex refresh_mutex_;
+  std::vector<std::uint16_t> slots_ = std::vector<std::uint16_t>(cluster_slots, no_node);
+  std::vector<std::string> nodes_;
+  std::map<std::string, std::shared_ptr<connection_pool>> pools_;
+  std::map<std::string, key_spec> specs_;
+  std::atomic<std::size_t> next_any_{0};
+  bool stale_ = true;
+};
+
+}  // namespace redis_tasks::detail

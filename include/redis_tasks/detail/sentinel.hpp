@@ -1,0 +1,97 @@
+// Redis Sentinel: find the master by name, and find it again after a failover.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../errors.hpp"
+#include "cluster.hpp"
+#include "pool.hpp"
+
+namespace redis_tasks::detail {
+
+/// Asks the sentinels where the master is (SENTINEL get-master-addr-by-name), checks the answer
+/// with ROLE, and keeps the master's pool until told the master is gone.
+class sentinel_router {
+ public:
+  explicit sentinel_router(endpoint_settings base) : base_(std::move(base)) {
+    const auto& sp = base_.params.sentinel;
+    if (sp.master_name.empty()) {
+      throw config_error("sentinel mode needs sentinel.master_name (the name in `sentinel monitor`)");
+    }
+    for (const auto& s : sp.sentinels) split_host_port(s, "sentinel address");
+    description_ = "master '" + sp.master_name + "' of sentinels " + sp.sentinels.front() +
+                   (sp.sentinels.size() > 1
+                        ? " and " + std::to_string(sp.sentinels.size() - 1) + " more"
+                        : std::string());
+  }
+
+  /// The current master's pool, looking the master up if it is not known.
+  std::shared_ptr<connection_pool> master_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!master_) master_ = resolve();
+    return master_;
+  }
+
+  /// The master answered READONLY or the connection broke: look it up again next time.
+  void invalidate(const std::shared_ptr<connection_pool>& seen) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (master_ == seen) master_.reset();
+  }
+
+  /// "master 'name' of sentinels host:port …", for messages.
+  const std::string& name() const noexcept { return description_; }
+
+ private:
+  std::shared_ptr<connection_pool> resolve() {
+    const auto& sp = base_.params.sentinel;
+    std::string why;
+    for (const auto& address : sp.sentinels) {
+      auto [host, port] = split_host_port(address, "sentinel address");
+      endpoint_settings ss = base_;
+      ss.host = host;
+      ss.port = port;
+      ss.db = 0;
+      ss.password_secret = sp.password_secret;
+      ss.params.username = sp.username;
+      ss.params.unix_socket.clear();
+      try {
+        connection sentinel(ss);
+        reply r = sentinel.call({"SENTINEL", "get-master-addr-by-name", sp.master_name});
+        if (r.is_error()) {
+          why = address + " said " + r.str();
+          continue;
+        }
+        if (r.elements().size() != 2) {
+          why = address + " knows no master named '" + sp.master_name + "'";
+          continue;
+        }
+        endpoint_settings ms = base_;
+        ms.host = r.elements()[0].str();
+        ms.port = std::stoi(r.elements()[1].str());
+        auto pool = pool_for(ms);
+        // A sentinel may still name the old master for a moment after a failover: believe the
+        // server's own ROLE.
+        auto lease = pool->acquire();
+        reply role = lease->call({"ROLE"});
+        if (!role.is_error() && !role.elements().empty() && role.elements()[0].str() == "master") {
+          return pool;
+        }
+        why = address + " named " + ms.name() + ", which is not a master (yet)";
+      } catch (const connection_error& e) {
+        why = e.what();
+      }
+    }
+    throw connection_error("cannot find the " + description_ + ": " + why);
+  }
+
+  endpoint_settings base_;
+  std::string description_;
+  std::mutex mutex_;
+  std::shared_ptr<connection_pool> master_;
+};
+
+}  // namespace redis_tasks::detail

@@ -1,0 +1,194 @@
+// Redis Cluster (3 masters, 3 replicas, started here): the same tasks as standalone, routed by
+// key slot; MOVED and ASK during a slot migration; a master killed and its replica promoted.
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+using redis_tasks::RedisExecute;
+using redis_tasks::RedisGet;
+using redis_tasks::RedisSet;
+using test_support::test_cluster;
+
+namespace {
+
+// A task built for standalone, pointed at the cluster by its connection parameters alone.
+template <class Task>
+typename Task::config cluster_config(const test_cluster& cluster) {
+  auto c = test_support::config_for<Task>(cluster.seed_port());
+  c.redis_connection_params.cluster.enabled = true;
+  c.redis_connection_params.connect_timeout = 1000ms;
+  c.redis_connection_params.socket_timeout = 2000ms;
+  return c;
+}
+
+// Keys whose slots fall in each third of the slot space (one per master).
+std::vector<std::string> keys_across_slots() {
+  std::vector<std::string> keys;
+  bool seen[3] = {false, false, false};
+  for (int i = 0; keys.size() < 30 || !(seen[0] && seen[1] && seen[2]); ++i) {
+    std::string k = "key:" + std::to_string(i);
+    seen[redis_tasks::detail::key_slot(k) * 3 / 16384] = true;
+    keys.push_back(std::move(k));
+  }
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("key slots follow CRC16 and hash tags, as the server computes them") {
+  test_cluster cluster;
+  for (const std::string key : {"foo", "bar", "{user1000}.following", "{user1000}.followers",
+                                "{}", "{}x", "a{b}c", "a{}b{c}", "\xff\x00z"}) {
+    const std::string out =
+        test_support::redis_cli(cluster.seed_port(), {"CLUSTER", "KEYSLOT", key});
+    CHECK(redis_tasks::detail::key_slot(key) == std::atoi(out.c_str()));
+  }
+  CHECK(redis_tasks::detail::crc16("123456789") == 0x31C3);
+}
+
+TEST_CASE("all three tasks work across every slot range of a cluster") {
+  test_cluster cluster;
+  RedisSet<std::string> set(cluster_config<RedisSet<std::string>>(cluster));
+  RedisGet<std::string> get(cluster_config<RedisGet<std::string>>(cluster));
+  RedisExecute<long long> exec(cluster_config<RedisExecute<long long>>(cluster));
+  const auto keys = keys_across_slots();
+  for (const auto& k : keys) REQUIRE(set.run({.redis_key = k, .redis_val = "v:" + k}));
+  for (const auto& k : keys) CHECK(get.run({.redis_key = k}) == "v:" + k);
+  for (const auto& k : keys) {
+    CHECK(exec.run({.redis_cmd = redis_tasks::command{std::vector<std::string>{"STRLEN", k}}}) ==
+          static_cast<long long>(2 + k.size()));
+  }
+  // Collections stay atomic on one node: a list written and read through the cluster.
+  RedisSet<std::vector<std::string>> set_list(cluster_config<RedisSet<std::vector<std::string>>>(cluster));
+  RedisGet<std::vector<std::string>> get_list(cluster_config<RedisGet<std::vector<std::string>>>(cluster));
+  const std::vector<std::string> items{"a", "b", "c"};
+  for (const auto& k : keys) REQUIRE(set_list.run({.redis_key = k + ":list", .redis_val = items, .nx = true}));
+  for (const auto& k : keys) CHECK(get_list.run({.redis_key = k + ":list"}) == items);
+
+  // Keyless commands go to any node; multi-key commands in one slot work; across slots the
+  // server's CROSSSLOT error comes back as a reply_error.
+  CHECK(RedisExecute<std::string>(cluster_config<RedisExecute<std::string>>(cluster))
+            .run({.redis_cmd = "PING"}) == "PONG");
+  RedisExecute<redis_tasks::reply> any(cluster_config<RedisExecute<redis_tasks::reply>>(cluster));
+  CHECK_NOTHROW(any.run({.redis_cmd = "MSET {t}a 1 {t}b 2"}));
+  CHECK(any.run({.redis_cmd = "MGET {t}a {t}b"}).to_json() == nlohmann::json::array({"1", "2"}));
+  try {
+    any.run({.redis_cmd = "MSET key:0 1 key:1 2"});
+    if (redis_tasks::detail::key_slot("key:0") != redis_tasks::detail::key_slot("key:1")) {
+      FAIL("expected CROSSSLOT");
+    }
+  } catch (const redis_tasks::reply_error& e) {
+    CHECK(e.code() == "CROSSSLOT");
+  }
+  // A script's keys move with its arguments: routed by COMMAND GETKEYS.
+  CHECK(any.run({.redis_cmd = "EVAL \"return redis.call('GET', KEYS[1])\" 1 key:7"}).str() == "v:key:7");
+
+  // db other than 0 does not exist in a cluster.
+  auto bad = cluster_config<RedisGet<std::string>>(cluster);
+  bad.db = 1;
+  CHECK_THROWS_AS(RedisGet<std::string>(bad), redis_tasks::config_error);
+}
+
+TEST_CASE("a slot migrated while runs stream: ASK, then MOVED") {
+  test_cluster cluster;
+  const std::string tag = "{mig}";
+  const int slot = redis_tasks::detail::key_slot(tag);
+  const int source = cluster.master_of_slot(slot);
+  int target = 0;
+  for (int p : cluster.master_ports()) {
+    if (p != source) target = p;
+  }
+  REQUIRE(target != 0);
+
+  RedisSet<std::string> set(cluster_config<RedisSet<std::string>>(cluster));
+  RedisGet<std::string> get(cluster_config<RedisGet<std::string>>(cluster));
+  const int n = 40;
+  for (int i = 0; i < n; ++i) REQUIRE(set.run({.redis_key = tag + std::to_string(i), .redis_val = std::to_string(i)}));
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::atomic<int> runs{0};
+  std::thread reader([&] {
+    while (!stop) {
+      for (int i = 0; i < n && !stop; ++i) {
+        if (get.run({.redis_key = tag + std::to_string(i)}) != std::to_string(i)) ++wrong;
+        ++runs;
+      }
+    }
+  });
+
+  const std::string source_id = cluster.node_id(source);
+  const std::string target_id = cluster.node_id(target);
+  const std::string s = std::to_string(slot);
+  test_support::redis_cli(target, {"CLUSTER", "SETSLOT", s, "IMPORTING", source_id});
+  test_support::redis_cli(source, {"CLUSTER", "SETSLOT", s, "MIGRATING", target_id});
+
+  // Half the keys move: reads of those must follow ASK to the target.
+  for (int i = 0; i < n / 2; ++i) {
+    test_support::redis_cli(source, {"MIGRATE", "127.0.0.1", std::to_string(target), tag + std::to_string(i), "0", "5000"});
+  }
+  std::this_thread::sleep_for(200ms);
+  CHECK(get.run({.redis_key = tag + "0"}) == "0");                           // only on the target: ASK
+  CHECK(set.run({.redis_key = tag + "new", .redis_val = "during"}));         // new key: ASK as well
+  CHECK(get.run({.redis_key = tag + "new"}) == "during");
+
+  for (int i = n / 2; i < n; ++i) {
+    test_support::redis_cli(source, {"MIGRATE", "127.0.0.1", std::to_string(target), tag + std::to_string(i), "0", "5000"});
+  }
+  for (int p : cluster.master_ports()) {
+    test_support::redis_cli(p, {"CLUSTER", "SETSLOT", s, "NODE", target_id});
+  }
+  std::this_thread::sleep_for(300ms);
+  CHECK(get.run({.redis_key = tag + std::to_string(n - 1)}) == std::to_string(n - 1));  // MOVED
+  stop = true;
+  reader.join();
+  CHECK(wrong == 0);
+  CHECK(runs > n);
+  CHECK(cluster.master_of_slot(slot) == target);
+}
+
+TEST_CASE("a master killed: its replica is promoted and runs resume") {
+  test_cluster cluster;
+  const std::string key = "failover-key";
+  const int master = cluster.master_of_slot(redis_tasks::detail::key_slot(key));
+
+  auto sc = cluster_config<RedisSet<std::string>>(cluster);
+  sc.task.max_retries = 100;
+  sc.task.retry_delay = 100ms;
+  auto gc = cluster_config<RedisGet<std::string>>(cluster);
+  gc.task.max_retries = 100;
+  gc.task.retry_delay = 100ms;
+  RedisSet<std::string> set(sc);
+  RedisGet<std::string> get(gc);
+  REQUIRE(set.run({.redis_key = key, .redis_val = "before"}));
+  std::this_thread::sleep_for(500ms);  // let the replica catch up
+
+  cluster.node_on(master).kill();
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(set.run({.redis_key = key, .redis_val = "after"}));  // retried until the replica took over
+  CHECK(get.run({.redis_key = key}) == "after");
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  CHECK(cluster.master_of_slot(redis_tasks::detail::key_slot(key)) != master);
+}
+
+TEST_CASE("a standalone task runs on a cluster by changing only its URL") {
+  test_cluster cluster;
+  auto make = [](const std::string& url) {
+    RedisExecute<long long>::config c;
+    c.password_secret = std::nullopt;
+    c.redis_cmd = "INCR visits";
+    redis_tasks::apply_url(c, url);
+    return RedisExecute<long long>(c);
+  };
+  test_support::redis_process standalone;
+  CHECK(make("redis://127.0.0.1:" + std::to_string(standalone.port())).run() == 1);
+  auto on_cluster = make("redis+cluster://127.0.0.1:" + std::to_string(cluster.seed_port()));
+  CHECK(on_cluster.run() == 1);
+  CHECK(on_cluster.run() == 2);
+}

@@ -1,0 +1,123 @@
+// Redis Sentinel (a master, a replica and three sentinels, started here): tasks find the master
+// by name, and after the master is killed they carry on against the promoted replica.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "catch.hpp"
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+using redis_tasks::RedisExecute;
+using redis_tasks::RedisGet;
+using redis_tasks::RedisSet;
+using test_support::redis_process;
+using test_support::sentinel_process;
+
+namespace {
+
+struct sentinel_setup {
+  redis_process master;
+  redis_process replica;
+  std::unique_ptr<sentinel_process> s1, s2, s3;
+
+  sentinel_setup()
+      : replica({"--replicaof", "127.0.0.1", std::to_string(master.port())}) {
+    s1 = std::make_unique<sentinel_process>(master.port());
+    s2 = std::make_unique<sentinel_process>(master.port());
+    s3 = std::make_unique<sentinel_process>(master.port());
+    // Wait until the replica synced and the sentinels found it and each other.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string repl = test_support::redis_cli(replica.port(), {"INFO", "replication"});
+      const std::string known =
+          test_support::redis_cli(s1->port(), {"SENTINEL", "REPLICAS", "mymaster"});
+      const std::string others =
+          test_support::redis_cli(s1->port(), {"SENTINEL", "SENTINELS", "mymaster"});
+      if (test_support::info_field(repl, "master_link_status") == "up" &&
+          known.find(std::to_string(replica.port())) != std::string::npos &&
+          others.find(std::to_string(s2->port())) != std::string::npos &&
+          others.find(std::to_string(s3->port())) != std::string::npos) {
+        return;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    throw std::runtime_error("sentinel setup did not settle");
+  }
+
+  template <class Task>
+  typename Task::config config() const {
+    // host/port point nowhere useful: only the sentinels are asked.
+    auto c = test_support::config_for<Task>(1);
+    c.redis_connection_params.sentinel.sentinels = {s1->address(), s2->address(), s3->address()};
+    c.redis_connection_params.sentinel.master_name = "mymaster";
+    c.redis_connection_params.connect_timeout = 1000ms;
+    c.redis_connection_params.socket_timeout = 2000ms;
+    return c;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tasks find the master through the sentinels and follow a failover") {
+  sentinel_setup setup;
+  auto sc = setup.config<RedisSet<std::string>>();
+  sc.task.max_retries = 100;
+  sc.task.retry_delay = 100ms;
+  auto gc = setup.config<RedisGet<std::string>>();
+  gc.task.max_retries = 100;
+  gc.task.retry_delay = 100ms;
+  RedisSet<std::string> set(sc);
+  RedisGet<std::string> get(gc);
+  RedisExecute<std::string> role(setup.config<RedisExecute<std::string>>());
+
+  REQUIRE(set.run({.redis_key = "k", .redis_val = "before"}));
+  CHECK(get.run({.redis_key = "k"}) == "before");
+  CHECK(test_support::redis_cli(setup.master.port(), {"GET", "k"}) == "before\n");
+  std::this_thread::sleep_for(300ms);  // replicated
+
+  setup.master.kill();
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(set.run({.redis_key = "k", .redis_val = "after"}));  // retries until the failover is done
+  CHECK(get.run({.redis_key = "k"}) == "after");
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  // The write went to the promoted replica.
+  CHECK(test_support::redis_cli(setup.replica.port(), {"GET", "k"}) == "after\n");
+  CHECK(test_support::info_field(test_support::redis_cli(setup.replica.port(), {"INFO", "replication"}),
+                                 "role") == "master");
+}
+
+TEST_CASE("a demoted master's READONLY sends the write to the new master") {
+  sentinel_setup setup;
+  RedisSet<std::string> set(setup.config<RedisSet<std::string>>());
+  REQUIRE(set.run({.redis_key = "k", .redis_val = "1"}));
+  // Swap roles by hand behind the task's back: the old master becomes a replica of the other.
+  test_support::redis_cli(setup.s1->port(), {"SENTINEL", "FAILOVER", "mymaster"});
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         test_support::info_field(test_support::redis_cli(setup.master.port(), {"INFO", "replication"}),
+                                  "role") != "slave") {
+    std::this_thread::sleep_for(100ms);
+  }
+  std::this_thread::sleep_for(500ms);
+  // The pooled connection still points at the old master, which now answers READONLY.
+  CHECK(set.run({.redis_key = "k", .redis_val = "2"}));
+  CHECK(test_support::redis_cli(setup.replica.port(), {"GET", "k"}) == "2\n");
+}
+
+TEST_CASE("sentinel settings are checked and an unknown master name is a clear error") {
+  sentinel_setup setup;
+  auto c = setup.config<RedisGet<std::string>>();
+  c.redis_connection_params.sentinel.master_name = "nosuchmaster";
+  c.redis_key = "k";
+  try {
+    RedisGet<std::string>(c).run();
+    FAIL("expected connection_error");
+  } catch (const redis_tasks::connection_error& e) {
+    CHECK(std::string(e.what()).find("nosuchmaster") != std::string::npos);
+  }
+  auto bad = setup.config<RedisGet<std::string>>();
+  bad.redis_connection_params.sentinel.sentinels = {"no-port"};
+  CHECK_THROWS_AS(RedisGet<std::string>(bad), redis_tasks::config_error);
+}
