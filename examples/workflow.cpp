@@ -1,12 +1,17 @@
-// A small workflow: tasks are built once, then each step runs them with runtime overrides.
-//   1. fetch "orders" (here: generated), 2. compute a total per customer,
-//   3. store each total with RedisSet (expiring in an hour), 4. count the run with RedisExecute,
-//   5. read the totals back with RedisGet and report them.
+// A small workflow, as a C++ app would write one without a workflow engine:
+//   1. fan out: compute a report per region in parallel with std::async,
+//   2. store each report with RedisSet (a hash, expiring in an hour),
+//   3. count the run with RedisExecute (INCR),
+//   4. collect the reports back with RedisGet and print a summary.
+// Tasks are built once, then run with runtime overrides from many threads. A run hook logs
+// every Redis call (names and timings only, never values).
 // Usage: workflow [host] [port]
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,19 +19,14 @@
 
 namespace {
 
-struct order {
-  std::string customer;
-  long long cents;
-};
+using report = std::map<std::string, double>;  // stored as a Redis hash
 
-std::vector<order> fetch_orders() {
-  return {{"ada", 1250}, {"grace", 990}, {"ada", 300}, {"linus", 4200}, {"grace", 10}};
-}
-
-std::map<std::string, long long> totals_by_customer(const std::vector<order>& orders) {
-  std::map<std::string, long long> totals;
-  for (const auto& o : orders) totals[o.customer] += o.cents;
-  return totals;
+// Stand-in for real work: some arithmetic per region.
+report compute_report(const std::string& region, int seed) {
+  double revenue = 0;
+  for (int day = 1; day <= 30; ++day) revenue += (seed * 37 + day * 11) % 97;
+  return {{"revenue", revenue}, {"orders", static_cast<double>(seed * 13 % 50 + 10)},
+          {"region_code", static_cast<double>(region.size())}};
 }
 
 }  // namespace
@@ -36,25 +36,52 @@ int main(int argc, char** argv) {
   const std::string host = argc > 1 ? argv[1] : "localhost";
   const int port = argc > 2 ? std::atoi(argv[2]) : 6379;
 
+  std::mutex log_mutex;
+  redis_tasks::set_global_run_hook([&](const redis_tasks::run_event& e) {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    std::clog << "  [redis] " << e.task << " " << e.command << " " << e.endpoint << " "
+              << e.duration.count() << "us " << (e.ok ? "ok" : std::string(e.error_type)) << "\n";
+  });
+
   try {
-    // Built once: connection settings and defaults. Each run supplies what varies.
-    redis_tasks::RedisSet<long long> store_total(
-        {.host = host, .port = port, .ex = 3600s, .task = {.name = "store-total"}});
-    redis_tasks::RedisGet<long long> load_total({.host = host, .port = port});
-    redis_tasks::RedisExecute<long long> count_runs(
+    // Built once: where Redis is, and the defaults every run shares.
+    redis_tasks::RedisSet<report> store({.host = host,
+                                         .port = port,
+                                         .ex = 3600s,
+                                         .task = {.name = "store-report", .max_retries = 2}});
+    redis_tasks::RedisGet<report> load({.host = host, .port = port, .task = {.name = "load-report"}});
+    redis_tasks::RedisExecute<long long> count_run(
         {.host = host, .port = port, .redis_cmd = "INCR workflow:runs"});
 
-    const auto totals = totals_by_customer(fetch_orders());
-    for (const auto& [customer, cents] : totals) {
-      store_total.run({.redis_key = "workflow:total:" + customer, .redis_val = cents});
-    }
-    const long long run_number = count_runs.run();
+    const std::vector<std::string> regions{"north", "south", "east", "west"};
 
-    std::cout << "workflow run #" << run_number << "\n";
-    for (const auto& entry : totals) {
-      const auto stored = load_total.run({.redis_key = "workflow:total:" + entry.first});
-      std::cout << "  " << entry.first << ": " << (stored ? *stored : -1) << " cents\n";
+    // 1 + 2: fan out; each branch computes and stores its report.
+    std::vector<std::future<bool>> branches;
+    for (std::size_t i = 0; i < regions.size(); ++i) {
+      branches.push_back(std::async(std::launch::async, [&, i] {
+        const report r = compute_report(regions[i], static_cast<int>(i) + 1);
+        return store.run({.redis_key = "workflow:report:" + regions[i], .redis_val = r});
+      }));
     }
+    for (auto& b : branches) b.get();  // rethrows a branch's error
+
+    // 3: count the run.
+    const long long run_number = count_run.run();
+
+    // 4: collect.
+    std::cout << "workflow run #" << run_number << "\n";
+    double total = 0;
+    for (const auto& region : regions) {
+      const auto r = load.run({.redis_key = "workflow:report:" + region});
+      if (!r) {
+        std::cout << "  " << region << ": missing\n";
+        continue;
+      }
+      total += r->at("revenue");
+      std::cout << "  " << region << ": revenue " << r->at("revenue") << ", orders "
+                << r->at("orders") << "\n";
+    }
+    std::cout << "  total revenue: " << total << "\n";
   } catch (const redis_tasks::error& e) {
     std::cerr << "workflow failed: " << e.what() << "\n";
     return 1;

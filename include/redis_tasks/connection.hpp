@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "errors.hpp"
+#include "observe.hpp"
 
 namespace redis_tasks {
 
@@ -121,6 +122,12 @@ struct task_options {
   int max_retries = 0;
   /// Pause before each retry.
   std::chrono::milliseconds retry_delay{0};
+  /// Bounds a whole run, retries and their delays included: no retry starts after it, and each
+  /// read and write waits at most what is left of it (connecting keeps `connect_timeout`).
+  /// A run that runs out of it is a `timeout_error`. 0: no bound.
+  std::chrono::milliseconds timeout{0};
+  /// Told of every attempt of every run of this task; empty: the global hook, if any.
+  run_hook on_run{};
 };
 
 namespace detail {

@@ -2,10 +2,13 @@
 // This header brings the whole public API.
 #pragma once
 
+#include "batch.hpp"        // IWYU pragma: export
 #include "command.hpp"      // IWYU pragma: export
+#include "config_json.hpp"  // IWYU pragma: export
 #include "connection.hpp"   // IWYU pragma: export
 #include "errors.hpp"       // IWYU pragma: export
 #include "from_reply.hpp"   // IWYU pragma: export
+#include "observe.hpp"      // IWYU pragma: export
 #include "reply.hpp"        // IWYU pragma: export
 #include "secrets.hpp"      // IWYU pragma: export
 #include "tasks.hpp"        // IWYU pragma: export

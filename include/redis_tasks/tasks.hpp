@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,9 +13,13 @@
 #include <thread>
 #include <utility>
 #include <variant>
+#include <vector>
 
+#include "batch.hpp"
 #include "command.hpp"
+#include "config_json.hpp"
 #include "connection.hpp"
+#include "detail/batch.hpp"
 #include "detail/client.hpp"
 #include "detail/codec.hpp"
 #include "detail/store.hpp"
@@ -66,19 +71,126 @@ inline std::string task_label(const task_options& t, const char* kind) {
   return t.name.empty() ? std::string(kind) : std::string(kind) + " '" + t.name + "'";
 }
 
+/// task_options.name, or by default the class and what it is about: `RedisSet(greeting)`,
+/// `RedisExecute(INCRBY)`, or just the class when the config names nothing.
+inline std::string task_name(const task_options& t, const char* kind, std::string_view subject) {
+  if (!t.name.empty()) return t.name;
+  if (subject.empty()) return kind;
+  std::string s(subject.substr(0, 64));
+  for (auto& ch : s) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  }
+  return std::string(kind) + "(" + s + (subject.size() > 64 ? "...)" : ")");
+}
+
 inline void check_retry_options(const task_options& t, const std::string& label) {
   if (t.max_retries < 0) throw config_error(label + ": task.max_retries must not be negative");
   if (t.retry_delay.count() < 0) throw config_error(label + ": task.retry_delay must not be negative");
 }
 
-/// Runs `f`, again up to `max_retries` times after a connection_error (timeouts included).
+/// What a run is about, for run hooks.
+struct run_info {
+  std::string_view task;      ///< the task's name
+  std::string_view key;       ///< the key, or empty
+  std::string_view command;   ///< the command name
+  std::string_view endpoint;  ///< where it goes
+};
+
+/// The command a RedisSet<T> run sends, for run hooks.
+template <class T>
+constexpr const char* write_command_name() {
+  if constexpr (category_of<T>() == category::user) {
+    return write_command_name<typename value_traits<T>::storage_type>();
+  }
+  switch (kind_of(category_of<T>())) {
+    case redis_kind::list: return "RPUSH";
+    case redis_kind::set: return "SADD";
+    case redis_kind::hash: return "HSET";
+    case redis_kind::zset: return "ZADD";
+    default: return "SET";
+  }
+}
+
+/// The command a RedisGet<T> run sends, for run hooks.
+template <class T>
+constexpr const char* read_command_name() {
+  if constexpr (category_of<T>() == category::user) {
+    return read_command_name<typename value_traits<T>::storage_type>();
+  }
+  if (category_of<T>() == category::any) return "TYPE";
+  switch (kind_of(category_of<T>())) {
+    case redis_kind::list: return "LRANGE";
+    case redis_kind::set: return "SMEMBERS";
+    case redis_kind::hash: return "HGETALL";
+    case redis_kind::zset: return "ZRANGE";
+    default: return "GET";
+  }
+}
+
+/// The name of the most specific library error type of `e`.
+inline const char* error_type_name(const std::exception& e) {
+  if (dynamic_cast<const timeout_error*>(&e)) return "timeout_error";
+  if (dynamic_cast<const connection_error*>(&e)) return "connection_error";
+  if (dynamic_cast<const config_error*>(&e)) return "config_error";
+  if (dynamic_cast<const auth_error*>(&e)) return "auth_error";
+  if (dynamic_cast<const reply_error*>(&e)) return "reply_error";
+  if (dynamic_cast<const type_error*>(&e)) return "type_error";
+  if (dynamic_cast<const error*>(&e)) return "error";
+  return "std::exception";
+}
+
+/// Runs `f`, again up to `max_retries` times after a connection_error (timeouts included),
+/// within the task's `timeout`, telling the run hook (the task's, else the global one) of
+/// every attempt.
 template <class F>
-auto with_retries(const task_options& t, F&& f) -> decltype(f()) {
-  for (int attempt = 0;; ++attempt) {
+auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltype(f()) {
+  std::shared_ptr<const run_hook> global;
+  const run_hook* hook = t.on_run ? &t.on_run : nullptr;
+  if (hook == nullptr) {
+    global = global_hook();
+    hook = global.get();
+  }
+  const bool bounded = t.timeout.count() > 0;
+  const auto deadline = bounded ? clock::now() + t.timeout : clock::time_point::max();
+  const run_deadline_scope scope(deadline);
+  for (int attempt = 1;; ++attempt) {
+    const auto start = hook != nullptr ? clock::now() : clock::time_point();
+    auto tell = [&](bool ok, bool retry, const std::exception* e) {
+      if (hook == nullptr) return;
+      run_event ev;
+      ev.task = info.task;
+      ev.key = info.key;
+      ev.command = info.command;
+      ev.endpoint = info.endpoint;
+      ev.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start);
+      ev.attempt = attempt;
+      ev.ok = ok;
+      ev.will_retry = retry;
+      if (e != nullptr) {
+        ev.error_type = error_type_name(*e);
+        ev.error = e->what();
+      }
+      try {
+        (*hook)(ev);
+      } catch (...) {  // a broken hook must not break the run
+      }
+    };
     try {
-      return f();
-    } catch (const connection_error&) {
-      if (attempt >= t.max_retries) throw;
+      if (bounded && clock::now() >= deadline) {
+        throw timeout_error(std::string(info.task) + ": the run took longer than task.timeout " +
+                            ms_text(t.timeout));
+      }
+      auto result = f();
+      tell(true, false, nullptr);
+      return result;
+    } catch (const connection_error& e) {
+      const bool retry = attempt <= t.max_retries &&
+                         (!bounded || clock::now() + t.retry_delay < deadline);
+      tell(false, retry, &e);
+      if (!retry) throw;
+    } catch (const std::exception& e) {
+      tell(false, false, &e);
+      throw;
     }
     if (t.retry_delay.count() > 0) std::this_thread::sleep_for(t.retry_delay);
   }
@@ -138,21 +250,10 @@ void check_storable(const T& v, const std::string& label) {
 template <class T, class F>
 auto with_prepared(const T& v, const std::string& label, F&& f) {
   constexpr category cat = category_of<T>();
-  if constexpr (cat == category::user) {
-    const auto storage = value_traits<T>::to_storage(v);
-    return with_prepared(storage, label, f);
-  } else if constexpr (cat == category::json) {
-    std::string text;
-    try {
-      if constexpr (std::is_same_v<T, nlohmann::json>) {
-        text = v.dump();
-      } else {
-        text = nlohmann::json(v).dump();
-      }
-    } catch (const nlohmann::json::exception& e) {
-      throw config_error(label + ": the value cannot be written as JSON (" + e.what() + ")");
-    }
-    return f(text);
+  if constexpr (cat == category::user || cat == category::json) {
+    const auto stored = converted(v, label);
+    check_storable(stored, label);
+    return f(stored);
   } else {
     check_storable(v, label);
     return f(v);
@@ -184,6 +285,12 @@ class RedisSet {
     bool xx = false;                                            ///< only if the key exists
     task_options task{};                                        ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};            ///< null: environment variables
+    /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
+    /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
+    /// a wrong name or type is a `config_error` naming the field.
+    friend void from_json(const nlohmann::json& j, config& c) {
+      detail::load_config(j, c, "config", "RedisSet");
+    }
   };
 
   /// What Prefect's run() takes; a given field wins over the config's.
@@ -198,7 +305,9 @@ class RedisSet {
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
   explicit RedisSet(config cfg = {})
-      : cfg_(std::move(cfg)), label_(detail::task_label(cfg_.task, "RedisSet")) {
+      : cfg_(std::move(cfg)),
+        label_(detail::task_label(cfg_.task, "RedisSet")),
+        name_(detail::task_name(cfg_.task, "RedisSet", cfg_.redis_key.value_or(""))) {
     detail::check_retry_options(cfg_.task, label_);
     cfg_expiry_ = detail::expiry_of(cfg_.ex, cfg_.px, label_, "the config");
     cfg_cond_ = detail::condition_of(cfg_.nx, cfg_.xx, label_, "the config");
@@ -215,7 +324,9 @@ class RedisSet {
                  ? detail::condition_of(o.nx.value_or(false), o.xx.value_or(false), label_, "run()")
                  : cfg_cond_;
     return detail::with_prepared(val, label_, [&](const auto& stored) {
-      return detail::with_retries(cfg_.task, [&] {
+      const detail::run_info info{name_, key, detail::write_command_name<T>(),
+                                  client_->endpoint()};
+      return detail::with_retries(cfg_.task, info, [&] {
         return client_->run(key, [&](detail::connection& c) {
           return detail::write_value(c, key, stored, w);
         });
@@ -226,8 +337,63 @@ class RedisSet {
   /// Same as `run(o)`, so the task can be passed wherever a callable is expected.
   bool operator()(const overrides& o = {}) const { return run(o); }
 
+  /// Runs one set per item, in one pipelined round trip (on a Redis Cluster, one item after
+  /// another), and returns each item's outcome in order: true/false as `run` returns, or the
+  /// error that item raised. Invalid items fail alone, before any I/O. A batch is not retried.
+  std::vector<batch_result<bool>> run_many(const std::vector<overrides>& items) const {
+    using stored_t = detail::stored_form_t<T>;
+    struct item {
+      const std::string* key = nullptr;
+      const stored_t* value = nullptr;
+      std::optional<stored_t> owned;
+      detail::write_options w;
+    };
+    const std::size_t n = items.size();
+    std::vector<item> prepared(n);
+    std::vector<std::exception_ptr> errors(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      try {
+        const auto& o = items[i];
+        auto& it = prepared[i];
+        it.key = &pick(o.redis_key, cfg_.redis_key, "redis_key");
+        const T& val = pick(o.redis_val, cfg_.redis_val, "redis_val");
+        it.w.expiry = (o.ex || o.px) ? detail::expiry_of(o.ex, o.px, label_, "run()") : cfg_expiry_;
+        it.w.cond = (o.nx || o.xx) ? detail::condition_of(o.nx.value_or(false),
+                                                          o.xx.value_or(false), label_, "run()")
+                                   : cfg_cond_;
+        if constexpr (std::is_same_v<stored_t, T>) {
+          detail::check_storable(val, label_);
+          it.value = &val;
+        } else {
+          it.owned.emplace(detail::converted(val, label_));
+          detail::check_storable(*it.owned, label_);
+          it.value = &*it.owned;
+        }
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+    std::vector<detail::queued_write> queued(n);
+    return detail::run_pipelined<bool>(
+        *client_, n, std::move(errors),
+        [&](std::size_t i, detail::connection& c) {
+          queued[i] = detail::queue_write(c, *prepared[i].key, *prepared[i].value, prepared[i].w);
+        },
+        [&](std::size_t i, detail::connection& c) {
+          return detail::finish_write(c, *prepared[i].key, queued[i]);
+        },
+        [](std::size_t, detail::connection&) -> bool { throw detail::finish_later(); },
+        [&](std::size_t i) {
+          return client_->run(*prepared[i].key, [&](detail::connection& c) {
+            return detail::write_value(c, *prepared[i].key, *prepared[i].value, prepared[i].w);
+          });
+        });
+  }
+
   /// The settings the task was built with.
   const config& settings() const noexcept { return cfg_; }
+  /// The task's name: task_options.name, or the class and its key or command.
+  const std::string& name() const noexcept { return name_; }
 
  private:
   template <class V>
@@ -240,6 +406,7 @@ class RedisSet {
 
   config cfg_;
   std::string label_;
+  std::string name_;
   std::optional<std::chrono::milliseconds> cfg_expiry_;
   detail::condition cfg_cond_ = detail::condition::none;
   std::shared_ptr<detail::client> client_;
@@ -263,6 +430,12 @@ class RedisGet {
     std::optional<std::string> redis_key{};                     ///< key to read
     task_options task{};                                        ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};            ///< null: environment variables
+    /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
+    /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
+    /// a wrong name or type is a `config_error` naming the field.
+    friend void from_json(const nlohmann::json& j, config& c) {
+      detail::load_config(j, c, "config", "RedisGet");
+    }
   };
 
   /// What Prefect's run() takes.
@@ -274,6 +447,7 @@ class RedisGet {
   explicit RedisGet(config cfg = {})
       : cfg_(std::move(cfg)),
         label_(detail::task_label(cfg_.task, "RedisGet")),
+        name_(detail::task_name(cfg_.task, "RedisGet", cfg_.redis_key.value_or(""))),
         type_label_("RedisGet<" + detail::value_type_name<T>() + ">") {
     detail::check_retry_options(cfg_.task, label_);
     client_ = std::make_shared<detail::client>(detail::settings_of(cfg_, label_));
@@ -286,7 +460,8 @@ class RedisGet {
     if (key == nullptr) {
       throw config_error(label_ + ": redis_key is missing; give it in the config or in run()");
     }
-    return detail::with_retries(cfg_.task, [&] {
+    const detail::run_info info{name_, *key, detail::read_command_name<T>(), client_->endpoint()};
+    return detail::with_retries(cfg_.task, info, [&] {
       return client_->run(*key, [&](detail::connection& c) {
         return detail::read_value<T>(c, *key, type_label_);
       });
@@ -296,12 +471,74 @@ class RedisGet {
   /// Same as `run(o)`.
   std::optional<T> operator()(const overrides& o = {}) const { return run(o); }
 
+  /// Reads one key per item, in one pipelined round trip (on a Redis Cluster, or for
+  /// `RedisGet<value>`, one item after another), and returns each item's outcome in order:
+  /// the value or std::nullopt as `run` returns, or the error that item raised.
+  std::vector<batch_result<std::optional<T>>> run_many(const std::vector<overrides>& items) const {
+    using result_t = std::optional<T>;
+    const std::size_t n = items.size();
+    std::vector<const std::string*> keys(n, nullptr);
+    std::vector<std::exception_ptr> errors(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      keys[i] = items[i].redis_key ? &*items[i].redis_key
+                                   : cfg_.redis_key ? &*cfg_.redis_key : nullptr;
+      if (keys[i] == nullptr) {
+        errors[i] = std::make_exception_ptr(
+            config_error(label_ + ": redis_key is missing; give it in the config or in run()"));
+      }
+    }
+    auto single = [&](std::size_t i) {
+      return client_->run(*keys[i], [&](detail::connection& c) {
+        return detail::read_value<T>(c, *keys[i], type_label_);
+      });
+    };
+    constexpr bool direct = detail::category_of<T>() != detail::category::any &&
+                            detail::category_of<T>() != detail::category::user;
+    if constexpr (!direct) {
+      // TYPE first, or a value_traits conversion: item by item.
+      std::vector<batch_result<result_t>> out;
+      out.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (errors[i]) {
+          out.push_back(batch_result<result_t>::failure(errors[i]));
+          continue;
+        }
+        try {
+          out.push_back(batch_result<result_t>::success(single(i)));
+        } catch (...) {
+          out.push_back(batch_result<result_t>::failure(std::current_exception()));
+        }
+      }
+      return out;
+    } else {
+      constexpr auto kind = detail::kind_of(detail::category_of<T>());
+      return detail::run_pipelined<result_t>(
+          *client_, n, std::move(errors),
+          [&](std::size_t i, detail::connection& c) { detail::append_read(c, kind, *keys[i]); },
+          [&](std::size_t i, detail::connection& c) -> result_t {
+            reply r = c.read();
+            if (r.is_error() && r.str().compare(0, 9, "WRONGTYPE") == 0) {
+              throw detail::finish_later();  // needs TYPE, which must wait for the other replies
+            }
+            return detail::decode_read<T>(std::move(r), *keys[i], c);
+          },
+          [&](std::size_t i, detail::connection& c) -> result_t {
+            detail::throw_wrong_type(*keys[i], detail::type_of_key(c, *keys[i]),
+                                     detail::category_of<T>(), type_label_);
+          },
+          single);
+    }
+  }
+
   /// The settings the task was built with.
   const config& settings() const noexcept { return cfg_; }
+  /// The task's name: task_options.name, or the class and its key or command.
+  const std::string& name() const noexcept { return name_; }
 
  private:
   config cfg_;
   std::string label_;
+  std::string name_;
   std::string type_label_;
   std::shared_ptr<detail::client> client_;
 };
@@ -352,7 +589,9 @@ inline const char* refused_command_hint(const command& cmd) {
 /// `+1` and hex floats are accepted), milliseconds as an integer (WAIT, XREAD BLOCK).
 inline std::optional<std::chrono::milliseconds> block_time(const command& cmd) {
   const auto& a = cmd.args();
-  const std::string name = cmd.name();
+  const std::string name_text = cmd.name();
+  // Compared as a view: lengths first, inline; every run of RedisExecute asks.
+  const std::string_view name = name_text;
   // Beyond this a wait is as good as endless; capping also keeps `block + socket_timeout` from
   // overflowing.
   constexpr long long endless_ms = 1'000'000'000'000LL;  // ~31 years
@@ -424,6 +663,12 @@ class RedisExecute {
     std::optional<command> redis_cmd{};                         ///< the command to run
     task_options task{};                                        ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};            ///< null: environment variables
+    /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
+    /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
+    /// a wrong name or type is a `config_error` naming the field.
+    friend void from_json(const nlohmann::json& j, config& c) {
+      detail::load_config(j, c, "config", "RedisExecute");
+    }
   };
 
   /// What Prefect's run() takes.
@@ -434,7 +679,10 @@ class RedisExecute {
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings,
   /// including a config command that would corrupt the shared connection.
   explicit RedisExecute(config cfg = {})
-      : cfg_(std::move(cfg)), label_(detail::task_label(cfg_.task, "RedisExecute")) {
+      : cfg_(std::move(cfg)),
+        label_(detail::task_label(cfg_.task, "RedisExecute")),
+        name_(detail::task_name(cfg_.task, "RedisExecute",
+                                cfg_.redis_cmd ? cfg_.redis_cmd->name() : std::string())) {
     detail::check_retry_options(cfg_.task, label_);
     if (cfg_.redis_cmd) check_command(*cfg_.redis_cmd);
     client_ = std::make_shared<detail::client>(detail::settings_of(cfg_, label_));
@@ -446,17 +694,75 @@ class RedisExecute {
     if (cmd == nullptr) {
       throw config_error(label_ + ": redis_cmd is missing; give it in the config or in run()");
     }
-    check_command(*cmd);
+    if (o.redis_cmd) check_command(*cmd);  // the config's command was checked when built
     const auto block = detail::block_time(*cmd);
     const std::string context = "reply to " + detail::command_label(*cmd);
-    return detail::with_retries(cfg_.task, [&] { return execute(*cmd, block, context); });
+    const std::string name = cmd->name();
+    const detail::run_info info{name_, {}, name, client_->endpoint()};
+    return detail::with_retries(cfg_.task, info, [&] { return execute(*cmd, block, context); });
   }
 
   /// Same as `run(o)`.
   T operator()(const overrides& o = {}) const { return run(o); }
 
+  /// Runs one command per item, in one pipelined round trip (on a Redis Cluster, one item
+  /// after another), and returns each item's outcome in order: the reply converted to T, or
+  /// the error that item raised (a refused command, an error reply, a reply that does not fit).
+  std::vector<batch_result<T>> run_many(const std::vector<overrides>& items) const {
+    const std::size_t n = items.size();
+    std::vector<const command*> cmds(n, nullptr);
+    std::vector<std::exception_ptr> errors(n);
+    std::optional<std::chrono::milliseconds> longest_block;
+    for (std::size_t i = 0; i < n; ++i) {
+      try {
+        cmds[i] = items[i].redis_cmd ? &*items[i].redis_cmd
+                                     : cfg_.redis_cmd ? &*cfg_.redis_cmd : nullptr;
+        if (cmds[i] == nullptr) {
+          throw config_error(label_ + ": redis_cmd is missing; give it in the config or in run()");
+        }
+        check_command(*cmds[i]);
+        if (const auto b = detail::block_time(*cmds[i])) {
+          if (!longest_block || b->count() == 0 ||
+              (longest_block->count() != 0 && *b > *longest_block)) {
+            longest_block = b;
+          }
+        }
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+    bool stretched = false;
+    return detail::run_pipelined<T>(
+        *client_, n, std::move(errors),
+        [&](std::size_t i, detail::connection& c) {
+          if (longest_block && !stretched && c.socket_timeout().count() > 0) {
+            c.set_timeout(longest_block->count() == 0 ? std::chrono::milliseconds(0)
+                                                      : *longest_block + c.socket_timeout());
+            stretched = true;
+          }
+          const auto& args = cmds[i]->args();
+          c.begin_command(args.size());
+          for (const auto& a : args) c.arg(a);
+          c.end_command();
+        },
+        [&](std::size_t i, detail::connection& c) -> T {
+          reply r = c.read();
+          if (i + 1 == n && stretched) c.restore_timeout();
+          if (r.is_error()) {
+            throw reply_error(r.str(), cmds[i]->name() + " on " + c.endpoint());
+          }
+          return from_reply<T>(std::move(r), "reply to " + cmds[i]->name());
+        },
+        [](std::size_t, detail::connection&) -> T { throw detail::finish_later(); },
+        [&](std::size_t i) {
+          return execute(*cmds[i], detail::block_time(*cmds[i]), "reply to " + cmds[i]->name());
+        });
+  }
+
   /// The settings the task was built with.
   const config& settings() const noexcept { return cfg_; }
+  /// The task's name: task_options.name, or the class and its key or command.
+  const std::string& name() const noexcept { return name_; }
 
  private:
   void check_command(const command& cmd) const {
@@ -474,14 +780,15 @@ class RedisExecute {
     // Routed by the keys the command really has (EVAL, XREAD … STREAMS, BLMPOP put them
     // elsewhere than second), not by its second argument.
     reply r = client_->run(detail::route::for_command(args), [&](detail::connection& c) {
-      std::vector<std::string_view> views(args.begin(), args.end());
       const bool stretch = block.has_value() && c.socket_timeout().count() > 0;
       if (stretch) {
         c.set_timeout(block->count() == 0 ? std::chrono::milliseconds(0)
                                           : *block + c.socket_timeout());
       }
       c.begin_request();
-      c.append(views.data(), views.size());
+      c.begin_command(args.size());
+      for (const auto& a : args) c.arg(a);
+      c.end_command();
       c.flush();
       reply out;
       try {
@@ -509,6 +816,7 @@ class RedisExecute {
 
   config cfg_;
   std::string label_;
+  std::string name_;
   std::shared_ptr<detail::client> client_;
 };
 

@@ -192,3 +192,19 @@ TEST_CASE("a standalone task runs on a cluster by changing only its URL") {
   CHECK(on_cluster.run() == 1);
   CHECK(on_cluster.run() == 2);
 }
+
+TEST_CASE("run_many on a cluster: items go to the nodes of their slots") {
+  test_cluster cluster;
+  RedisSet<std::string> set(cluster_config<RedisSet<std::string>>(cluster));
+  RedisGet<std::string> get(cluster_config<RedisGet<std::string>>(cluster));
+  const auto keys = keys_across_slots();
+  std::vector<RedisSet<std::string>::overrides> writes;
+  std::vector<RedisGet<std::string>::overrides> reads;
+  for (const auto& k : keys) {
+    writes.push_back({.redis_key = k, .redis_val = "b:" + k});
+    reads.push_back({.redis_key = k});
+  }
+  for (const auto& r : set.run_many(writes)) CHECK(r.value());
+  const auto got = get.run_many(reads);
+  for (std::size_t i = 0; i < keys.size(); ++i) CHECK(got[i].value() == "b:" + keys[i]);
+}

@@ -22,6 +22,7 @@
 #endif
 
 #include "catch.hpp"
+#include "thrown.hpp"
 #include "test_support.hpp"
 
 namespace Catch {
@@ -44,6 +45,8 @@ using test_support::fixture;
 using test_support::redis_cli;
 using test_support::unique_key;
 using args = std::vector<std::string>;
+
+using test_support::thrown;
 
 namespace {
 
@@ -102,18 +105,6 @@ std::string text_from_json(const json& j) {
   return base64_decode(j.at("$binary").get<std::string>());
 }
 
-/// The message of the E that `f` throws, or a text saying that it threw something else.
-template <class E, class F>
-std::string thrown(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("another exception: ") + e.what();
-  }
-  return "no exception";
-}
 
 /// The code() of the reply_error that `f` throws, or "" when it throws none.
 template <class F>

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "thrown.hpp"
 #include "test_support.hpp"
 
 namespace Catch {
@@ -26,6 +27,8 @@ using test_support::fixture;
 using test_support::redis_cli;
 using test_support::unique_key;
 
+using test_support::thrown;
+
 namespace {
 
 /// One line of the table. `{k}` stands for the key; a line that must not split gives where
@@ -36,18 +39,6 @@ struct cli_case {
   std::size_t bad_quote_from_end = 0;
 };
 
-/// The message of the E that `f` throws, or a text saying that it threw something else.
-template <class E, class F>
-std::string thrown(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("another exception: ") + e.what();
-  }
-  return "no exception";
-}
 
 std::string with_key(std::string line, const std::string& key) {
   for (auto at = line.find("{k}"); at != std::string::npos; at = line.find("{k}", at)) {

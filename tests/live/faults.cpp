@@ -228,6 +228,46 @@ TEST_CASE("a server that hangs up mid-reply gives connection_error") {
   }
 }
 
+TEST_CASE("a large bulk reply in any pieces is read whole, and the reply after it too") {
+  // Bulk strings longer than the read buffer bypass hiredis's buffer (read_large_bulk): the
+  // header, the data, the CR LF and the next reply may each arrive split or together.
+  std::string body(300000, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 131 % 251);
+  const std::string header = "$" + std::to_string(body.size()) + "\r\n";
+  test_support::fake_server server([&](int fd) {
+    auto send = [fd](const std::string& s) {
+      ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+      std::this_thread::sleep_for(20ms);  // so that the client reads this piece on its own
+    };
+    test_support::read_until(fd, "PING\r\n");  // pieces; the CR LF split; PONG after the LF
+    send(header + body.substr(0, 1000));
+    send(body.substr(1000, 200000));
+    send(body.substr(201000) + "\r");
+    send("\n+PONG\r\n");
+    test_support::read_until(fd, "PING\r\n");  // all at once, PONG right behind
+    send(header + body + "\r\n+PONG\r\n");
+    test_support::read_until(fd, "PING\r\n");  // the header itself split: hiredis reads it
+    send(header.substr(0, 3));
+    send(header.substr(3) + body + "\r\n+PONG\r\n");
+  });
+  redis_tasks::detail::endpoint_settings s;
+  s.host = "127.0.0.1";
+  s.port = server.port();
+  redis_tasks::detail::connection c(s);
+  for (int round = 1; round <= 3; ++round) {
+    INFO("round " << round);
+    c.begin_request();
+    c.append({"GET", "big"});
+    c.append({"PING"});
+    c.flush();
+    const redis_tasks::reply big = c.read();
+    CHECK(big.type() == redis_tasks::reply_type::string);
+    CHECK(big.str() == body);
+    CHECK(c.read() == redis_tasks::reply::make_status("PONG"));
+    CHECK_FALSE(c.broken());
+  }
+}
+
 TEST_CASE("a rotated password is picked up at the next connection") {
   redis_process server({"--requirepass", "old-secret"});
   auto secret = std::make_shared<test_support::mutable_secret>("old-secret");

@@ -36,21 +36,8 @@ std::string fresh_key(const std::string& stem) {
   return test_support::unique_key("interop/" + stem + "#" + std::to_string(n++));
 }
 
-template <class T>
-bool put(int port, const std::string& key, const T& v,
-         const typename RedisSet<T>::overrides& o = {}) {
-  auto c = config_for<RedisSet<T>>(port);
-  c.redis_key = key;
-  c.redis_val = v;
-  return RedisSet<T>(c).run(o);
-}
-
-template <class T>
-std::optional<T> get(int port, const std::string& key) {
-  auto c = config_for<RedisGet<T>>(port);
-  c.redis_key = key;
-  return RedisGet<T>(c).run();
-}
+using test_support::get;
+using test_support::put;
 
 /// redis-cli's raw output split into lines (for replies without line breaks in them).
 std::vector<std::string> cli_lines(int port, std::vector<std::string> args) {

@@ -248,6 +248,24 @@ typename Task::config config_for(int port) {
   return c;
 }
 
+/// Stores `v` at `key` on the server at `port` with a one-off RedisSet<T>.
+template <class T>
+bool put(int port, const std::string& key, const T& v,
+         const typename redis_tasks::RedisSet<T>::overrides& o = {}) {
+  auto c = config_for<redis_tasks::RedisSet<T>>(port);
+  c.redis_key = key;
+  c.redis_val = v;
+  return redis_tasks::RedisSet<T>(c).run(o);
+}
+
+/// Reads `key` as T from the server at `port` with a one-off RedisGet<T>.
+template <class T>
+std::optional<T> get(int port, const std::string& key) {
+  auto c = config_for<redis_tasks::RedisGet<T>>(port);
+  c.redis_key = key;
+  return redis_tasks::RedisGet<T>(c).run();
+}
+
 }  // namespace test_support
 
 namespace test_support {

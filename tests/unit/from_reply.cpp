@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "thrown.hpp"
 #include <redis_tasks/redis_tasks.hpp>
 
 using redis_tasks::from_reply;
@@ -78,19 +79,10 @@ TEST_CASE("value and json") {
   CHECK(from_reply<reply>(reply::make_integer(3), "r") == reply::make_integer(3));
 }
 
+using test_support::thrown;
+
 namespace {
 
-template <class E, class F>
-std::string thrown(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("another exception: ") + e.what();
-  }
-  return "no exception";
-}
 
 }  // namespace
 

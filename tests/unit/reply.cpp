@@ -213,6 +213,28 @@ TEST_CASE("the RESP parser builds every RESP2 reply, fed in pieces") {
   CHECK_THROWS_AS(bad.next(r), redis_tasks::connection_error);
 }
 
+TEST_CASE("bulk_header reads only complete plain bulk string headers") {
+  using redis_tasks::detail::bulk_header;
+  std::size_t len = 7;
+  const std::string big = "$1048576\r\nxy";
+  CHECK(bulk_header(big.data(), big.size(), len) == 10);
+  CHECK(len == 1048576);
+  const std::string empty = "$0\r\n";
+  CHECK(bulk_header(empty.data(), empty.size(), len) == 4);
+  CHECK(len == 0);
+  const std::string longest = "$000000000000000012\r\n";  // 18 digits
+  CHECK(bulk_header(longest.data(), longest.size(), len) == 21);
+  CHECK(len == 12);
+  len = 7;
+  // Left to hiredis: not a bulk string, nil, a sign, 19 digits, no digits, an incomplete line.
+  for (const std::string wire : {"+OK\r\n", "$-1\r\n", "$+5\r\n", "$1234567890123456789\r\n",
+                                 "$\r\n\r\n", "$12\r", "$12", "$12\rx", "*1\r\n"}) {
+    INFO(wire);
+    CHECK(bulk_header(wire.data(), wire.size(), len) == 0);
+    CHECK(len == 7);
+  }
+}
+
 #ifdef REDIS_REPLY_MAP
 // hiredis 1.x only: the RESP3 types arrive as their own reply types.
 TEST_CASE("the RESP parser builds RESP3 replies (hiredis 1.x)") {

@@ -84,6 +84,10 @@ class client {
     return run_on(*pool_, fn);
   }
 
+  /// True when every run goes to the same server, so a batch can share one pipeline (not on a
+  /// Redis Cluster, where items go to the nodes of their slots).
+  bool pipelines() const noexcept { return !cluster_; }
+
   /// The server set, for messages: "host:port", "cluster host:port" or the sentinel master.
   const std::string& endpoint() const noexcept { return endpoint_; }
 
@@ -107,11 +111,37 @@ class client {
     return created;
   }
 
+  // While a run has a deadline (task_options.timeout), each read and write waits at most
+  // what is left of it.
+  class deadline_guard {
+   public:
+    explicit deadline_guard(connection& c) : c_(c) {
+      const auto deadline = current_run_deadline();
+      if (deadline == clock::time_point::max()) return;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+      if (left.count() <= 0) throw timeout_error("the run took longer than task.timeout");
+      const auto t = c.socket_timeout();
+      c.set_timeout(t.count() > 0 && t < left ? t : left);
+      active_ = true;
+    }
+    deadline_guard(const deadline_guard&) = delete;
+    deadline_guard& operator=(const deadline_guard&) = delete;
+    ~deadline_guard() {
+      if (active_ && !c_.broken()) c_.restore_timeout();
+    }
+
+   private:
+    connection& c_;
+    bool active_ = false;
+  };
+
   template <class F>
   static auto run_on(connection_pool& pool, F& fn) -> std::invoke_result_t<F&, connection&> {
     for (int attempt = 0;; ++attempt) {
       auto lease = pool.acquire();
       try {
+        const deadline_guard bounded(*lease);
         return fn(*lease);
       } catch (const not_sent_error&) {
         if (attempt >= 1) throw;

@@ -2,6 +2,7 @@
 // vectors, read replies. Knows whether a failed request can have reached the server.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
@@ -21,6 +22,26 @@
 #include "tls.hpp"
 
 namespace redis_tasks::detail {
+
+/// The deadline of the run in progress on this thread (task_options.timeout), or max().
+inline clock::time_point& current_run_deadline() {
+  thread_local clock::time_point deadline = clock::time_point::max();
+  return deadline;
+}
+
+/// Sets the current run's deadline for its lifetime (restoring the outer one after).
+class run_deadline_scope {
+ public:
+  explicit run_deadline_scope(clock::time_point d) : saved_(current_run_deadline()) {
+    current_run_deadline() = d;
+  }
+  run_deadline_scope(const run_deadline_scope&) = delete;
+  run_deadline_scope& operator=(const run_deadline_scope&) = delete;
+  ~run_deadline_scope() { current_run_deadline() = saved_; }
+
+ private:
+  clock::time_point saved_;
+};
 
 /// The provider used when a task names none: environment variables.
 inline std::shared_ptr<const SecretProvider> default_secrets() {
@@ -209,7 +230,9 @@ class connection {
     try {
       while (!parser_.next(r)) {
         if (!rbuf_) rbuf_ = std::make_unique<char[]>(read_buffer_size);
+        const bool fresh = parser_.at_reply_start();
         const std::size_t n = stream_->read_some(rbuf_.get(), read_buffer_size);
+        if (fresh && read_large_bulk(n, r)) break;
         parser_.feed(rbuf_.get(), n);
       }
     } catch (...) {
@@ -218,6 +241,51 @@ class connection {
     }
     last_used_ = clock::now();
     return r;
+  }
+
+  // A reply that is one bulk string longer than the read buffer (a large GET) is read into its
+  // string here, not through hiredis: each byte is copied once (read buffer to string) instead
+  // of twice (into hiredis's buffer, then out of it), and hiredis's buffer is not regrown to
+  // the value's size for every such reply. `n` bytes that start a reply are in the read buffer;
+  // false leaves them for hiredis, as for every reply of another form.
+  bool read_large_bulk(std::size_t n, reply& out) {
+    std::size_t len = 0;
+    const std::size_t header = bulk_header(rbuf_.get(), n, len);
+    if (header == 0 || len < read_buffer_size || header + len + 2 <= n) return false;
+    std::string s;
+    // Capacity follows the bytes that did arrive (16-fold, at least 1 MiB), never only the
+    // length the server announced: a 13-byte header must not allocate gigabytes.
+    auto append = [&](const char* data, std::size_t k) {
+      if (s.size() + k > s.capacity()) {
+        s.reserve(std::min(len, std::max<std::size_t>((s.size() + k) * 16, std::size_t{1} << 20)));
+      }
+      s.append(data, k);
+    };
+    const char* rest = rbuf_.get() + header;
+    std::size_t rest_n = n - header;
+    for (;;) {
+      const std::size_t k = std::min(rest_n, len - s.size());
+      append(rest, k);
+      rest += k;
+      rest_n -= k;
+      if (s.size() == len) break;
+      rest_n = stream_->read_some(rbuf_.get(), read_buffer_size);
+      rest = rbuf_.get();
+    }
+    // The CR LF after the data (skipped unchecked, as hiredis does); what follows it starts
+    // the next replies.
+    for (std::size_t crlf = 2;;) {
+      const std::size_t k = std::min(rest_n, crlf);
+      rest += k;
+      rest_n -= k;
+      crlf -= k;
+      if (crlf == 0) break;
+      rest_n = stream_->read_some(rbuf_.get(), read_buffer_size);
+      rest = rbuf_.get();
+    }
+    if (rest_n > 0) parser_.feed(rest, rest_n);
+    out = reply::make_string(std::move(s));
+    return true;
   }
 
   void append_asking() {

@@ -15,7 +15,8 @@
 namespace redis_tasks::detail {
 
 /// Hands out connections to one server, at most `pool_size` at once. Idle connections are
-/// checked before reuse: one the server closed is dropped without a command being written to it.
+/// checked before reuse: one the server closed is dropped without a command being written to it
+/// (except right after a reply, when it cannot have idled out; see `recently_used`).
 class connection_pool {
  public:
   /// A connection on loan; returns it to the pool when destroyed (or drops it if broken).
@@ -47,18 +48,23 @@ class connection_pool {
   /// Waits up to `pool_wait_timeout` when all `pool_size` connections are in use.
   lease acquire() {
     const auto& p = settings_.params;
-    const auto deadline =
-        p.pool_wait_timeout.count() > 0 ? clock::now() + p.pool_wait_timeout : clock::time_point::max();
     std::unique_lock<std::mutex> lock(mutex_);
+    // One clock reading serves the wait deadline and the reuse checks. It is taken with the
+    // lock held, and again whenever time may have passed (a wait, a candidate that failed its
+    // checks), so that a connection never looks more recently used than it was.
+    auto now = clock::now();
+    const auto deadline =
+        p.pool_wait_timeout.count() > 0 ? now + p.pool_wait_timeout : clock::time_point::max();
     for (;;) {
       if (!idle_.empty()) {
         std::unique_ptr<connection> c = std::move(idle_.back());
         idle_.pop_back();
         lock.unlock();
-        if (ready_for_reuse(*c)) return lease(this, std::move(c));
+        if (ready_for_reuse(*c, now)) return lease(this, std::move(c));
         c.reset();
         lock.lock();
         --open_;
+        now = clock::now();
         continue;
       }
       if (open_ < p.pool_size) {
@@ -81,6 +87,7 @@ class connection_pool {
                             settings_.name() + " stayed busy for pool_wait_timeout " +
                             ms_text(p.pool_wait_timeout) + "; raise pool_size or pool_wait_timeout");
       }
+      now = clock::now();
     }
   }
 
@@ -94,10 +101,32 @@ class connection_pool {
   const endpoint_settings& settings() const noexcept { return settings_; }
 
  private:
-  bool ready_for_reuse(connection& c) {
+  // Within this long of its last reply, a connection is reused without the idle check.
+  //
+  // The check (`idle_and_intact`: a MSG_PEEK recv, one syscall, 1-2% of a loopback round
+  // trip) is there so that a connection the server closed while it sat idle (its `timeout`, a
+  // restart, CLIENT KILL, a proxy or NAT dropping it) is replaced before a command is written
+  // to it: a command written to a dead connection fails, and cannot be retried safely because
+  // it might have run. Skipping the check right after a reply keeps that guarantee where it
+  // means something:
+  // - Redis closes idle clients only after `timeout` seconds (whole seconds, checked by its
+  //   cron); proxies and keepalive after seconds to hours: never within 100 us of a reply.
+  // - A close that is not about idleness (shutdown, CLIENT KILL, a crash) can land at any
+  //   moment, also between the check and the write: the check never excluded it, it only kept
+  //   the window short. Skipped, the window is the time since the last reply, under 100 us and
+  //   a few microseconds for back-to-back runs; after a longer pause the check runs as before.
+  // - The servers tasks talk to send nothing unasked (no pub/sub, no tracking on these
+  //   connections), so no stray bytes can be waiting either.
+  // 100 us covers back-to-back runs; after a longer pause the syscall costs under 0.5% of the
+  // time between runs, so checking then is cheap.
+  static constexpr std::chrono::microseconds recently_used{100};
+
+  bool ready_for_reuse(connection& c, clock::time_point now) {
+    const auto idle_for = now - c.last_used();
+    if (idle_for < recently_used) return !c.broken();
     if (!c.idle_and_intact()) return false;
     const auto& hc = settings_.params.health_check_interval;
-    if (hc.count() > 0 && clock::now() - c.last_used() > hc) {
+    if (hc.count() > 0 && idle_for > hc) {
       try {
         reply r = c.call({"PING"});
         return !r.is_error();

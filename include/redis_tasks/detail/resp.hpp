@@ -106,6 +106,21 @@ class request_encoder {
   std::size_t commands_ = 0;
 };
 
+/// The length of a plain bulk string header (`$` and 1 to 18 decimal digits, then CR LF) at the
+/// start of the `n` bytes at `p`, with the announced length in `len`; 0 when the bytes do not
+/// start with a complete header of that form (nil, a sign, a longer number, another reply).
+inline std::size_t bulk_header(const char* p, std::size_t n, std::size_t& len) noexcept {
+  if (n < 4 || p[0] != '$') return 0;
+  std::size_t i = 1;
+  std::size_t v = 0;
+  for (; i < n && i <= 18 && p[i] >= '0' && p[i] <= '9'; ++i) {
+    v = v * 10 + static_cast<std::size_t>(p[i] - '0');
+  }
+  if (i == 1 || i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n') return 0;
+  len = v;
+  return i + 2;
+}
+
 /// Parses RESP replies from bytes fed to it, using hiredis's reader with object functions that
 /// build `reply` values in place: children live inside their parent's element vector and the
 /// root lives in this object, so a reply costs no allocation beyond its strings and vectors.
@@ -122,6 +137,11 @@ class reply_parser {
   /// Adds bytes read from the socket.
   void feed(const char* data, std::size_t n) {
     if (redisReaderFeed(reader_, data, n) != REDIS_OK) throw_protocol_error();
+  }
+
+  /// True when no byte of an unfinished reply is buffered: the next byte fed starts a reply.
+  bool at_reply_start() const noexcept {
+    return reader_->ridx == -1 && reader_->pos == reader_->len;
   }
 
   /// Takes the next complete reply into `out`; false when more bytes are needed.

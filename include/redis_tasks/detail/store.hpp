@@ -42,40 +42,6 @@ inline std::string key_subject(std::string_view key) { return "key " + quote_for
                                  c.endpoint());
 }
 
-// ---- the string payload of a value stored as a Redis string --------------------------------
-
-/// Holds what a string-stored value becomes on the wire (numbers and JSON need a buffer).
-struct string_payload {
-  number_buffer numbers;
-  std::string text;
-};
-
-/// The text a string-stored value is sent as; `key` names it in messages.
-template <class T>
-std::string_view string_payload_of(const T& v, string_payload& p, std::string_view key) {
-  constexpr category c = category_of<T>();
-  if constexpr (c == category::string) {
-    return std::string_view(v);
-  } else if constexpr (c == category::number) {
-    return format_number(v, p.numbers);
-  } else {
-    static_assert(c == category::json, "not a string-stored type");
-    // dump() refuses strings that are not UTF-8 (JSON text must be): that is a bad argument,
-    // reported as our config_error rather than as nlohmann's exception.
-    try {
-      if constexpr (std::is_same_v<T, nlohmann::json>) {
-        p.text = v.dump();
-      } else {
-        p.text = nlohmann::json(v).dump();
-      }
-    } catch (const nlohmann::json::exception& e) {
-      throw config_error("the value for " + key_subject(key) +
-                         " cannot be written as JSON: " + e.what());
-    }
-    return p.text;
-  }
-}
-
 // ---- collections as command chunks ------------------------------------------------------------
 
 /// Elements per RPUSH/SADD/HSET/ZADD when a collection is written; keeps each command small.
@@ -176,8 +142,16 @@ inline constexpr std::string_view swap_key_ttl_ms = "60000";
 /// with EVAL, not EVALSHA: a NOSCRIPT error would only show at EXEC, after the chunks had run.
 /// The swap key gets a short TTL before the script runs, so it cannot linger even if the script
 /// failed.
+/// What a queued write waits for: the replies that belong to it, read by `finish_write`.
+struct queued_write {
+  bool transaction = false;  ///< MULTI … EXEC (a collection) rather than one SET
+  bool conditional = false;  ///< NX/XX decided by the swap script (its reply is EXEC's last)
+  std::size_t queued = 0;    ///< commands between MULTI and EXEC
+};
+
 template <class T>
-bool write_collection(connection& c, std::string_view key, const T& v, const write_options& o) {
+queued_write queue_collection(connection& c, std::string_view key, const T& v,
+                              const write_options& o) {
   if constexpr (category_of<T>() == category::zset) {
     // Checked here as well as by the task, because a value_traits type reaches this point only
     // through to_storage. ZADD would refuse a NaN and abort the whole transaction.
@@ -195,68 +169,54 @@ bool write_collection(connection& c, std::string_view key, const T& v, const wri
     auto res = std::to_chars(ms_buf, ms_buf + sizeof ms_buf, o.expiry->count());
     ms = std::string_view(ms_buf, static_cast<std::size_t>(res.ptr - ms_buf));
   }
-  const bool conditional = o.cond != condition::none;
-  const std::string swap = conditional ? swap_key_for(key) : std::string();
-  const std::string_view target = conditional ? std::string_view(swap) : key;
+  queued_write q;
+  q.transaction = true;
+  q.conditional = o.cond != condition::none;
+  const std::string swap = q.conditional ? swap_key_for(key) : std::string();
+  const std::string_view target = q.conditional ? std::string_view(swap) : key;
 
-  c.begin_request();
   c.append({"MULTI"});
   c.append({"DEL", target});
-  std::size_t queued = 1;
+  q.queued = 1;
   if (n > 0) {
     append_collection(c, target, v);
-    queued += (n + chunk_elements - 1) / chunk_elements;
+    q.queued += (n + chunk_elements - 1) / chunk_elements;
   }
-  if (conditional) {
+  if (q.conditional) {
     if (n > 0) {
       c.append({"PEXPIRE", swap, swap_key_ttl_ms});
-      ++queued;
+      ++q.queued;
     }
     c.append({"EVAL", conditional_swap_script, "2", key, swap,
               o.cond == condition::nx ? "NX" : "XX", ms});
-    ++queued;
+    ++q.queued;
   } else if (n > 0 && o.expiry) {
     c.append({"PEXPIRE", key, ms});
-    ++queued;
+    ++q.queued;
   }
   c.append({"EXEC"});
-  c.flush();
-
-  reply multi = c.read();
-  std::optional<reply> first_error;
-  if (multi.is_error()) first_error = std::move(multi);
-  for (std::size_t i = 0; i < queued; ++i) {
-    reply q = c.read();
-    if (q.is_error() && !first_error) first_error = std::move(q);
-  }
-  reply exec = c.read();
-  // A command refused while queuing (EXECABORT) names the real cause in its own reply.
-  if (exec.is_error()) throw_reply(first_error ? *first_error : exec, "writing", key, c);
-  if (exec.is_nil() || exec.elements().size() != queued) {
-    c.mark_broken();  // nothing we sent WATCHes, so the connection is not in the state we think
-    throw error("writing " + key_subject(key) + " on " + c.endpoint() +
-                ": the transaction was not executed as sent");
-  }
-  for (const auto& r : exec.elements()) {
-    if (r.is_error()) throw_reply(r, "writing", key, c);
-  }
-  return !conditional || exec.elements().back().integer() == 1;
+  return q;
 }
 
-/// Writes `v` to `key` as the Redis type that fits T; false when NX/XX prevented it.
+/// Queues the commands that write `v` to `key` (nothing is flushed). `v` must be of a stored
+/// category (not a `value_traits` type nor JSON: convert those first, see `converted`), and
+/// must stay alive until the request is flushed, since long arguments are not copied.
 template <class T>
-bool write_value(connection& c, std::string_view key, const T& v, const write_options& o) {
+queued_write queue_write(connection& c, std::string_view key, const T& v, const write_options& o) {
   constexpr category cat = category_of<T>();
-  static_assert(cat != category::none,
-                "redis_tasks cannot store this type: use a string, a number, a container of "
-                "those, sorted_set, a JSON-convertible type, or specialize value_traits");
-  if constexpr (cat == category::user) {
-    return write_value(c, key, value_traits<T>::to_storage(v), o);
-  } else if constexpr (cat == category::any) {
-    return std::visit([&](const auto& alt) { return write_value(c, key, alt, o); }, v);
+  static_assert(cat != category::user && cat != category::json && cat != category::none,
+                "queue_write takes stored values: convert value_traits and JSON types first");
+  if constexpr (cat == category::any) {
+    return std::visit([&](const auto& alt) { return queue_write(c, key, alt, o); }, v);
   } else if constexpr (kind_of(cat) == redis_kind::string) {
-    string_payload p;
-    std::string_view args[6] = {"SET", key, string_payload_of(v, p, key)};
+    number_buffer numbers;
+    std::string_view value;
+    if constexpr (cat == category::string) {
+      value = std::string_view(v);
+    } else {
+      value = format_number(v, numbers);  // short: copied into the request right away
+    }
+    std::string_view args[6] = {"SET", key, value};
     std::size_t n = 3;
     char ms_buf[32];
     if (o.expiry) {
@@ -266,14 +226,97 @@ bool write_value(connection& c, std::string_view key, const T& v, const write_op
     }
     if (o.cond == condition::nx) args[n++] = "NX";
     if (o.cond == condition::xx) args[n++] = "XX";
-    c.begin_request();
     c.append(args, n);
-    c.flush();
+    return queued_write{};
+  } else {
+    return queue_collection(c, key, v, o);
+  }
+}
+
+/// Reads the replies of a queued write; true when stored, false when NX/XX prevented it.
+/// Throws `reply_error` for a refused write, after reading all of its replies.
+inline bool finish_write(connection& c, std::string_view key, const queued_write& q) {
+  if (!q.transaction) {
     reply r = c.read();
     if (r.is_error()) throw_reply(r, "SET", key, c);
     return !r.is_nil();
+  }
+  reply multi = c.read();
+  std::optional<reply> first_error;
+  if (multi.is_error()) first_error = std::move(multi);
+  for (std::size_t i = 0; i < q.queued; ++i) {
+    reply r = c.read();
+    if (r.is_error() && !first_error) first_error = std::move(r);
+  }
+  reply exec = c.read();
+  // A command refused while queuing (EXECABORT) names the real cause in its own reply.
+  if (exec.is_error()) throw_reply(first_error ? *first_error : exec, "writing", key, c);
+  if (exec.is_nil() || exec.elements().size() != q.queued) {
+    c.mark_broken();  // nothing we sent WATCHes, so the connection is not in the state we think
+    throw error("writing " + key_subject(key) + " on " + c.endpoint() +
+                ": the transaction was not executed as sent");
+  }
+  for (const auto& r : exec.elements()) {
+    if (r.is_error()) throw_reply(r, "writing", key, c);
+  }
+  return !q.conditional || exec.elements().back().integer() == 1;
+}
+
+/// The type T is written as: a `value_traits` type as (the stored form of) its storage type,
+/// a JSON type as its text, anything else as itself.
+template <class T, class = void>
+struct stored_form {
+  using type = T;
+};
+template <class T>
+struct stored_form<T, std::enable_if_t<category_of<T>() == category::user>> {
+  using type = typename stored_form<typename value_traits<T>::storage_type>::type;
+};
+template <class T>
+struct stored_form<T, std::enable_if_t<category_of<T>() == category::json>> {
+  using type = std::string;
+};
+/// The type T is written as.
+template <class T>
+using stored_form_t = typename stored_form<T>::type;
+
+/// `v` converted to its stored form (for `value_traits` and JSON types only).
+/// A JSON value that cannot be written (e.g. invalid UTF-8) is a `config_error` naming `label`.
+template <class T>
+stored_form_t<T> converted(const T& v, const std::string& label) {
+  constexpr category cat = category_of<T>();
+  if constexpr (cat == category::user) {
+    return converted(value_traits<T>::to_storage(v), label);
+  } else if constexpr (cat == category::json) {
+    try {
+      if constexpr (std::is_same_v<T, nlohmann::json>) {
+        return v.dump();
+      } else {
+        return nlohmann::json(v).dump();
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw config_error(label + ": the value cannot be written as JSON (" + e.what() + ")");
+    }
   } else {
-    return write_collection(c, key, v, o);
+    return v;
+  }
+}
+
+/// Writes `v` to `key` as the Redis type that fits T; false when NX/XX prevented it.
+template <class T>
+bool write_value(connection& c, std::string_view key, const T& v, const write_options& o) {
+  constexpr category cat = category_of<T>();
+  static_assert(cat != category::none,
+                "redis_tasks cannot store this type: use a string, a number, a container of "
+                "those, sorted_set, a JSON-convertible type, or specialize value_traits");
+  if constexpr (cat == category::user || cat == category::json) {
+    const auto stored = converted(v, "writing " + key_subject(key));
+    return write_value(c, key, stored, o);
+  } else {
+    c.begin_request();
+    const queued_write q = queue_write(c, key, v, o);
+    c.flush();
+    return finish_write(c, key, q);
   }
 }
 
@@ -387,20 +430,12 @@ inline void append_read(connection& c, redis_kind k, std::string_view key) {
 template <class T>
 std::optional<T> read_value(connection& c, std::string_view key, std::string_view cpp_type);
 
+/// The value in the reply to a read of `key` (see `append_read`); `std::nullopt` when the key
+/// does not exist. An error reply is a `reply_error` (WRONGTYPE is the caller's to explain).
 template <class T>
-std::optional<T> read_direct(connection& c, std::string_view key, std::string_view cpp_type) {
-  constexpr category cat = category_of<T>();
-  constexpr redis_kind kind = kind_of(cat);
-  c.begin_request();
-  append_read(c, kind, key);
-  c.flush();
-  reply r = c.read();
-  if (r.is_error()) {
-    if (r.str().compare(0, 9, "WRONGTYPE") == 0) {
-      throw_wrong_type(key, type_of_key(c, key), cat, cpp_type);
-    }
-    throw_reply(r, "reading", key, c);
-  }
+std::optional<T> decode_read(reply&& r, std::string_view key, const connection& c) {
+  constexpr redis_kind kind = kind_of(category_of<T>());
+  if (r.is_error()) throw_reply(r, "reading", key, c);
   if constexpr (kind == redis_kind::string) {
     if (r.is_nil()) return std::nullopt;
     return decode_string<T>(std::move(r.take_str()), key);
@@ -408,6 +443,19 @@ std::optional<T> read_direct(connection& c, std::string_view key, std::string_vi
     if (r.elements().empty()) return std::nullopt;  // Redis has no empty collections
     return decode_collection<T>(r, key);
   }
+}
+
+template <class T>
+std::optional<T> read_direct(connection& c, std::string_view key, std::string_view cpp_type) {
+  constexpr category cat = category_of<T>();
+  c.begin_request();
+  append_read(c, kind_of(cat), key);
+  c.flush();
+  reply r = c.read();
+  if (r.is_error() && r.str().compare(0, 9, "WRONGTYPE") == 0) {
+    throw_wrong_type(key, type_of_key(c, key), cat, cpp_type);
+  }
+  return decode_read<T>(std::move(r), key, c);
 }
 
 inline std::optional<value> read_any(connection& c, std::string_view key,

@@ -1,0 +1,223 @@
+// Task configs from JSON, with Prefect's argument names, so that a workflow described in a
+// JSON file can build its tasks: `RedisSet<T>::config c = j.get<RedisSet<T>::config>();`.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "connection.hpp"
+#include "errors.hpp"
+#include "url.hpp"
+#include "values.hpp"
+
+namespace redis_tasks {
+
+/// Reads a JSON file; a syntax error is a `config_error` naming the file, line and column.
+inline nlohmann::json load_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error("cannot read JSON file '" + path + "'");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::size_t line = 1;
+    std::size_t column = 1;
+    for (std::size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    throw config_error("JSON file '" + path + "', line " + std::to_string(line) + ", column " +
+                       std::to_string(column) + ": not valid JSON");
+  }
+}
+
+/// sorted_set from JSON: `[["member", score], …]` or `{"member": score, …}`.
+template <class E>
+void from_json(const nlohmann::json& j, sorted_set<E>& s) {
+  s = sorted_set<E>();
+  if (j.is_object()) {
+    for (const auto& item : j.items()) {
+      if constexpr (std::is_same_v<E, std::string>) {
+        s.add(item.key(), item.value().get<double>());
+      } else {
+        s.add(nlohmann::json::parse(item.key()).get<E>(), item.value().get<double>());
+      }
+    }
+    return;
+  }
+  for (const auto& e : j) {
+    if (!e.is_array() || e.size() != 2) {
+      throw nlohmann::json::type_error::create(302, "a sorted_set entry must be [member, score]", &e);
+    }
+    s.add(e[0].get<E>(), e[1].get<double>());
+  }
+}
+
+/// sorted_set to JSON: `[["member", score], …]` in its current order.
+template <class E>
+void to_json(nlohmann::json& j, const sorted_set<E>& s) {
+  j = nlohmann::json::array();
+  for (const auto& e : s) j.push_back(nlohmann::json::array({e.member, e.score}));
+}
+
+namespace detail {
+
+template <class C, class = void> struct has_redis_key : std::false_type {};
+template <class C> struct has_redis_key<C, std::void_t<decltype(std::declval<C&>().redis_key)>> : std::true_type {};
+template <class C, class = void> struct has_redis_val : std::false_type {};
+template <class C> struct has_redis_val<C, std::void_t<decltype(std::declval<C&>().redis_val)>> : std::true_type {};
+template <class C, class = void> struct has_redis_cmd : std::false_type {};
+template <class C> struct has_redis_cmd<C, std::void_t<decltype(std::declval<C&>().redis_cmd)>> : std::true_type {};
+
+/// Loads a task config from a JSON object with Prefect's argument names. `where` names the
+/// object in messages (e.g. "tasks[2].config"); `kind` is the task class.
+template <class Config>
+void load_config(const nlohmann::json& j, Config& c, const std::string& where, const char* kind) {
+  std::string accepted =
+      "url, host, port, db, password_secret, redis_connection_params, task";
+  if constexpr (has_redis_key<Config>::value) accepted += ", redis_key";
+  if constexpr (has_redis_val<Config>::value) accepted += ", redis_val, ex, px, nx, xx";
+  if constexpr (has_redis_cmd<Config>::value) accepted += ", redis_cmd";
+  if (!j.is_object()) {
+    throw config_error(where + ": a " + std::string(kind) + " config must be a JSON object, got " +
+                       j.type_name());
+  }
+  auto field_error = [&](const std::string& name, const std::string& want,
+                         const nlohmann::json& got) {
+    return config_error(where + "." + name + ": must be " + want + ", got " + got.type_name());
+  };
+  auto get_string = [&](const std::string& name, const nlohmann::json& v) {
+    if (!v.is_string()) throw field_error(name, "a string", v);
+    return v.get<std::string>();
+  };
+  auto get_int = [&](const std::string& name, const nlohmann::json& v) {
+    if (!v.is_number_integer()) throw field_error(name, "a whole number", v);
+    return v.get<long long>();
+  };
+  auto get_bool = [&](const std::string& name, const nlohmann::json& v) {
+    if (!v.is_boolean()) throw field_error(name, "true or false", v);
+    return v.get<bool>();
+  };
+  auto get_seconds = [&](const std::string& name, const nlohmann::json& v) {
+    if (!v.is_number()) throw field_error(name, "a number of seconds", v);
+    return v.get<double>();
+  };
+  // "url" first, so that the other fields can refine what it sets.
+  if (j.contains("url")) apply_url(c, get_string("url", j.at("url")));
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& v = item.value();
+    if (name == "url") {
+      continue;
+    } else if (name == "host") {
+      c.host = get_string(name, v);
+    } else if (name == "port") {
+      c.port = static_cast<int>(get_int(name, v));
+    } else if (name == "db") {
+      c.db = static_cast<int>(get_int(name, v));
+    } else if (name == "password_secret") {
+      c.password_secret = v.is_null() ? std::nullopt : std::optional<std::string>(get_string(name, v));
+    } else if (name == "redis_connection_params") {
+      try {
+        apply_params(c.redis_connection_params, v);
+      } catch (const config_error& e) {
+        throw config_error(where + ": " + e.what());
+      }
+    } else if (name == "task") {
+      if (!v.is_object()) throw field_error(name, "an object (name, max_retries, retry_delay)", v);
+      for (const auto& t : v.items()) {
+        if (t.key() == "name") {
+          c.task.name = get_string("task.name", t.value());
+        } else if (t.key() == "max_retries") {
+          c.task.max_retries = static_cast<int>(get_int("task.max_retries", t.value()));
+        } else if (t.key() == "retry_delay") {
+          c.task.retry_delay = std::chrono::milliseconds(
+              std::llround(get_seconds("task.retry_delay", t.value()) * 1000.0));
+        } else if (t.key() == "timeout") {
+          c.task.timeout = std::chrono::milliseconds(
+              std::llround(get_seconds("task.timeout", t.value()) * 1000.0));
+        } else {
+          throw config_error(where + ".task: unknown field `" + t.key() +
+                             "`; accepted: name, max_retries, retry_delay, timeout");
+        }
+      }
+    } else if (name == "redis_key" && has_redis_key<Config>::value) {
+      if constexpr (has_redis_key<Config>::value) {
+        c.redis_key = v.is_null() ? std::nullopt : std::optional<std::string>(get_string(name, v));
+      }
+    } else if (name == "redis_val" && has_redis_val<Config>::value) {
+      if constexpr (has_redis_val<Config>::value) {
+        using T = typename decltype(c.redis_val)::value_type;
+        if (v.is_null()) {
+          c.redis_val = std::nullopt;
+        } else {
+          try {
+            if constexpr (std::is_same_v<T, std::string_view>) {
+              throw config_error(where + ".redis_val: a std::string_view cannot own JSON text; "
+                                 "use RedisSet<std::string>");
+            } else {
+              c.redis_val = v.get<T>();
+            }
+          } catch (const nlohmann::json::exception& e) {
+            throw config_error(where + ".redis_val: does not fit the task's value type (" +
+                               e.what() + ")");
+          }
+        }
+      }
+    } else if ((name == "ex" || name == "px") && has_redis_val<Config>::value) {
+      if constexpr (has_redis_val<Config>::value) {
+        if (v.is_null()) {
+          if (name == "ex") c.ex = std::nullopt; else c.px = std::nullopt;
+        } else if (name == "ex") {
+          c.ex = std::chrono::seconds(get_int(name, v));
+        } else {
+          c.px = std::chrono::milliseconds(get_int(name, v));
+        }
+      }
+    } else if ((name == "nx" || name == "xx") && has_redis_val<Config>::value) {
+      if constexpr (has_redis_val<Config>::value) {
+        (name == "nx" ? c.nx : c.xx) = get_bool(name, v);
+      }
+    } else if (name == "redis_cmd" && has_redis_cmd<Config>::value) {
+      if constexpr (has_redis_cmd<Config>::value) {
+        if (v.is_null()) {
+          c.redis_cmd = std::nullopt;
+        } else if (v.is_string()) {
+          try {
+            c.redis_cmd = command(v.get<std::string>());
+          } catch (const config_error& e) {
+            throw config_error(where + ".redis_cmd: " + e.what());
+          }
+        } else if (v.is_array()) {
+          std::vector<std::string> args;
+          for (const auto& a : v) {
+            if (!a.is_string()) throw field_error(name, "a command line or an array of strings", v);
+            args.push_back(a.get<std::string>());
+          }
+          c.redis_cmd = command(std::move(args));
+        } else {
+          throw field_error(name, "a command line or an array of strings", v);
+        }
+      }
+    } else {
+      throw config_error(where + ": unknown field `" + name + "` for " + kind +
+                         "; accepted: " + accepted);
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace redis_tasks

@@ -1,0 +1,69 @@
+// Observability: a hook told of every attempt of every run, per task or process-wide. Events
+// carry names, the endpoint, timings and outcomes — never a value or a password.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <utility>
+
+namespace redis_tasks {
+
+/// One attempt of one run, as told to a run hook. The views are valid during the call only.
+struct run_event {
+  std::string_view task;      ///< task_options.name, or the class name ("RedisSet")
+  std::string_view key;       ///< the key (RedisSet/RedisGet), empty for RedisExecute
+  std::string_view command;   ///< the command name ("SET", "GET", "INCRBY"); never arguments
+  std::string_view endpoint;  ///< "host:port", "cluster host:port" or the sentinel master
+  std::chrono::microseconds duration{0};  ///< how long this attempt took
+  int attempt = 1;            ///< 1 for the first try, 2 for the first retry, …
+  bool ok = true;             ///< the attempt succeeded
+  bool will_retry = false;    ///< it failed and the run will try again
+  std::string_view error_type;  ///< "connection_error", "reply_error", … when it failed
+  std::string_view error;       ///< the exception's message when it failed
+};
+
+/// A hook called after every attempt of every run. It runs on the thread that called run(),
+/// must be thread-safe, and should be quick; an exception it throws is ignored.
+using run_hook = std::function<void(const run_event&)>;
+
+namespace detail {
+
+inline std::mutex& global_hook_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+inline std::shared_ptr<const run_hook>& global_hook_slot() {
+  static std::shared_ptr<const run_hook> hook;
+  return hook;
+}
+
+// Lets runs skip the mutex when no global hook was ever set (the common case).
+inline std::atomic<bool>& global_hook_present() {
+  static std::atomic<bool> present{false};
+  return present;
+}
+
+inline std::shared_ptr<const run_hook> global_hook() {
+  if (!global_hook_present().load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard<std::mutex> lock(global_hook_mutex());
+  return global_hook_slot();
+}
+
+}  // namespace detail
+
+/// Sets the process-wide hook, told of runs of every task that has no hook of its own
+/// (`task_options.on_run`). An empty function removes it.
+inline void set_global_run_hook(run_hook hook) {
+  std::shared_ptr<const run_hook> h;
+  if (hook) h = std::make_shared<const run_hook>(std::move(hook));
+  std::lock_guard<std::mutex> lock(detail::global_hook_mutex());
+  detail::global_hook_present().store(h != nullptr, std::memory_order_release);
+  detail::global_hook_slot() = std::move(h);
+}
+
+}  // namespace redis_tasks
