@@ -261,6 +261,51 @@ void task_set_threads(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ---- batches -----------------------------------------------------------------------------------
+
+// Raw hiredis pipelining: redisAppendCommandArgv for every SET, then redisGetReply for each.
+void raw_pipeline(benchmark::State& state) {
+  redisContext* c = raw_connect();
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < n; ++i) keys.push_back("bench:pipe:raw:" + std::to_string(i));
+  const std::string value = value_of(16);
+  const allocation_count allocations;
+  for (auto _ : state) {
+    for (const auto& k : keys) {
+      const char* argv[] = {"SET", k.c_str(), value.c_str()};
+      const std::size_t lens[] = {3, k.size(), value.size()};
+      redisAppendCommandArgv(c, 3, argv, lens);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      void* r = nullptr;
+      if (redisGetReply(c, &r) != REDIS_OK) {
+        std::cerr << "raw pipeline failed\n";
+        std::exit(2);
+      }
+      freeReplyObject(r);
+    }
+  }
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations());  // batches per second
+  redisFree(c);
+}
+
+// The same SETs as one RedisSet::run_many batch.
+void task_run_many(benchmark::State& state) {
+  auto cfg = task_config<redis_tasks::RedisSet<std::string>>();
+  cfg.redis_val = value_of(16);
+  redis_tasks::RedisSet<std::string> task(cfg);
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<redis_tasks::RedisSet<std::string>::overrides> items;
+  for (std::size_t i = 0; i < n; ++i) items.push_back({.redis_key = "bench:pipe:task:" + std::to_string(i)});
+  task.run_many(items);
+  const allocation_count allocations;
+  for (auto _ : state) benchmark::DoNotOptimize(task.run_many(items));
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations());
+}
+
 // ---- the ratio table ---------------------------------------------------------------------------
 
 // Keeps the median of each benchmark's repetitions and prints everything as ratios at the end.
@@ -355,6 +400,8 @@ BENCHMARK(task_execute)->Arg(16)->Arg(1024)->Arg(1 << 20)->UseRealTime();
 BENCHMARK(prefect_set)->Arg(16)->UseRealTime();
 BENCHMARK(raw_set_threads)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
 BENCHMARK(task_set_threads)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+BENCHMARK(raw_pipeline)->Arg(1000)->UseRealTime();
+BENCHMARK(task_run_many)->Arg(1000)->UseRealTime();
 
 int main(int argc, char** argv) {
   // --redis_tasks_table=PATH also writes the ratio table to PATH (for bench/plot.sh).
