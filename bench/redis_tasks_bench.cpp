@@ -4,8 +4,8 @@
 // drift hits both sides alike; at the end each figure is printed as a ratio to raw hiredis.
 // Run it with scripts/bench, which starts the server (see bench/README.md).
 #include <atomic>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -54,7 +54,9 @@ void* realloc(void* p, std::size_t n) noexcept {
   ++t_mallocs;
   return __libc_realloc(p, n);
 }
-void free(void* p) noexcept { __libc_free(p); }
+void free(void* p) noexcept {
+  __libc_free(p);
+}
 }
 #endif
 
@@ -63,8 +65,12 @@ void* operator new(std::size_t n) {
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace {
 
@@ -116,7 +122,9 @@ typename Task::config task_config() {
   return c;
 }
 
-std::string value_of(std::int64_t size) { return std::string(static_cast<std::size_t>(size), 'v'); }
+std::string value_of(std::int64_t size) {
+  return std::string(static_cast<std::size_t>(size), 'v');
+}
 
 // This thread's allocation counts, taken before the timed loop and reported after it.
 struct allocation_count {
@@ -142,7 +150,8 @@ void raw_set(benchmark::State& state) {
   const char* argv[] = {"SET", key.c_str(), value.c_str()};
   const std::size_t lens[] = {3, key.size(), value.size()};
   const allocation_count allocations;
-  for (auto _ : state) raw_command(c, 3, argv, lens);
+  for (auto _ : state)
+    raw_command(c, 3, argv, lens);
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
   redisFree(c);
@@ -155,7 +164,8 @@ void task_set(benchmark::State& state) {
   redis_tasks::RedisSet<std::string> task(cfg);
   task.run();  // connect outside the timed loop, as the raw side does
   const allocation_count allocations;
-  for (auto _ : state) benchmark::DoNotOptimize(task.run());
+  for (auto _ : state)
+    benchmark::DoNotOptimize(task.run());
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
 }
@@ -170,7 +180,8 @@ void raw_get(benchmark::State& state) {
   const char* argv[] = {"GET", key.c_str()};
   const std::size_t lens[] = {3, key.size()};
   const allocation_count allocations;
-  for (auto _ : state) raw_command(c, 2, argv, lens);
+  for (auto _ : state)
+    raw_command(c, 2, argv, lens);
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
   redisFree(c);
@@ -188,7 +199,8 @@ void task_get(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(task.run());
   const allocation_count allocations;
-  for (auto _ : state) benchmark::DoNotOptimize(task.run());
+  for (auto _ : state)
+    benchmark::DoNotOptimize(task.run());
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
 }
@@ -206,7 +218,8 @@ void task_execute(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(task.run());
   const allocation_count allocations;
-  for (auto _ : state) benchmark::DoNotOptimize(task.run());
+  for (auto _ : state)
+    benchmark::DoNotOptimize(task.run());
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
 }
@@ -236,7 +249,8 @@ void raw_set_threads(benchmark::State& state) {
   const char* argv[] = {"SET", key.c_str(), value.c_str()};
   const std::size_t lens[] = {3, key.size(), value.size()};
   const allocation_count allocations;
-  for (auto _ : state) raw_command(c, 3, argv, lens);
+  for (auto _ : state)
+    raw_command(c, 3, argv, lens);
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
   redisFree(c);
@@ -256,7 +270,8 @@ void task_set_threads(benchmark::State& state) {
   const redis_tasks::RedisSet<std::string>::overrides o{
       .redis_key = "bench:task:threads:" + std::to_string(state.thread_index())};
   const allocation_count allocations;
-  for (auto _ : state) benchmark::DoNotOptimize(task.run(o));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(task.run(o));
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
 }
@@ -268,7 +283,8 @@ void raw_pipeline(benchmark::State& state) {
   redisContext* c = raw_connect();
   const auto n = static_cast<std::size_t>(state.range(0));
   std::vector<std::string> keys;
-  for (std::size_t i = 0; i < n; ++i) keys.push_back("bench:pipe:raw:" + std::to_string(i));
+  for (std::size_t i = 0; i < n; ++i)
+    keys.push_back("bench:pipe:raw:" + std::to_string(i));
   const std::string value = value_of(16);
   const allocation_count allocations;
   for (auto _ : state) {
@@ -298,10 +314,12 @@ void task_run_many(benchmark::State& state) {
   redis_tasks::RedisSet<std::string> task(cfg);
   const auto n = static_cast<std::size_t>(state.range(0));
   std::vector<redis_tasks::RedisSet<std::string>::overrides> items;
-  for (std::size_t i = 0; i < n; ++i) items.push_back({.redis_key = "bench:pipe:task:" + std::to_string(i)});
+  for (std::size_t i = 0; i < n; ++i)
+    items.push_back({.redis_key = "bench:pipe:task:" + std::to_string(i)});
   task.run_many(items);
   const allocation_count allocations;
-  for (auto _ : state) benchmark::DoNotOptimize(task.run_many(items));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(task.run_many(items));
   allocations.report(state);
   state.SetItemsProcessed(state.iterations());
 }
@@ -420,7 +438,8 @@ int main(int argc, char** argv) {
   std::string interleave = "--benchmark_enable_random_interleaving=true";
   std::string aggregates = "--benchmark_report_aggregates_only=true";
   std::string min_time = "--benchmark_min_time=0.3";
-  args.insert(args.begin() + 1, {reps.data(), interleave.data(), aggregates.data(), min_time.data()});
+  args.insert(args.begin() + 1,
+              {reps.data(), interleave.data(), aggregates.data(), min_time.data()});
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
   if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;

@@ -23,10 +23,12 @@ int main(int argc, char** argv) {
       const std::string kind = step.at("task").get<std::string>();
       std::cout << "step " << index++ << ": " << kind << " -> ";
       if (kind == "RedisSet") {
-        redis_tasks::RedisSet<std::string> task(config.get<redis_tasks::RedisSet<std::string>::config>());
+        redis_tasks::RedisSet<std::string> task(
+            config.get<redis_tasks::RedisSet<std::string>::config>());
         std::cout << (task.run() ? "stored" : "not stored (nx/xx)") << "\n";
       } else if (kind == "RedisGet") {
-        redis_tasks::RedisGet<std::string> task(config.get<redis_tasks::RedisGet<std::string>::config>());
+        redis_tasks::RedisGet<std::string> task(
+            config.get<redis_tasks::RedisGet<std::string>::config>());
         std::cout << task.run().value_or("(no such key)") << "\n";
       } else if (kind == "RedisExecute") {
         redis_tasks::RedisExecute<> task(config.get<redis_tasks::RedisExecute<>::config>());

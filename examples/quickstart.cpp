@@ -16,13 +16,15 @@ int main(int argc, char** argv) {
   try {
     redis_tasks::RedisSet<std::string> set_task(
         {.host = host, .port = port, .redis_key = "greeting", .redis_val = "hello", .ex = 60s});
-    const bool stored = set_task.run();                                  // values from the config
-    const bool again = set_task.run({.redis_key = "other", .nx = true}); // runtime overrides
+    const bool stored = set_task.run();                                   // values from the config
+    const bool again = set_task.run({.redis_key = "other", .nx = true});  // runtime overrides
 
-    redis_tasks::RedisGet<std::string> get_task({.host = host, .port = port, .redis_key = "greeting"});
-    const std::optional<std::string> greeting = get_task.run();         // std::nullopt: no such key
+    redis_tasks::RedisGet<std::string> get_task(
+        {.host = host, .port = port, .redis_key = "greeting"});
+    const std::optional<std::string> greeting = get_task.run();  // std::nullopt: no such key
 
-    redis_tasks::RedisExecute<long long> incr({.host = host, .port = port, .redis_cmd = "INCRBY visits 5"});
+    redis_tasks::RedisExecute<long long> incr(
+        {.host = host, .port = port, .redis_cmd = "INCRBY visits 5"});
     const long long visits = incr.run();
 
     std::cout << "stored: " << stored << ", stored other: " << again << "\n"

@@ -24,8 +24,10 @@ using report = std::map<std::string, double>;  // stored as a Redis hash
 // Stand-in for real work: some arithmetic per region.
 report compute_report(const std::string& region, int seed) {
   double revenue = 0;
-  for (int day = 1; day <= 30; ++day) revenue += (seed * 37 + day * 11) % 97;
-  return {{"revenue", revenue}, {"orders", static_cast<double>(seed * 13 % 50 + 10)},
+  for (int day = 1; day <= 30; ++day)
+    revenue += (seed * 37 + day * 11) % 97;
+  return {{"revenue", revenue},
+          {"orders", static_cast<double>(seed * 13 % 50 + 10)},
           {"region_code", static_cast<double>(region.size())}};
 }
 
@@ -49,7 +51,8 @@ int main(int argc, char** argv) {
                                          .port = port,
                                          .ex = 3600s,
                                          .task = {.name = "store-report", .max_retries = 2}});
-    redis_tasks::RedisGet<report> load({.host = host, .port = port, .task = {.name = "load-report"}});
+    redis_tasks::RedisGet<report> load(
+        {.host = host, .port = port, .task = {.name = "load-report"}});
     redis_tasks::RedisExecute<long long> count_run(
         {.host = host, .port = port, .redis_cmd = "INCR workflow:runs"});
 
@@ -63,7 +66,8 @@ int main(int argc, char** argv) {
         return store.run({.redis_key = "workflow:report:" + regions[i], .redis_val = r});
       }));
     }
-    for (auto& b : branches) b.get();  // rethrows a branch's error
+    for (auto& b : branches)
+      b.get();  // rethrows a branch's error
 
     // 3: count the run.
     const long long run_number = count_run.run();

@@ -15,7 +15,9 @@ namespace redis_tasks {
 
 namespace detail {
 
-inline bool is_hex_digit(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+inline bool is_hex_digit(char c) {
+  return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+}
 
 inline int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -26,20 +28,23 @@ inline int hex_value(char c) {
 /// The first word of a line, upper-cased, for error messages that must not echo arguments.
 inline std::string command_word(std::string_view line) {
   std::size_t b = 0;
-  while (b < line.size() && std::isspace(static_cast<unsigned char>(line[b]))) ++b;
+  while (b < line.size() && std::isspace(static_cast<unsigned char>(line[b])))
+    ++b;
   std::size_t e = b;
-  while (e < line.size() && !std::isspace(static_cast<unsigned char>(line[e])) && e - b < 32) ++e;
+  while (e < line.size() && !std::isspace(static_cast<unsigned char>(line[e])) && e - b < 32)
+    ++e;
   std::string w(line.substr(b, e - b));
-  for (auto& c : w) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (auto& c : w)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return w;
 }
 
 [[noreturn]] inline void throw_split_error(std::string_view line, std::size_t pos,
                                            std::string_view what) {
-  throw config_error("command line starting with `" + command_word(line) + "`: " +
-                     std::string(what) + " at column " + std::to_string(pos + 1) + " of " +
-                     std::to_string(line.size()) +
-                     "; close the quote, or pass the arguments as a vector to send them as they are");
+  throw config_error(
+      "command line starting with `" + command_word(line) + "`: " + std::string(what) +
+      " at column " + std::to_string(pos + 1) + " of " + std::to_string(line.size()) +
+      "; close the quote, or pass the arguments as a vector to send them as they are");
 }
 
 }  // namespace detail
@@ -59,7 +64,8 @@ inline std::vector<std::string> split_command_line(std::string_view line) {
   auto at = [&](std::size_t i) -> char { return i < n ? line[i] : '\0'; };
   std::size_t p = 0;
   for (;;) {
-    while (p < n && std::isspace(static_cast<unsigned char>(line[p]))) ++p;
+    while (p < n && std::isspace(static_cast<unsigned char>(line[p])))
+      ++p;
     if (p >= n) return out;
     bool in_double = false;
     bool in_single = false;
@@ -76,12 +82,24 @@ inline std::vector<std::string> split_command_line(std::string_view line) {
         } else if (c == '\\' && p + 1 < n) {
           ++p;
           switch (line[p]) {
-            case 'n': current.push_back('\n'); break;
-            case 'r': current.push_back('\r'); break;
-            case 't': current.push_back('\t'); break;
-            case 'b': current.push_back('\b'); break;
-            case 'a': current.push_back('\a'); break;
-            default: current.push_back(line[p]); break;
+            case 'n':
+              current.push_back('\n');
+              break;
+            case 'r':
+              current.push_back('\r');
+              break;
+            case 't':
+              current.push_back('\t');
+              break;
+            case 'b':
+              current.push_back('\b');
+              break;
+            case 'a':
+              current.push_back('\a');
+              break;
+            default:
+              current.push_back(line[p]);
+              break;
           }
         } else if (c == '"') {
           if (p + 1 < n && !std::isspace(static_cast<unsigned char>(line[p + 1]))) {
@@ -113,7 +131,9 @@ inline std::vector<std::string> split_command_line(std::string_view line) {
           case '\n':
           case '\r':
           case '\t':
-          case '\0': done = true; break;
+          case '\0':
+            done = true;
+            break;
           case '"':
             in_double = true;
             quote_start = p;
@@ -122,7 +142,9 @@ inline std::vector<std::string> split_command_line(std::string_view line) {
             in_single = true;
             quote_start = p;
             break;
-          default: current.push_back(c); break;
+          default:
+            current.push_back(c);
+            break;
         }
       }
       if (p < n) ++p;
@@ -149,13 +171,15 @@ class command {
   /// Uses every element of a range of string-like values (std::string_view, const char*, …)
   /// as one argument, as it is: any container, C array or C++20 view, including views that
   /// can only be iterated when not const (such as `std::views::filter`).
-  template <class Range,
-            class = std::enable_if_t<
-                !std::is_convertible_v<Range&&, std::string_view> &&
-                !std::is_same_v<std::remove_cv_t<std::remove_reference_t<Range>>, command> &&
-                std::is_constructible_v<std::string, decltype(*std::begin(std::declval<Range&>()))>>>
+  template <
+      class Range,
+      class = std::enable_if_t<
+          !std::is_convertible_v<Range&&, std::string_view> &&
+          !std::is_same_v<std::remove_cv_t<std::remove_reference_t<Range>>, command> &&
+          std::is_constructible_v<std::string, decltype(*std::begin(std::declval<Range&>()))>>>
   explicit command(Range&& args) {
-    for (auto&& a : args) args_.emplace_back(std::forward<decltype(a)>(a));
+    for (auto&& a : args)
+      args_.emplace_back(std::forward<decltype(a)>(a));
   }
 
   /// The arguments, command name first.
@@ -188,7 +212,8 @@ inline std::string command_label(const command& cmd) {
   std::string label = cmd.name();
   if (cmd.args().size() < 2) return label;
   bool container = false;
-  for (auto c : containers) container = container || label == c;
+  for (auto c : containers)
+    container = container || label == c;
   const std::string& sub = cmd.args()[1];
   // Only a plain word is a subcommand; anything else is left out rather than echoed.
   if (!container || sub.empty() || sub.size() > 32) return label;

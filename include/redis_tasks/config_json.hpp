@@ -60,7 +60,8 @@ void from_json(const nlohmann::json& j, sorted_set<E>& s) {
   }
   for (const auto& e : j) {
     if (!e.is_array() || e.size() != 2) {
-      throw nlohmann::json::type_error::create(302, "a sorted_set entry must be [member, score]", &e);
+      throw nlohmann::json::type_error::create(302, "a sorted_set entry must be [member, score]",
+                                               &e);
     }
     s.add(e[0].get<E>(), e[1].get<double>());
   }
@@ -70,24 +71,30 @@ void from_json(const nlohmann::json& j, sorted_set<E>& s) {
 template <class E>
 void to_json(nlohmann::json& j, const sorted_set<E>& s) {
   j = nlohmann::json::array();
-  for (const auto& e : s) j.push_back(nlohmann::json::array({e.member, e.score}));
+  for (const auto& e : s)
+    j.push_back(nlohmann::json::array({e.member, e.score}));
 }
 
 namespace detail {
 
-template <class C, class = void> struct has_redis_key : std::false_type {};
-template <class C> struct has_redis_key<C, std::void_t<decltype(std::declval<C&>().redis_key)>> : std::true_type {};
-template <class C, class = void> struct has_redis_val : std::false_type {};
-template <class C> struct has_redis_val<C, std::void_t<decltype(std::declval<C&>().redis_val)>> : std::true_type {};
-template <class C, class = void> struct has_redis_cmd : std::false_type {};
-template <class C> struct has_redis_cmd<C, std::void_t<decltype(std::declval<C&>().redis_cmd)>> : std::true_type {};
+template <class C, class = void>
+struct has_redis_key : std::false_type {};
+template <class C>
+struct has_redis_key<C, std::void_t<decltype(std::declval<C&>().redis_key)>> : std::true_type {};
+template <class C, class = void>
+struct has_redis_val : std::false_type {};
+template <class C>
+struct has_redis_val<C, std::void_t<decltype(std::declval<C&>().redis_val)>> : std::true_type {};
+template <class C, class = void>
+struct has_redis_cmd : std::false_type {};
+template <class C>
+struct has_redis_cmd<C, std::void_t<decltype(std::declval<C&>().redis_cmd)>> : std::true_type {};
 
 /// Loads a task config from a JSON object with Prefect's argument names. `where` names the
 /// object in messages (e.g. "tasks[2].config"); `kind` is the task class.
 template <class Config>
 void load_config(const nlohmann::json& j, Config& c, const std::string& where, const char* kind) {
-  std::string accepted =
-      "url, host, port, db, password_secret, redis_connection_params, task";
+  std::string accepted = "url, host, port, db, password_secret, redis_connection_params, task";
   if constexpr (has_redis_key<Config>::value) accepted += ", redis_key";
   if constexpr (has_redis_val<Config>::value) accepted += ", redis_val, ex, px, nx, xx";
   if constexpr (has_redis_cmd<Config>::value) accepted += ", redis_cmd";
@@ -129,7 +136,8 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
     } else if (name == "db") {
       c.db = static_cast<int>(get_int(name, v));
     } else if (name == "password_secret") {
-      c.password_secret = v.is_null() ? std::nullopt : std::optional<std::string>(get_string(name, v));
+      c.password_secret =
+          v.is_null() ? std::nullopt : std::optional<std::string>(get_string(name, v));
     } else if (name == "redis_connection_params") {
       try {
         apply_params(c.redis_connection_params, v);
@@ -166,7 +174,8 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
         } else {
           try {
             if constexpr (std::is_same_v<T, std::string_view>) {
-              throw config_error(where + ".redis_val: a std::string_view cannot own JSON text; "
+              throw config_error(where +
+                                 ".redis_val: a std::string_view cannot own JSON text; "
                                  "use RedisSet<std::string>");
             } else {
               c.redis_val = v.get<T>();
@@ -180,7 +189,10 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
     } else if ((name == "ex" || name == "px") && has_redis_val<Config>::value) {
       if constexpr (has_redis_val<Config>::value) {
         if (v.is_null()) {
-          if (name == "ex") c.ex = std::nullopt; else c.px = std::nullopt;
+          if (name == "ex")
+            c.ex = std::nullopt;
+          else
+            c.px = std::nullopt;
         } else if (name == "ex") {
           c.ex = std::chrono::seconds(get_int(name, v));
         } else {

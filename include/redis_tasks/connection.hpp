@@ -132,7 +132,9 @@ struct task_options {
 
 namespace detail {
 
-inline const char* json_kind(const nlohmann::json& v) { return v.type_name(); }
+inline const char* json_kind(const nlohmann::json& v) {
+  return v.type_name();
+}
 
 [[noreturn]] inline void bad_param(std::string_view name, std::string_view want,
                                    const nlohmann::json& got) {
@@ -234,8 +236,10 @@ inline void detail::apply_params(connection_params& p, const nlohmann::json& j) 
       } else if (r == "none" || r.empty()) {
         p.tls.cert_reqs = tls_verify::none;
       } else {
-        throw config_error("redis_connection_params: `ssl_cert_reqs` must be \"required\", "
-                           "\"optional\" or \"none\", got \"" + r + "\"");
+        throw config_error(
+            "redis_connection_params: `ssl_cert_reqs` must be \"required\", "
+            "\"optional\" or \"none\", got \"" +
+            r + "\"");
       }
     } else if (name == "cluster") {
       p.cluster.enabled = want_bool();

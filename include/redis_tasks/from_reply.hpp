@@ -49,26 +49,40 @@ struct is_string_map<std::map<std::string, T, C, A>> : std::true_type {};
 /// A short name of T for messages.
 template <class T>
 std::string type_label() {
-  if constexpr (std::is_same_v<T, reply>) return "reply";
-  else if constexpr (std::is_same_v<T, nlohmann::json>) return "nlohmann::json";
-  else if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (std::is_same_v<T, long long>) return "long long";
-  else if constexpr (std::is_integral_v<T>) return "an integer type";
-  else if constexpr (std::is_floating_point_v<T>) return "double";
-  else if constexpr (std::is_same_v<T, std::string>) return "std::string";
-  else if constexpr (std::is_same_v<T, value>) return "redis_tasks::value";
-  else if constexpr (is_optional<T>::value) return "std::optional<" + type_label<typename T::value_type>() + ">";
-  else if constexpr (is_vector<T>::value) return "std::vector<" + type_label<typename T::value_type>() + ">";
-  else if constexpr (is_std_set<T>::value) return "std::set<" + type_label<typename T::value_type>() + ">";
-  else if constexpr (is_string_map<T>::value) return "std::map<std::string, " + type_label<typename T::mapped_type>() + ">";
-  else return "the requested type";
+  if constexpr (std::is_same_v<T, reply>)
+    return "reply";
+  else if constexpr (std::is_same_v<T, nlohmann::json>)
+    return "nlohmann::json";
+  else if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (std::is_same_v<T, long long>)
+    return "long long";
+  else if constexpr (std::is_integral_v<T>)
+    return "an integer type";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "double";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "std::string";
+  else if constexpr (std::is_same_v<T, value>)
+    return "redis_tasks::value";
+  else if constexpr (is_optional<T>::value)
+    return "std::optional<" + type_label<typename T::value_type>() + ">";
+  else if constexpr (is_vector<T>::value)
+    return "std::vector<" + type_label<typename T::value_type>() + ">";
+  else if constexpr (is_std_set<T>::value)
+    return "std::set<" + type_label<typename T::value_type>() + ">";
+  else if constexpr (is_string_map<T>::value)
+    return "std::map<std::string, " + type_label<typename T::mapped_type>() + ">";
+  else
+    return "the requested type";
 }
 
 /// "a bulk string", "an integer", "nil", "an array of 3 elements": what came back, for messages
 /// (never its content, which may be a stored value).
 inline std::string describe_reply(const reply& r) {
   switch (r.type()) {
-    case reply_type::nil: return "nil";
+    case reply_type::nil:
+      return "nil";
     case reply_type::array:
     case reply_type::set:
     case reply_type::push:
@@ -79,12 +93,14 @@ inline std::string describe_reply(const reply& r) {
       return std::string(r.type() == reply_type::map ? "a " : "an ") + to_string(r.type()) +
              " of " + std::to_string(r.elements().size() / 2) + " entries";
     case reply_type::integer:
-    case reply_type::error: return std::string("an ") + to_string(r.type());
+    case reply_type::error:
+      return std::string("an ") + to_string(r.type());
     case reply_type::string:
     case reply_type::verbatim:
       return std::string("a ") + to_string(r.type()) + " of " + std::to_string(r.str().size()) +
              " bytes";
-    default: return std::string("a ") + to_string(r.type());
+    default:
+      return std::string("a ") + to_string(r.type());
   }
 }
 
@@ -174,9 +190,12 @@ T from_reply(reply&& r, const std::string& context) {
       return from_reply<typename T::value_type>(std::move(r), context);
     } else if constexpr (std::is_same_v<T, bool>) {
       switch (r.type()) {
-        case reply_type::nil: return false;
-        case reply_type::boolean: return r.boolean();
-        case reply_type::integer: return r.integer() != 0;
+        case reply_type::nil:
+          return false;
+        case reply_type::boolean:
+          return r.boolean();
+        case reply_type::integer:
+          return r.integer() != 0;
         case reply_type::status:
           if (r.str() == "OK") return true;
           break;
@@ -184,7 +203,8 @@ T from_reply(reply&& r, const std::string& context) {
           if (r.str() == "1") return true;
           if (r.str() == "0") return false;
           break;
-        default: break;
+        default:
+          break;
       }
       detail::throw_misfit(r, context, "bool");
     } else if constexpr (std::is_integral_v<T>) {
@@ -255,13 +275,16 @@ T from_reply(reply&& r, const std::string& context) {
       return out;
     } else if constexpr (std::is_same_v<T, value>) {
       switch (r.type()) {
-        case reply_type::set: return from_reply<std::set<std::string>>(std::move(r), context);
+        case reply_type::set:
+          return from_reply<std::set<std::string>>(std::move(r), context);
         case reply_type::map:
           return from_reply<std::map<std::string, std::string>>(std::move(r), context);
         case reply_type::array:
           return from_reply<std::vector<std::string>>(std::move(r), context);
-        case reply_type::nil: detail::throw_misfit(r, context, "redis_tasks::value");
-        default: return from_reply<std::string>(std::move(r), context);
+        case reply_type::nil:
+          detail::throw_misfit(r, context, "redis_tasks::value");
+        default:
+          return from_reply<std::string>(std::move(r), context);
       }
     } else {
       static_assert(detail::is_optional<T>::value || std::is_arithmetic_v<T>,

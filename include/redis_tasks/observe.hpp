@@ -19,11 +19,11 @@ struct run_event {
   std::string_view command;   ///< the command name ("SET", "GET", "INCRBY"); never arguments
   std::string_view endpoint;  ///< "host:port", "cluster host:port" or the sentinel master
   std::chrono::microseconds duration{0};  ///< how long this attempt took
-  int attempt = 1;            ///< 1 for the first try, 2 for the first retry, …
-  bool ok = true;             ///< the attempt succeeded
-  bool will_retry = false;    ///< it failed and the run will try again
-  std::string_view error_type;  ///< "connection_error", "reply_error", … when it failed
-  std::string_view error;       ///< the exception's message when it failed
+  int attempt = 1;                        ///< 1 for the first try, 2 for the first retry, …
+  bool ok = true;                         ///< the attempt succeeded
+  bool will_retry = false;                ///< it failed and the run will try again
+  std::string_view error_type;            ///< "connection_error", "reply_error", … when it failed
+  std::string_view error;                 ///< the exception's message when it failed
 };
 
 /// A hook called after every attempt of every run. It runs on the thread that called run(),

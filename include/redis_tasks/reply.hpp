@@ -36,20 +36,34 @@ enum class reply_type {
 /// The name of a reply type as written in messages ("integer", "bulk string", …).
 inline const char* to_string(reply_type t) {
   switch (t) {
-    case reply_type::nil: return "nil";
-    case reply_type::status: return "status";
-    case reply_type::error: return "error";
-    case reply_type::integer: return "integer";
-    case reply_type::string: return "bulk string";
-    case reply_type::array: return "array";
-    case reply_type::double_value: return "double";
-    case reply_type::boolean: return "boolean";
-    case reply_type::map: return "map";
-    case reply_type::set: return "set";
-    case reply_type::verbatim: return "verbatim string";
-    case reply_type::big_number: return "big number";
-    case reply_type::push: return "push";
-    case reply_type::attribute: return "attribute";
+    case reply_type::nil:
+      return "nil";
+    case reply_type::status:
+      return "status";
+    case reply_type::error:
+      return "error";
+    case reply_type::integer:
+      return "integer";
+    case reply_type::string:
+      return "bulk string";
+    case reply_type::array:
+      return "array";
+    case reply_type::double_value:
+      return "double";
+    case reply_type::boolean:
+      return "boolean";
+    case reply_type::map:
+      return "map";
+    case reply_type::set:
+      return "set";
+    case reply_type::verbatim:
+      return "verbatim string";
+    case reply_type::big_number:
+      return "big number";
+    case reply_type::push:
+      return "push";
+    case reply_type::attribute:
+      return "attribute";
   }
   return "unknown";
 }
@@ -127,13 +141,27 @@ inline void append_quoted(std::string& out, std::string_view s) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\a': out += "\\a"; break;
-      case '\b': out += "\\b"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\a':
+        out += "\\a";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
       default:
         if (c >= 0x20 && c < 0x7F) {
           out.push_back(ch);
@@ -251,14 +279,20 @@ class reply {
   /// throws, and `dump()` of the result never throws either: the bytes come back exactly.
   nlohmann::json to_json() const {
     switch (type_) {
-      case reply_type::nil: return nullptr;
+      case reply_type::nil:
+        return nullptr;
       case reply_type::status:
       case reply_type::string:
-      case reply_type::verbatim: return text_to_json(str_);
-      case reply_type::big_number: return str_;
-      case reply_type::error: return nlohmann::json{{"error", text_to_json(str_)}};
-      case reply_type::integer: return integer_;
-      case reply_type::boolean: return integer_ != 0;
+      case reply_type::verbatim:
+        return text_to_json(str_);
+      case reply_type::big_number:
+        return str_;
+      case reply_type::error:
+        return nlohmann::json{{"error", text_to_json(str_)}};
+      case reply_type::integer:
+        return integer_;
+      case reply_type::boolean:
+        return integer_ != 0;
       case reply_type::double_value:
         if (std::isfinite(number_)) return number_;
         return std::isnan(number_) ? "nan" : (number_ > 0 ? "inf" : "-inf");
@@ -266,11 +300,13 @@ class reply {
       case reply_type::set:
       case reply_type::push: {
         auto arr = nlohmann::json::array();
-        for (const auto& e : elements_) arr.push_back(e.to_json());
+        for (const auto& e : elements_)
+          arr.push_back(e.to_json());
         return arr;
       }
       case reply_type::map:
-      case reply_type::attribute: return map_to_json();
+      case reply_type::attribute:
+        return map_to_json();
     }
     return nullptr;
   }
@@ -316,8 +352,7 @@ class reply {
     auto obj = nlohmann::json::object();
     for (std::size_t i = 0; i + 1 < elements_.size() && as_object; i += 2) {
       const auto& k = elements_[i];
-      if (!k.has_text() || k.is_error() || !detail::is_valid_utf8(k.str_) ||
-          obj.contains(k.str_)) {
+      if (!k.has_text() || k.is_error() || !detail::is_valid_utf8(k.str_) || obj.contains(k.str_)) {
         as_object = false;
         break;
       }
@@ -333,23 +368,39 @@ class reply {
 
   void print(std::string& out, const std::string& prefix) const {
     switch (type_) {
-      case reply_type::error: out += "(error) " + str_ + "\n"; return;
+      case reply_type::error:
+        out += "(error) " + str_ + "\n";
+        return;
       case reply_type::status:
-      case reply_type::verbatim: out += str_ + "\n"; return;
-      case reply_type::integer: out += "(integer) " + std::to_string(integer_) + "\n"; return;
-      case reply_type::double_value: out += "(double) " + str_ + "\n"; return;
-      case reply_type::big_number: out += "(big number) " + str_ + "\n"; return;
+      case reply_type::verbatim:
+        out += str_ + "\n";
+        return;
+      case reply_type::integer:
+        out += "(integer) " + std::to_string(integer_) + "\n";
+        return;
+      case reply_type::double_value:
+        out += "(double) " + str_ + "\n";
+        return;
+      case reply_type::big_number:
+        out += "(big number) " + str_ + "\n";
+        return;
       case reply_type::string:
         detail::append_quoted(out, str_);
         out += "\n";
         return;
-      case reply_type::nil: out += "(nil)\n"; return;
-      case reply_type::boolean: out += integer_ != 0 ? "(true)\n" : "(false)\n"; return;
+      case reply_type::nil:
+        out += "(nil)\n";
+        return;
+      case reply_type::boolean:
+        out += integer_ != 0 ? "(true)\n" : "(false)\n";
+        return;
       case reply_type::array:
       case reply_type::map:
       case reply_type::set:
       case reply_type::push:
-      case reply_type::attribute: print_aggregate(out, prefix); return;
+      case reply_type::attribute:
+        print_aggregate(out, prefix);
+        return;
     }
   }
 
@@ -357,11 +408,21 @@ class reply {
     const bool is_map = type_ == reply_type::map || type_ == reply_type::attribute;
     if (elements_.empty()) {
       switch (type_) {
-        case reply_type::array: out += "(empty array)\n"; break;
-        case reply_type::map: out += "(empty hash)\n"; break;
-        case reply_type::set: out += "(empty set)\n"; break;
-        case reply_type::push: out += "(empty push)\n"; break;
-        default: out += "(empty aggregate type)\n"; break;
+        case reply_type::array:
+          out += "(empty array)\n";
+          break;
+        case reply_type::map:
+          out += "(empty hash)\n";
+          break;
+        case reply_type::set:
+          out += "(empty set)\n";
+          break;
+        case reply_type::push:
+          out += "(empty push)\n";
+          break;
+        default:
+          out += "(empty aggregate type)\n";
+          break;
       }
       return;
     }
@@ -399,7 +460,8 @@ class reply {
         if (elements_.empty()) return false;
         if (elements_.size() > 2) return true;
         return elements_.size() > 1 && elements_[1].is_multiline();
-      default: return false;
+      default:
+        return false;
     }
   }
 

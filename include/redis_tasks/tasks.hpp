@@ -85,7 +85,8 @@ inline std::string task_name(const task_options& t, const char* kind, std::strin
 
 inline void check_retry_options(const task_options& t, const std::string& label) {
   if (t.max_retries < 0) throw config_error(label + ": task.max_retries must not be negative");
-  if (t.retry_delay.count() < 0) throw config_error(label + ": task.retry_delay must not be negative");
+  if (t.retry_delay.count() < 0)
+    throw config_error(label + ": task.retry_delay must not be negative");
 }
 
 /// What a run is about, for run hooks.
@@ -103,11 +104,16 @@ constexpr const char* write_command_name() {
     return write_command_name<typename value_traits<T>::storage_type>();
   }
   switch (kind_of(category_of<T>())) {
-    case redis_kind::list: return "RPUSH";
-    case redis_kind::set: return "SADD";
-    case redis_kind::hash: return "HSET";
-    case redis_kind::zset: return "ZADD";
-    default: return "SET";
+    case redis_kind::list:
+      return "RPUSH";
+    case redis_kind::set:
+      return "SADD";
+    case redis_kind::hash:
+      return "HSET";
+    case redis_kind::zset:
+      return "ZADD";
+    default:
+      return "SET";
   }
 }
 
@@ -119,11 +125,16 @@ constexpr const char* read_command_name() {
   }
   if (category_of<T>() == category::any) return "TYPE";
   switch (kind_of(category_of<T>())) {
-    case redis_kind::list: return "LRANGE";
-    case redis_kind::set: return "SMEMBERS";
-    case redis_kind::hash: return "HGETALL";
-    case redis_kind::zset: return "ZRANGE";
-    default: return "GET";
+    case redis_kind::list:
+      return "LRANGE";
+    case redis_kind::set:
+      return "SMEMBERS";
+    case redis_kind::hash:
+      return "HGETALL";
+    case redis_kind::zset:
+      return "ZRANGE";
+    default:
+      return "GET";
   }
 }
 
@@ -184,8 +195,8 @@ auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltyp
       tell(true, false, nullptr);
       return result;
     } catch (const connection_error& e) {
-      const bool retry = attempt <= t.max_retries &&
-                         (!bounded || clock::now() + t.retry_delay < deadline);
+      const bool retry =
+          attempt <= t.max_retries && (!bounded || clock::now() + t.retry_delay < deadline);
       tell(false, retry, &e);
       if (!retry) throw;
     } catch (const std::exception& e) {
@@ -198,14 +209,17 @@ auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltyp
 
 /// Expiry given as seconds or milliseconds, validated and as milliseconds.
 inline std::optional<std::chrono::milliseconds> expiry_of(
-    const std::optional<std::chrono::seconds>& ex, const std::optional<std::chrono::milliseconds>& px,
-    const std::string& label, const char* where) {
+    const std::optional<std::chrono::seconds>& ex,
+    const std::optional<std::chrono::milliseconds>& px, const std::string& label,
+    const char* where) {
   if (ex && px) {
-    throw config_error(label + ": " + where + " gives both ex and px; they are one setting, give one");
+    throw config_error(label + ": " + where +
+                       " gives both ex and px; they are one setting, give one");
   }
   if (ex) {
     if (ex->count() <= 0) {
-      throw config_error(label + ": ex must be positive, got " + std::to_string(ex->count()) + " s");
+      throw config_error(label + ": ex must be positive, got " + std::to_string(ex->count()) +
+                         " s");
     }
     if (ex->count() > 1'000'000'000'000LL) throw config_error(label + ": ex is too large");
     return std::chrono::milliseconds(*ex);
@@ -272,19 +286,19 @@ class RedisSet {
 
   /// What Prefect's constructor takes, in its order.
   struct config {
-    std::string host = "localhost";                             ///< Redis host
-    int port = 6379;                                            ///< Redis port
-    int db = 0;                                                 ///< database index
+    std::string host = "localhost";                                 ///< Redis host
+    int port = 6379;                                                ///< Redis port
+    int db = 0;                                                     ///< database index
     std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
-    connection_params redis_connection_params{};                ///< timeouts, user, TLS, pool…
-    std::optional<std::string> redis_key{};                     ///< key to set
-    std::optional<T> redis_val{};                               ///< value to store
-    std::optional<std::chrono::seconds> ex{};                   ///< expiry in seconds
-    std::optional<std::chrono::milliseconds> px{};              ///< expiry in milliseconds
-    bool nx = false;                                            ///< only if the key is absent
-    bool xx = false;                                            ///< only if the key exists
-    task_options task{};                                        ///< name, retries
-    std::shared_ptr<const SecretProvider> secrets{};            ///< null: environment variables
+    connection_params redis_connection_params{};      ///< timeouts, user, TLS, pool…
+    std::optional<std::string> redis_key{};           ///< key to set
+    std::optional<T> redis_val{};                     ///< value to store
+    std::optional<std::chrono::seconds> ex{};         ///< expiry in seconds
+    std::optional<std::chrono::milliseconds> px{};    ///< expiry in milliseconds
+    bool nx = false;                                  ///< only if the key is absent
+    bool xx = false;                                  ///< only if the key exists
+    task_options task{};                              ///< name, retries
+    std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
     /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
     /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
     /// a wrong name or type is a `config_error` naming the field.
@@ -324,12 +338,10 @@ class RedisSet {
                  ? detail::condition_of(o.nx.value_or(false), o.xx.value_or(false), label_, "run()")
                  : cfg_cond_;
     return detail::with_prepared(val, label_, [&](const auto& stored) {
-      const detail::run_info info{name_, key, detail::write_command_name<T>(),
-                                  client_->endpoint()};
+      const detail::run_info info{name_, key, detail::write_command_name<T>(), client_->endpoint()};
       return detail::with_retries(cfg_.task, info, [&] {
-        return client_->run(key, [&](detail::connection& c) {
-          return detail::write_value(c, key, stored, w);
-        });
+        return client_->run(
+            key, [&](detail::connection& c) { return detail::write_value(c, key, stored, w); });
       });
     });
   }
@@ -422,14 +434,14 @@ class RedisGet {
 
   /// What Prefect's constructor takes, in its order.
   struct config {
-    std::string host = "localhost";                             ///< Redis host
-    int port = 6379;                                            ///< Redis port
-    int db = 0;                                                 ///< database index
+    std::string host = "localhost";                                 ///< Redis host
+    int port = 6379;                                                ///< Redis port
+    int db = 0;                                                     ///< database index
     std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
-    connection_params redis_connection_params{};                ///< timeouts, user, TLS, pool…
-    std::optional<std::string> redis_key{};                     ///< key to read
-    task_options task{};                                        ///< name, retries
-    std::shared_ptr<const SecretProvider> secrets{};            ///< null: environment variables
+    connection_params redis_connection_params{};      ///< timeouts, user, TLS, pool…
+    std::optional<std::string> redis_key{};           ///< key to read
+    task_options task{};                              ///< name, retries
+    std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
     /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
     /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
     /// a wrong name or type is a `config_error` naming the field.
@@ -456,15 +468,16 @@ class RedisGet {
   /// The key's value as T, or std::nullopt when the key does not exist.
   /// Throws `type_error` when the key holds another Redis type or text that does not fit T.
   std::optional<T> run(const overrides& o = {}) const {
-    const std::string* key = o.redis_key ? &*o.redis_key : cfg_.redis_key ? &*cfg_.redis_key : nullptr;
+    const std::string* key = o.redis_key      ? &*o.redis_key
+                             : cfg_.redis_key ? &*cfg_.redis_key
+                                              : nullptr;
     if (key == nullptr) {
       throw config_error(label_ + ": redis_key is missing; give it in the config or in run()");
     }
     const detail::run_info info{name_, *key, detail::read_command_name<T>(), client_->endpoint()};
     return detail::with_retries(cfg_.task, info, [&] {
-      return client_->run(*key, [&](detail::connection& c) {
-        return detail::read_value<T>(c, *key, type_label_);
-      });
+      return client_->run(
+          *key, [&](detail::connection& c) { return detail::read_value<T>(c, *key, type_label_); });
     });
   }
 
@@ -481,7 +494,8 @@ class RedisGet {
     std::vector<std::exception_ptr> errors(n);
     for (std::size_t i = 0; i < n; ++i) {
       keys[i] = items[i].redis_key ? &*items[i].redis_key
-                                   : cfg_.redis_key ? &*cfg_.redis_key : nullptr;
+                : cfg_.redis_key   ? &*cfg_.redis_key
+                                   : nullptr;
       if (keys[i] == nullptr) {
         errors[i] = std::make_exception_ptr(
             config_error(label_ + ": redis_key is missing; give it in the config or in run()"));
@@ -573,7 +587,8 @@ inline const char* refused_command_hint(const command& cmd) {
   if (name == "ASKING" || name == "READONLY" || name == "READWRITE") {
     return "cluster redirections and replica reads are handled by the library";
   }
-  if (name == "CLIENT" && sub == "SETNAME") return "set redis_connection_params.client_name instead";
+  if (name == "CLIENT" && sub == "SETNAME")
+    return "set redis_connection_params.client_name instead";
   if (name == "CLIENT" && (sub == "REPLY" || sub == "TRACKING" || sub == "CACHING")) {
     return "it changes how the shared connection answers later commands";
   }
@@ -621,7 +636,8 @@ inline std::optional<std::chrono::milliseconds> block_time(const command& cmd) {
     if (i >= a.size()) return std::nullopt;
     long long ms = 0;
     auto res = std::from_chars(a[i].data(), a[i].data() + a[i].size(), ms);
-    if (res.ec != std::errc() || res.ptr != a[i].data() + a[i].size() || ms < 0) return std::nullopt;
+    if (res.ec != std::errc() || res.ptr != a[i].data() + a[i].size() || ms < 0)
+      return std::nullopt;
     return std::chrono::milliseconds(ms >= endless_ms ? 0 : ms);
   };
   if (name == "BLPOP" || name == "BRPOP" || name == "BRPOPLPUSH" || name == "BLMOVE" ||
@@ -655,14 +671,14 @@ class RedisExecute {
  public:
   /// What Prefect's constructor takes, in its order.
   struct config {
-    std::string host = "localhost";                             ///< Redis host
-    int port = 6379;                                            ///< Redis port
-    int db = 0;                                                 ///< database index
+    std::string host = "localhost";                                 ///< Redis host
+    int port = 6379;                                                ///< Redis port
+    int db = 0;                                                     ///< database index
     std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
-    connection_params redis_connection_params{};                ///< timeouts, user, TLS, pool…
-    std::optional<command> redis_cmd{};                         ///< the command to run
-    task_options task{};                                        ///< name, retries
-    std::shared_ptr<const SecretProvider> secrets{};            ///< null: environment variables
+    connection_params redis_connection_params{};      ///< timeouts, user, TLS, pool…
+    std::optional<command> redis_cmd{};               ///< the command to run
+    task_options task{};                              ///< name, retries
+    std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
     /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
     /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
     /// a wrong name or type is a `config_error` naming the field.
@@ -716,7 +732,8 @@ class RedisExecute {
     for (std::size_t i = 0; i < n; ++i) {
       try {
         cmds[i] = items[i].redis_cmd ? &*items[i].redis_cmd
-                                     : cfg_.redis_cmd ? &*cfg_.redis_cmd : nullptr;
+                  : cfg_.redis_cmd   ? &*cfg_.redis_cmd
+                                     : nullptr;
         if (cmds[i] == nullptr) {
           throw config_error(label_ + ": redis_cmd is missing; give it in the config or in run()");
         }
@@ -742,7 +759,8 @@ class RedisExecute {
           }
           const auto& args = cmds[i]->args();
           c.begin_command(args.size());
-          for (const auto& a : args) c.arg(a);
+          for (const auto& a : args)
+            c.arg(a);
           c.end_command();
         },
         [&](std::size_t i, detail::connection& c) -> T {
@@ -770,7 +788,8 @@ class RedisExecute {
     if (const char* hint = detail::refused_command_hint(cmd)) {
       throw config_error(label_ + ": " + detail::command_label(cmd) +
                          " is not run by tasks, because it would change the shared, reused "
-                         "connection: " + hint);
+                         "connection: " +
+                         hint);
     }
   }
 
@@ -787,7 +806,8 @@ class RedisExecute {
       }
       c.begin_request();
       c.begin_command(args.size());
-      for (const auto& a : args) c.arg(a);
+      for (const auto& a : args)
+        c.arg(a);
       c.end_command();
       c.flush();
       reply out;

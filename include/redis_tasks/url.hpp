@@ -5,14 +5,14 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
-#include <system_error>
-#include <vector>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -113,7 +113,8 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
   if (scheme == "rediss") {
     out.params.tls.enabled = true;
   } else if (scheme != "redis" && scheme != "unix") {
-    throw config_error("redis URL scheme '" + scheme + "' is not one of redis, rediss, unix, "
+    throw config_error("redis URL scheme '" + scheme +
+                       "' is not one of redis, rediss, unix, "
                        "redis+sentinel, rediss+sentinel, redis+cluster, rediss+cluster");
   }
 
@@ -127,8 +128,8 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
   // Credentials: everything before the last '@' of the authority.
   const auto authority_end = rest.find('/');
   std::string_view authority = rest.substr(0, authority_end);
-  std::string_view path = authority_end == std::string_view::npos ? std::string_view()
-                                                                  : rest.substr(authority_end);
+  std::string_view path =
+      authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
   if (auto at = authority.rfind('@'); at != std::string_view::npos) {
     std::string_view cred = authority.substr(0, at);
     authority = authority.substr(at + 1);
@@ -144,7 +145,8 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
       throw config_error("redis URL: a unix:// URL has no host; write unix:///path/to/socket");
     }
     out.params.unix_socket = detail::percent_decode(path, "socket path");
-    if (out.params.unix_socket.empty()) throw config_error("redis URL: unix:// needs a socket path");
+    if (out.params.unix_socket.empty())
+      throw config_error("redis URL: unix:// needs a socket path");
   } else {
     // One host:port, or (cluster, sentinel) a comma-separated list of them.
     std::vector<std::pair<std::string, int>> hosts;
@@ -156,7 +158,8 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
       std::string_view port;
       if (!hostport.empty() && hostport.front() == '[') {
         const auto close = hostport.find(']');
-        if (close == std::string_view::npos) throw config_error("redis URL: unclosed [ in the host");
+        if (close == std::string_view::npos)
+          throw config_error("redis URL: unclosed [ in the host");
         hp.first = std::string(hostport.substr(1, close - 1));
         if (close + 1 < hostport.size()) {
           if (hostport[close + 1] != ':') throw config_error("redis URL: junk after ]");
@@ -181,14 +184,16 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
       return (v6 ? "[" + hp.first + "]" : hp.first) + ":" + std::to_string(hp.second);
     };
     if (sentinel) {
-      for (const auto& hp : hosts) out.params.sentinel.sentinels.push_back(address(hp));
+      for (const auto& hp : hosts)
+        out.params.sentinel.sentinels.push_back(address(hp));
       // Path: /master_name[/db]
       std::string_view p = path.empty() ? path : path.substr(1);
       const auto slash = p.find('/');
       out.params.sentinel.master_name = detail::percent_decode(p.substr(0, slash), "master name");
       if (out.params.sentinel.master_name.empty()) {
-        throw config_error("redis URL: redis+sentinel:// needs the master name as its path "
-                           "(redis+sentinel://host:26379/mymaster)");
+        throw config_error(
+            "redis URL: redis+sentinel:// needs the master name as its path "
+            "(redis+sentinel://host:26379/mymaster)");
       }
       if (slash != std::string_view::npos && slash + 1 < p.size()) {
         out.db = detail::parse_int(p.substr(slash + 1), "database number in the path");
@@ -202,7 +207,8 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
           out.params.cluster.seeds.push_back(address(hosts[i]));
         }
       }
-      if (path.size() > 1) out.db = detail::parse_int(path.substr(1), "database number in the path");
+      if (path.size() > 1)
+        out.db = detail::parse_int(path.substr(1), "database number in the path");
     }
   }
 
@@ -220,8 +226,9 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
     if (name == "db") {
       out.db = detail::parse_int(value, "db option");
     } else if (name == "password") {
-      throw config_error("redis URL: give the password before the host (user:password@host), "
-                         "or better in the secret named by password_secret");
+      throw config_error(
+          "redis URL: give the password before the host (user:password@host), "
+          "or better in the secret named by password_secret");
     } else {
       options[name] = detail::query_value(value);
     }

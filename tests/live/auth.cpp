@@ -96,7 +96,8 @@ TEST_CASE("the default provider reads the environment variable REDIS_PASSWORD") 
 TEST_CASE("a password for a server without one is an auth_error that says so") {
   auto gc = test_support::config_for<RedisGet<>>(fixture("plain").port);
   gc.password_secret = "REDIS_PASSWORD";
-  gc.secrets = std::make_shared<MapSecretProvider>(std::map<std::string, std::string>{{"REDIS_PASSWORD", "pw-xyz"}});
+  gc.secrets = std::make_shared<MapSecretProvider>(
+      std::map<std::string, std::string>{{"REDIS_PASSWORD", "pw-xyz"}});
   gc.redis_key = "k";
   try {
     RedisGet<>(gc).run();

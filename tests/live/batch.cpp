@@ -7,10 +7,10 @@
 #include "test_support.hpp"
 
 using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
 using redis_tasks::RedisExecute;
 using redis_tasks::RedisGet;
 using redis_tasks::RedisSet;
-using Catch::Matchers::Contains;
 using test_support::fixture;
 
 TEST_CASE("RedisSet::run_many stores every item, in order, with its own options") {
@@ -19,13 +19,15 @@ TEST_CASE("RedisSet::run_many stores every item, in order, with its own options"
   RedisSet<std::string> set(test_support::config_for<RedisSet<std::string>>(port));
   std::vector<RedisSet<std::string>::overrides> items;
   for (int i = 0; i < 1000; ++i) {
-    items.push_back({.redis_key = base + ":" + std::to_string(i), .redis_val = "v" + std::to_string(i)});
+    items.push_back(
+        {.redis_key = base + ":" + std::to_string(i), .redis_val = "v" + std::to_string(i)});
   }
   items[10].px = 60000ms;
   items[20].nx = true;  // absent until now: stored
   const auto results = set.run_many(items);
   REQUIRE(results.size() == items.size());
-  for (const auto& r : results) CHECK(r.value());
+  for (const auto& r : results)
+    CHECK(r.value());
 
   // nx on existing keys is false per item; a missing value fails that item alone, before I/O.
   std::vector<RedisSet<std::string>::overrides> again{
@@ -54,9 +56,10 @@ TEST_CASE("run_many with collections and JSON values") {
   const int port = fixture("plain").port;
   const std::string base = test_support::unique_key("batch-coll");
   RedisSet<std::vector<int>> set(test_support::config_for<RedisSet<std::vector<int>>>(port));
-  const auto results = set.run_many({{.redis_key = base + ":a", .redis_val = std::vector<int>{1, 2}},
-                                     {.redis_key = base + ":b", .redis_val = std::vector<int>{}},
-                                     {.redis_key = base + ":a", .redis_val = std::vector<int>{3}, .nx = true}});
+  const auto results =
+      set.run_many({{.redis_key = base + ":a", .redis_val = std::vector<int>{1, 2}},
+                    {.redis_key = base + ":b", .redis_val = std::vector<int>{}},
+                    {.redis_key = base + ":a", .redis_val = std::vector<int>{3}, .nx = true}});
   CHECK(results[0].value());
   CHECK(results[1].value());
   CHECK_FALSE(results[2].value());
@@ -66,7 +69,8 @@ TEST_CASE("run_many with collections and JSON values") {
   CHECK(read[1].value() == std::nullopt);
 
   RedisSet<nlohmann::json> set_json(test_support::config_for<RedisSet<nlohmann::json>>(port));
-  CHECK(set_json.run_many({{.redis_key = base + ":j", .redis_val = nlohmann::json{{"k", 1}}}})[0].value());
+  CHECK(set_json.run_many({{.redis_key = base + ":j", .redis_val = nlohmann::json{{"k", 1}}}})[0]
+            .value());
   RedisGet<nlohmann::json> get_json(test_support::config_for<RedisGet<nlohmann::json>>(port));
   CHECK(get_json.run_many({{.redis_key = base + ":j"}})[0].value() == nlohmann::json{{"k", 1}});
 }
@@ -100,13 +104,15 @@ TEST_CASE("RedisExecute::run_many: replies in order, errors per item, connection
   const std::string key = test_support::unique_key("batch-exec");
   RedisExecute<long long> exec(test_support::config_for<RedisExecute<long long>>(port));
   std::vector<RedisExecute<long long>::overrides> items;
-  for (int i = 0; i < 100; ++i) items.push_back({.redis_cmd = "INCR " + key});
+  for (int i = 0; i < 100; ++i)
+    items.push_back({.redis_cmd = "INCR " + key});
   items.push_back({.redis_cmd = "NOSUCHCOMMAND"});
   items.push_back({.redis_cmd = "SELECT 1"});
   items.push_back({.redis_cmd = "GET " + key});
   items.push_back({.redis_cmd = "PING"});  // PONG is not a long long
   const auto results = exec.run_many(items);
-  for (int i = 0; i < 100; ++i) CHECK(results[static_cast<std::size_t>(i)].value() == i + 1);
+  for (int i = 0; i < 100; ++i)
+    CHECK(results[static_cast<std::size_t>(i)].value() == i + 1);
   CHECK_THROWS_AS(results[100].value(), redis_tasks::reply_error);
   CHECK_THROWS_AS(results[101].value(), redis_tasks::config_error);
   CHECK(results[102].value() == 100);
@@ -119,5 +125,6 @@ TEST_CASE("a batch against a dead server fails every item with connection_error"
   RedisExecute<> exec(c);
   const auto results = exec.run_many({{.redis_cmd = "PING"}, {.redis_cmd = "PING"}});
   REQUIRE(results.size() == 2);
-  for (const auto& r : results) CHECK_THROWS_AS(r.value(), redis_tasks::connection_error);
+  for (const auto& r : results)
+    CHECK_THROWS_AS(r.value(), redis_tasks::connection_error);
 }

@@ -43,8 +43,8 @@ std::vector<std::string> keys_across_slots() {
 
 TEST_CASE("key slots follow CRC16 and hash tags, as the server computes them") {
   test_cluster cluster;
-  for (const std::string key : {"foo", "bar", "{user1000}.following", "{user1000}.followers",
-                                "{}", "{}x", "a{b}c", "a{}b{c}", "\xff\x00z"}) {
+  for (const std::string key : {"foo", "bar", "{user1000}.following", "{user1000}.followers", "{}",
+                                "{}x", "a{b}c", "a{}b{c}", "\xff\x00z"}) {
     const std::string out =
         test_support::redis_cli(cluster.seed_port(), {"CLUSTER", "KEYSLOT", key});
     CHECK(redis_tasks::detail::key_slot(key) == std::atoi(out.c_str()));
@@ -58,18 +58,24 @@ TEST_CASE("all three tasks work across every slot range of a cluster") {
   RedisGet<std::string> get(cluster_config<RedisGet<std::string>>(cluster));
   RedisExecute<long long> exec(cluster_config<RedisExecute<long long>>(cluster));
   const auto keys = keys_across_slots();
-  for (const auto& k : keys) REQUIRE(set.run({.redis_key = k, .redis_val = "v:" + k}));
-  for (const auto& k : keys) CHECK(get.run({.redis_key = k}) == "v:" + k);
+  for (const auto& k : keys)
+    REQUIRE(set.run({.redis_key = k, .redis_val = "v:" + k}));
+  for (const auto& k : keys)
+    CHECK(get.run({.redis_key = k}) == "v:" + k);
   for (const auto& k : keys) {
     CHECK(exec.run({.redis_cmd = redis_tasks::command{std::vector<std::string>{"STRLEN", k}}}) ==
           static_cast<long long>(2 + k.size()));
   }
   // Collections stay atomic on one node: a list written and read through the cluster.
-  RedisSet<std::vector<std::string>> set_list(cluster_config<RedisSet<std::vector<std::string>>>(cluster));
-  RedisGet<std::vector<std::string>> get_list(cluster_config<RedisGet<std::vector<std::string>>>(cluster));
+  RedisSet<std::vector<std::string>> set_list(
+      cluster_config<RedisSet<std::vector<std::string>>>(cluster));
+  RedisGet<std::vector<std::string>> get_list(
+      cluster_config<RedisGet<std::vector<std::string>>>(cluster));
   const std::vector<std::string> items{"a", "b", "c"};
-  for (const auto& k : keys) REQUIRE(set_list.run({.redis_key = k + ":list", .redis_val = items, .nx = true}));
-  for (const auto& k : keys) CHECK(get_list.run({.redis_key = k + ":list"}) == items);
+  for (const auto& k : keys)
+    REQUIRE(set_list.run({.redis_key = k + ":list", .redis_val = items, .nx = true}));
+  for (const auto& k : keys)
+    CHECK(get_list.run({.redis_key = k + ":list"}) == items);
 
   // Keyless commands go to any node; multi-key commands in one slot work; across slots the
   // server's CROSSSLOT error comes back as a reply_error.
@@ -87,7 +93,8 @@ TEST_CASE("all three tasks work across every slot range of a cluster") {
     CHECK(e.code() == "CROSSSLOT");
   }
   // A script's keys move with its arguments: routed by COMMAND GETKEYS.
-  CHECK(any.run({.redis_cmd = "EVAL \"return redis.call('GET', KEYS[1])\" 1 key:7"}).str() == "v:key:7");
+  CHECK(any.run({.redis_cmd = "EVAL \"return redis.call('GET', KEYS[1])\" 1 key:7"}).str() ==
+        "v:key:7");
 
   // db other than 0 does not exist in a cluster.
   auto bad = cluster_config<RedisGet<std::string>>(cluster);
@@ -109,7 +116,8 @@ TEST_CASE("a slot migrated while runs stream: ASK, then MOVED") {
   RedisSet<std::string> set(cluster_config<RedisSet<std::string>>(cluster));
   RedisGet<std::string> get(cluster_config<RedisGet<std::string>>(cluster));
   const int n = 40;
-  for (int i = 0; i < n; ++i) REQUIRE(set.run({.redis_key = tag + std::to_string(i), .redis_val = std::to_string(i)}));
+  for (int i = 0; i < n; ++i)
+    REQUIRE(set.run({.redis_key = tag + std::to_string(i), .redis_val = std::to_string(i)}));
 
   std::atomic<bool> stop{false};
   std::atomic<int> wrong{0};
@@ -131,15 +139,17 @@ TEST_CASE("a slot migrated while runs stream: ASK, then MOVED") {
 
   // Half the keys move: reads of those must follow ASK to the target.
   for (int i = 0; i < n / 2; ++i) {
-    test_support::redis_cli(source, {"MIGRATE", "127.0.0.1", std::to_string(target), tag + std::to_string(i), "0", "5000"});
+    test_support::redis_cli(source, {"MIGRATE", "127.0.0.1", std::to_string(target),
+                                     tag + std::to_string(i), "0", "5000"});
   }
   std::this_thread::sleep_for(200ms);
-  CHECK(get.run({.redis_key = tag + "0"}) == "0");                           // only on the target: ASK
-  CHECK(set.run({.redis_key = tag + "new", .redis_val = "during"}));         // new key: ASK as well
+  CHECK(get.run({.redis_key = tag + "0"}) == "0");                    // only on the target: ASK
+  CHECK(set.run({.redis_key = tag + "new", .redis_val = "during"}));  // new key: ASK as well
   CHECK(get.run({.redis_key = tag + "new"}) == "during");
 
   for (int i = n / 2; i < n; ++i) {
-    test_support::redis_cli(source, {"MIGRATE", "127.0.0.1", std::to_string(target), tag + std::to_string(i), "0", "5000"});
+    test_support::redis_cli(source, {"MIGRATE", "127.0.0.1", std::to_string(target),
+                                     tag + std::to_string(i), "0", "5000"});
   }
   for (int p : cluster.master_ports()) {
     test_support::redis_cli(p, {"CLUSTER", "SETSLOT", s, "NODE", target_id});
@@ -204,7 +214,9 @@ TEST_CASE("run_many on a cluster: items go to the nodes of their slots") {
     writes.push_back({.redis_key = k, .redis_val = "b:" + k});
     reads.push_back({.redis_key = k});
   }
-  for (const auto& r : set.run_many(writes)) CHECK(r.value());
+  for (const auto& r : set.run_many(writes))
+    CHECK(r.value());
   const auto got = get.run_many(reads);
-  for (std::size_t i = 0; i < keys.size(); ++i) CHECK(got[i].value() == "b:" + keys[i]);
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    CHECK(got[i].value() == "b:" + keys[i]);
 }

@@ -53,7 +53,8 @@ TEST_CASE("a connect that cannot complete is a timeout_error within connect_time
   CHECK_THROWS_AS(RedisGet<>(gc).run(), redis_tasks::timeout_error);
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(took < 300ms + 10s);  // bounded: connect_timeout, then socket_timeout at most
-  for (int c : fillers) ::close(c);
+  for (int c : fillers)
+    ::close(c);
   ::close(fd);
 }
 
@@ -106,5 +107,6 @@ TEST_CASE("client_name is set on the connection") {
   // The pool keeps the connection open while a task using it is alive.
   RedisGet<> held(gc);
   REQUIRE_FALSE(held.run());
-  CHECK(test_support::redis_cli(port, {"CLIENT", "LIST"}).find("name=" + name + " ") != std::string::npos);
+  CHECK(test_support::redis_cli(port, {"CLIENT", "LIST"}).find("name=" + name + " ") !=
+        std::string::npos);
 }

@@ -22,8 +22,8 @@
 #endif
 
 #include "catch.hpp"
-#include "thrown.hpp"
 #include "test_support.hpp"
+#include "thrown.hpp"
 
 namespace Catch {
 // Failures show replies as redis-cli would print them.
@@ -69,8 +69,12 @@ T exec_as(int port, const args& a) {
   return exec_as<T>(port, command{a});
 }
 
-reply exec(int port, std::initializer_list<std::string> a) { return exec_as<reply>(port, a); }
-reply exec(int port, const args& a) { return exec_as<reply>(port, a); }
+reply exec(int port, std::initializer_list<std::string> a) {
+  return exec_as<reply>(port, a);
+}
+reply exec(int port, const args& a) {
+  return exec_as<reply>(port, a);
+}
 
 std::string base64_decode(const std::string& in) {
   auto value = [](char c) -> int {
@@ -105,7 +109,6 @@ std::string text_from_json(const json& j) {
   return base64_decode(j.at("$binary").get<std::string>());
 }
 
-
 /// The code() of the reply_error that `f` throws, or "" when it throws none.
 template <class F>
 std::string reply_code(F&& f) {
@@ -120,7 +123,8 @@ std::string reply_code(F&& f) {
 std::string random_bytes(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
   std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(gen() & 0xFF);
+  for (auto& c : s)
+    c = static_cast<char>(gen() & 0xFF);
   return s;
 }
 
@@ -151,7 +155,8 @@ RedisExecute<T> task_with_timeout(int port, std::chrono::milliseconds socket_tim
 }
 
 std::chrono::milliseconds since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0);
 }
 
 std::string with_key(std::string line, const std::string& key) {
@@ -225,7 +230,9 @@ TEST_CASE("a command is built from any range of string-like values") {
   c.redis_cmd = command{std::vector<std::string>{}};
   CHECK_THAT(thrown<redis_tasks::config_error>([&] { (void)RedisExecute<>(c); }),
              Contains("empty"));
-  CHECK_THAT(thrown<redis_tasks::config_error>([&] { RedisExecute<>(config_for<RedisExecute<>>(port)).run({.redis_cmd = "  "}); }),
+  CHECK_THAT(thrown<redis_tasks::config_error>([&] {
+               RedisExecute<>(config_for<RedisExecute<>>(port)).run({.redis_cmd = "  "});
+             }),
              Contains("empty"));
 }
 
@@ -248,21 +255,21 @@ TEST_CASE("to_string() prints every RESP2 reply exactly as redis-cli --no-raw do
   exec(port, {"SET", counter, "-41"});
 
   const std::vector<args> commands = {
-      {"GET", str},                                  // bulk string with escapes
-      {"GET", unique_key("print-missing")},          // nil
-      {"LRANGE", list, "0", "-1"},                   // 12 elements: two-digit indexes
+      {"GET", str},                                      // bulk string with escapes
+      {"GET", unique_key("print-missing")},              // nil
+      {"LRANGE", list, "0", "-1"},                       // 12 elements: two-digit indexes
       {"LRANGE", unique_key("print-empty"), "0", "-1"},  // empty array
       {"HGETALL", hash},
       {"ZRANGE", zset, "0", "-1", "WITHSCORES"},
-      {"INCRBY", counter, "0"},                      // integer (idempotent: both clients run it)
-      {"SET", unique_key("print-ok"), "x"},          // status
+      {"INCRBY", counter, "0"},              // integer (idempotent: both clients run it)
+      {"SET", unique_key("print-ok"), "x"},  // status
       {"PING"},
-      {"INCR", str},                                 // error
-      {"XRANGE", stream, "-", "+"},                  // nested arrays
-      {"COMMAND", "INFO", "get"},                    // deep nesting, statuses, empty arrays
+      {"INCR", str},                 // error
+      {"XRANGE", stream, "-", "+"},  // nested arrays
+      {"COMMAND", "INFO", "get"},    // deep nesting, statuses, empty arrays
       {"EVAL", "return {1, {err='boom'}, {ok='fine'}, false, {}, 'x'}", "0"},  // nested error
       {"EVAL", "local t={} for i=1,11 do t[i]={i, 'v'} end return {t, {{t}}, 'end'}", "0"},
-      {"EVAL", "return '\\255\\0a'", "0"},          // binary bulk string
+      {"EVAL", "return '\\255\\0a'", "0"},  // binary bulk string
       {"EVAL", "return redis.status_reply('FINE')", "0"},
       {"EVAL", "return -7", "0"},
   };
@@ -279,7 +286,8 @@ TEST_CASE("to_string() prints every RESP2 reply exactly as redis-cli --no-raw do
 TEST_CASE("to_json() maps every RESP2 reply, and binary bulk strings survive losslessly") {
   const int port = fixture("plain").port;
   std::string all_bytes;
-  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
+  for (int b = 0; b < 256; ++b)
+    all_bytes.push_back(static_cast<char>(b));
   const std::string bin = unique_key("json-binary");
   exec(port, {"SET", bin, all_bytes});
 
@@ -294,8 +302,10 @@ TEST_CASE("to_json() maps every RESP2 reply, and binary bulk strings survive los
 
   // Mixed list: UTF-8 stays a string, the rest is base64; every element decodes back.
   const std::string list = unique_key("json-list");
-  const args items = {"plain", "h\xc3\xa9llo \xf0\x9f\x98\x80", "", std::string("nul\0inside", 10),
-                      "\xc3(", "\xed\xa0\x80", "\xff\xfe", random_bytes(4096, 11)};
+  const args items = {"plain",    "h\xc3\xa9llo \xf0\x9f\x98\x80",
+                      "",         std::string("nul\0inside", 10),
+                      "\xc3(",    "\xed\xa0\x80",
+                      "\xff\xfe", random_bytes(4096, 11)};
   args rpush = {"RPUSH", list};
   rpush.insert(rpush.end(), items.begin(), items.end());
   exec(port, rpush);
@@ -348,39 +358,54 @@ TEST_CASE("RedisExecute<long long>, <int> and <double>") {
 
   const std::string word = unique_key("typed-word");
   exec(port, {"SET", word, "not-a-number"});
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<long long>(port, {"GET", word}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<long long>(port, {"GET", word});
+             }),
              Contains("reply to GET") && Contains("bulk string of 12 bytes") &&
-                           Contains("not an integer") && Contains("long long"));
+                 Contains("not an integer") && Contains("long long"));
   try {
     exec_as<long long>(port, {"GET", word});
   } catch (const redis_tasks::type_error& e) {
     CHECK(std::string(e.what()).find("not-a-number") == std::string::npos);  // no value content
   }
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<double>(port, {"GET", word}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<double>(port, {"GET", word});
+             }),
              Contains("not a number"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<long long>(port, {"EVAL", "return {1}", "0"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<long long>(port, {"EVAL", "return {1}", "0"});
+             }),
              Contains("reply to EVAL") && Contains("an array of 1 elements"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<long long>(port, {"ZRANGE", z, "0", "-1"}); }),
-             Contains("reply to ZRANGE") && Contains("an array of 2 elements") &&
-                           Contains("long long"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<double>(port, {"GET", unique_key("typed-none")}); }),
+  CHECK_THAT(
+      thrown<redis_tasks::type_error>([&] {
+        exec_as<long long>(port, {"ZRANGE", z, "0", "-1"});
+      }),
+      Contains("reply to ZRANGE") && Contains("an array of 2 elements") && Contains("long long"));
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<double>(port, {"GET", unique_key("typed-none")});
+             }),
              Contains("nil") && Contains("std::optional"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<int>(port, {"INCRBY", unique_key("typed-big"), "5000000000"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<int>(port, {"INCRBY", unique_key("typed-big"), "5000000000"});
+             }),
              Contains("outside the range"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<long long>(port, command("CONFIG GET maxmemory")); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>(
+                 [&] { exec_as<long long>(port, command("CONFIG GET maxmemory")); }),
              Contains("reply to CONFIG GET"));
 }
 
 TEST_CASE("RedisExecute<bool> and <std::string>") {
   const int port = fixture("plain").port;
   const std::string k = unique_key("typed-bool");
-  CHECK(exec_as<bool>(port, {"SET", k, "1"}));                // OK
-  CHECK_FALSE(exec_as<bool>(port, {"SET", k, "x", "NX"}));    // nil: not set
-  CHECK(exec_as<bool>(port, {"EXISTS", k}));                  // 1
+  CHECK(exec_as<bool>(port, {"SET", k, "1"}));              // OK
+  CHECK_FALSE(exec_as<bool>(port, {"SET", k, "x", "NX"}));  // nil: not set
+  CHECK(exec_as<bool>(port, {"EXISTS", k}));                // 1
   CHECK_FALSE(exec_as<bool>(port, {"EXISTS", unique_key("typed-nothing")}));
-  CHECK(exec_as<bool>(port, {"GET", k}));                     // text "1"
+  CHECK(exec_as<bool>(port, {"GET", k}));  // text "1"
   exec(port, {"SET", k, "yes"});
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<bool>(port, {"GET", k}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<bool>(port, {"GET", k});
+             }),
              Contains("reply to GET") && Contains("bool"));
   CHECK_THROWS_AS(exec_as<bool>(port, {"PING"}), redis_tasks::type_error);
   CHECK_THROWS_AS(exec_as<bool>(port, {"LRANGE", k + "l", "0", "-1"}), redis_tasks::type_error);
@@ -390,9 +415,13 @@ TEST_CASE("RedisExecute<bool> and <std::string>") {
   CHECK(exec_as<std::string>(port, {"TYPE", k}) == "string");
   CHECK(exec_as<std::string>(port, {"INCR", unique_key("typed-s")}) == "1");
   CHECK(exec_as<std::string>(port, {"ECHO", std::string("\0\xff", 2)}) == std::string("\0\xff", 2));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<std::string>(port, {"GET", unique_key("typed-none")}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<std::string>(port, {"GET", unique_key("typed-none")});
+             }),
              Contains("reply to GET was nil") && Contains("std::optional<std::string>"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<std::string>(port, {"LRANGE", k + "l", "0", "-1"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<std::string>(port, {"LRANGE", k + "l", "0", "-1"});
+             }),
              Contains("an array of 0 elements"));
 }
 
@@ -415,17 +444,24 @@ TEST_CASE("RedisExecute<std::optional<T>>, <std::vector<T>> and <std::map<std::s
         std::vector<std::optional<std::string>>{std::nullopt, "v"});
   CHECK(exec_as<std::vector<long long>>(port, {"EVAL", "return {1, 2, '3'}", "0"}) ==
         std::vector<long long>{1, 2, 3});
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<std::vector<long long>>(port, {"LRANGE", l, "0", "-1"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<std::vector<long long>>(port, {"LRANGE", l, "0", "-1"});
+             }),
              Contains("reply to LRANGE (element 0)"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<args>(port, {"GET", s}); }),
-             Contains("reply to GET was a bulk string") &&
-                           Contains("std::vector<std::string>"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<args>(port, {"LPOP", s + "-l", "2"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<args>(port, {"GET", s});
+             }),
+             Contains("reply to GET was a bulk string") && Contains("std::vector<std::string>"));
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<args>(port, {"LPOP", s + "-l", "2"});
+             }),
              Contains("nil") && Contains("std::optional"));
 
   const std::string st = unique_key("typed-stream");
   exec(port, {"XADD", st, "1-1", "f", "v"});
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<std::vector<args>>(port, {"XRANGE", st, "-", "+"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<std::vector<args>>(port, {"XRANGE", st, "-", "+"});
+             }),
              Contains("reply to XRANGE (element 0) (element 1) was an array"));
 
   const std::string h = unique_key("typed-h");
@@ -441,9 +477,13 @@ TEST_CASE("RedisExecute<std::optional<T>>, <std::vector<T>> and <std::map<std::s
   CHECK(exec_as<std::map<std::string, std::string>>(port, command("CONFIG GET maxmemory-policy"))
             .count("maxmemory-policy") == 1);
   exec(port, {"HSET", h, "c", "text"});
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<std::map<std::string, long long>>(port, {"HGETALL", h}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<std::map<std::string, long long>>(port, {"HGETALL", h});
+             }),
              Contains("reply to HGETALL (value 2)"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<std::map<std::string, std::string>>(port, {"LRANGE", l, "0", "-1"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<std::map<std::string, std::string>>(port, {"LRANGE", l, "0", "-1"});
+             }),
              Contains("an array of 3 elements") && Contains("std::map<std::string"));
   CHECK_THROWS_AS((exec_as<std::map<std::string, std::string>>(port, {"INCR", s + "-i"})),
                   redis_tasks::type_error);
@@ -471,9 +511,13 @@ TEST_CASE("RedisExecute<reply>, <nlohmann::json> and <redis_tasks::value>") {
   CHECK(std::get<std::string>(exec_as<value>(port, {"GET", l + "-s"})) == "text");
   CHECK(std::get<std::string>(exec_as<value>(port, {"INCR", l + "-n"})) == "1");
   CHECK(exec_as<std::optional<value>>(port, {"GET", l + "-none"}) == std::nullopt);
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<value>(port, {"GET", l + "-none"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<value>(port, {"GET", l + "-none"});
+             }),
              Contains("nil") && Contains("redis_tasks::value"));
-  CHECK_THAT(thrown<redis_tasks::type_error>([&] { exec_as<value>(port, {"EVAL", "return {{1}}", "0"}); }),
+  CHECK_THAT(thrown<redis_tasks::type_error>([&] {
+               exec_as<value>(port, {"EVAL", "return {{1}}", "0"});
+             }),
              Contains("(element 0) was an array"));
 }
 
@@ -495,7 +539,8 @@ TEST_CASE("a server error reply is a reply_error with the server's message and c
   CHECK_THROWS_AS(exec_as<json>(port, {"LPUSH", s, "x"}), redis_tasks::reply_error);
   CHECK_THROWS_AS(exec_as<std::optional<std::string>>(port, {"LPUSH", s, "x"}),
                   redis_tasks::reply_error);
-  CHECK_THAT(thrown<redis_tasks::reply_error>([&] { exec_as(port, command("CONFIG SET no-such-parameter 1")); }),
+  CHECK_THAT(thrown<redis_tasks::reply_error>(
+                 [&] { exec_as(port, command("CONFIG SET no-such-parameter 1")); }),
              Contains("CONFIG SET on 127.0.0.1"));
   // An error nested in an array is kept by reply and json, and thrown by the typed results.
   const args nested = {"EVAL", "return {'a', {err='NESTED inside'}}", "0"};
@@ -554,9 +599,10 @@ TEST_CASE("commands that would change the shared connection are config errors wi
     c.redis_cmd = line;
     const std::string name = command(line).name();
     CHECK_THAT(thrown<redis_tasks::config_error>([&] { (void)RedisExecute<>(c); }),
-             Contains(name) && Contains(hint) && Contains("shared"));
-    CHECK_THAT(thrown<redis_tasks::config_error>([&] { RedisExecute<>(nowhere).run({.redis_cmd = line}); }),
-             Contains(hint));
+               Contains(name) && Contains(hint) && Contains("shared"));
+    CHECK_THAT(thrown<redis_tasks::config_error>(
+                   [&] { RedisExecute<>(nowhere).run({.redis_cmd = line}); }),
+               Contains(hint));
     // As an argument vector, too.
     CHECK_THROWS_AS(RedisExecute<>(nowhere).run({.redis_cmd = command{command(line).args()}}),
                     redis_tasks::config_error);
@@ -692,7 +738,8 @@ TEST_CASE("the stretched timeout is for that command only, and its expiry says s
 
 // ---- run() precedence ------------------------------------------------------------------------
 
-TEST_CASE("a run's redis_cmd wins over the config's, and none at all is a config_error before I/O") {
+TEST_CASE(
+    "a run's redis_cmd wins over the config's, and none at all is a config_error before I/O") {
   const int port = fixture("plain").port;
   const std::string a = unique_key("prec-a");
   const std::string b = unique_key("prec-b");
@@ -701,7 +748,7 @@ TEST_CASE("a run's redis_cmd wins over the config's, and none at all is a config
   RedisExecute<long long> task(c);
   CHECK(task.run() == 1);
   CHECK(task.run({.redis_cmd = "INCRBY " + b + " 10"}) == 10);
-  CHECK(task() == 2);                                          // config again
+  CHECK(task() == 2);  // config again
   CHECK(task({.redis_cmd = command{args{"INCRBY", b, "5"}}}) == 15);
   CHECK(task.run({}) == 3);
   CHECK(task.settings().redis_cmd == command("INCR " + a));

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "thrown.hpp"
 #include "test_support.hpp"
+#include "thrown.hpp"
 
 namespace Catch {
 // Failures show replies as redis-cli would print them.
@@ -20,8 +20,8 @@ struct StringMaker<redis_tasks::reply> {
 }  // namespace Catch
 
 using redis_tasks::command;
-using redis_tasks::reply;
 using redis_tasks::RedisExecute;
+using redis_tasks::reply;
 using test_support::config_for;
 using test_support::fixture;
 using test_support::redis_cli;
@@ -38,7 +38,6 @@ struct cli_case {
   bool splits = true;
   std::size_t bad_quote_from_end = 0;
 };
-
 
 std::string with_key(std::string line, const std::string& key) {
   for (auto at = line.find("{k}"); at != std::string::npos; at = line.find("{k}", at)) {
@@ -91,7 +90,7 @@ const std::vector<cli_case> table = {
     {"RPUSH\t{k}\ta\tb"},
     {"RPUSH {k} a\rb c"},
     {"   RPUSH   {k}   lead   trail   "},
-    {"\vRPUSH {k} a\vb \fc"},  // \v and \f skip before a word, but do not end one
+    {"\vRPUSH {k} a\vb \fc"},       // \v and \f skip before a word, but do not end one
     {"RPUSH {k} \"x\"\fy 'z'\vw"},  // ... and may follow a closing quote
     {R"(rpush {k} lower case command)"},
     {R"("RPUSH" {k} 'quoted' "command")"},
@@ -104,7 +103,7 @@ const std::vector<cli_case> table = {
     {R"(RPUSH {k} "\x00\x01\xff\xFe\x7f\x80")"},
     {R"(RPUSH {k} "\x41\x4a\x4A" "\\x41")"},
     {R"(RPUSH {k} "\xzz" "\x4" "\xg1" "\x")"},  // bad \x escapes lose only the backslash
-    {R"(RPUSH {k} "\q\w\e\0\ \'")"},             // any other escaped character is itself
+    {R"(RPUSH {k} "\q\w\e\0\ \'")"},            // any other escaped character is itself
     {R"(RPUSH {k} "\r\n" "\"quoted\"")"},
     {R"(RPUSH {k} "tab\there" 'tab\there')"},
     {R"(RPUSH {k} "a\\" b)"},
@@ -175,10 +174,10 @@ TEST_CASE("command lines split exactly as redis-cli splits them") {
       CHECK(lib.second == cli.second);
       CHECK(lib.second.to_json() == cli.second.to_json());
     } else {
-      const std::string column = "column " + std::to_string(lib_line.size() - c.bad_quote_from_end + 1);
+      const std::string column =
+          "column " + std::to_string(lib_line.size() - c.bad_quote_from_end + 1);
       CHECK_THAT(thrown<redis_tasks::config_error>([&] { (void)command(lib_line); }),
-             Catch::Matchers::Contains(column) &&
-                               Catch::Matchers::Contains("quote"));
+                 Catch::Matchers::Contains(column) && Catch::Matchers::Contains("quote"));
       CHECK(cli_out == "Invalid argument(s)\n");
       CHECK(execute(port, {"EXISTS", cli_key}).integer() == 0);
     }

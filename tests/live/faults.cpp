@@ -101,7 +101,8 @@ TEST_CASE("CLIENT KILL of every client: next runs succeed, nothing counts twice"
       std::this_thread::sleep_for(20ms);
     }
   });
-  for (auto& w : workers) w.join();
+  for (auto& w : workers)
+    w.join();
   done = true;
   killer.join();
 
@@ -232,7 +233,8 @@ TEST_CASE("a large bulk reply in any pieces is read whole, and the reply after i
   // Bulk strings longer than the read buffer bypass hiredis's buffer (read_large_bulk): the
   // header, the data, the CR LF and the next reply may each arrive split or together.
   std::string body(300000, '\0');
-  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 131 % 251);
+  for (std::size_t i = 0; i < body.size(); ++i)
+    body[i] = static_cast<char>(i * 131 % 251);
   const std::string header = "$" + std::to_string(body.size()) + "\r\n";
   test_support::fake_server server([&](int fd) {
     auto send = [fd](const std::string& s) {
@@ -281,8 +283,8 @@ TEST_CASE("a rotated password is picked up at the next connection") {
   test_support::redis_cli(server.port(), {"-a", "old-secret", "--no-auth-warning", "CONFIG", "SET",
                                           "requirepass", "new-secret"});
   secret->set("new-secret");
-  test_support::redis_cli(server.port(), {"-a", "new-secret", "--no-auth-warning", "CLIENT", "KILL",
-                                          "TYPE", "normal"});
+  test_support::redis_cli(
+      server.port(), {"-a", "new-secret", "--no-auth-warning", "CLIENT", "KILL", "TYPE", "normal"});
   CHECK(get.run() == std::nullopt);  // reconnected with the new password, nothing restarted
 }
 
@@ -292,7 +294,8 @@ TEST_CASE("a full pool makes a run wait, then time out") {
   ec.redis_connection_params.pool_size = 1;
   ec.redis_connection_params.pool_wait_timeout = 200ms;
   RedisExecute<> task(ec);
-  std::thread holder([&] { task.run({.redis_cmd = "BLPOP nothing 1"}); });  // holds the only connection
+  std::thread holder(
+      [&] { task.run({.redis_cmd = "BLPOP nothing 1"}); });  // holds the only connection
   std::this_thread::sleep_for(200ms);
   try {
     task.run({.redis_cmd = "PING"});
@@ -344,7 +347,8 @@ TEST_CASE("8 threads share tasks: every write verified, connections within the p
             if (get.run({.redis_key = key}) != value) ++mismatches;
             break;
           case 1:
-            incr.run({.redis_cmd = redis_tasks::command{std::vector<std::string>{"INCR", counter}}});
+            incr.run(
+                {.redis_cmd = redis_tasks::command{std::vector<std::string>{"INCR", counter}}});
             break;
           default:
             if (!set.run({.redis_key = key, .redis_val = value, .px = 60000ms})) ++mismatches;
@@ -353,7 +357,8 @@ TEST_CASE("8 threads share tasks: every write verified, connections within the p
       }
     });
   }
-  for (auto& th : threads) th.join();
+  for (auto& th : threads)
+    th.join();
   done = true;
   watcher.join();
 

@@ -22,8 +22,7 @@ struct sentinel_setup {
   redis_process replica;
   std::unique_ptr<sentinel_process> s1, s2, s3;
 
-  sentinel_setup()
-      : replica({"--replicaof", "127.0.0.1", std::to_string(master.port())}) {
+  sentinel_setup() : replica({"--replicaof", "127.0.0.1", std::to_string(master.port())}) {
     s1 = std::make_unique<sentinel_process>(master.port());
     s2 = std::make_unique<sentinel_process>(master.port());
     s3 = std::make_unique<sentinel_process>(master.port());
@@ -84,8 +83,9 @@ TEST_CASE("tasks find the master through the sentinels and follow a failover") {
   CHECK(std::chrono::steady_clock::now() - start < 30s);
   // The write went to the promoted replica.
   CHECK(test_support::redis_cli(setup.replica.port(), {"GET", "k"}) == "after\n");
-  CHECK(test_support::info_field(test_support::redis_cli(setup.replica.port(), {"INFO", "replication"}),
-                                 "role") == "master");
+  CHECK(test_support::info_field(
+            test_support::redis_cli(setup.replica.port(), {"INFO", "replication"}), "role") ==
+        "master");
 }
 
 TEST_CASE("a demoted master's READONLY sends the write to the new master") {
@@ -96,8 +96,9 @@ TEST_CASE("a demoted master's READONLY sends the write to the new master") {
   test_support::redis_cli(setup.s1->port(), {"SENTINEL", "FAILOVER", "mymaster"});
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   while (std::chrono::steady_clock::now() < deadline &&
-         test_support::info_field(test_support::redis_cli(setup.master.port(), {"INFO", "replication"}),
-                                  "role") != "slave") {
+         test_support::info_field(
+             test_support::redis_cli(setup.master.port(), {"INFO", "replication"}), "role") !=
+             "slave") {
     std::this_thread::sleep_for(100ms);
   }
   std::this_thread::sleep_for(500ms);

@@ -17,12 +17,11 @@ using test_support::unique_key;
 namespace {
 
 long long pttl(int port, const std::string& key) {
-  return RedisExecute<long long>(
-             [&] {
-               auto c = config_for<RedisExecute<long long>>(port);
-               c.redis_cmd = redis_tasks::command{std::vector<std::string>{"PTTL", key}};
-               return c;
-             }())
+  return RedisExecute<long long>([&] {
+           auto c = config_for<RedisExecute<long long>>(port);
+           c.redis_cmd = redis_tasks::command{std::vector<std::string>{"PTTL", key}};
+           return c;
+         }())
       .run();
 }
 
@@ -54,9 +53,9 @@ TEST_CASE("run() values win over config values, field by field") {
 
   const std::string run_key = unique_key("run-key");
   CHECK(task.run({.redis_key = run_key}));
-  CHECK(get(port, run_key) == "cfg-val");                 // value from config
+  CHECK(get(port, run_key) == "cfg-val");  // value from config
   CHECK(task.run({.redis_val = "run-val"}));
-  CHECK(get(port, *sc.redis_key) == "run-val");           // key from config
+  CHECK(get(port, *sc.redis_key) == "run-val");  // key from config
   CHECK(task.run({.redis_key = run_key, .redis_val = "both"}));
   CHECK(get(port, run_key) == "both");
 
@@ -121,7 +120,8 @@ TEST_CASE("keys and values are binary-safe") {
   const std::string key = unique_key(std::string("sp ace\r\n\0key", 12));
   std::string value("a\0b\r\nc d\xff", 9);
   std::string big(1 << 20, '\0');
-  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 256);
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>(i * 131 % 256);
 
   auto sc = config_for<RedisSet<>>(port);
   sc.redis_key = key;
@@ -163,7 +163,8 @@ TEST_CASE("a task reuses one connection across many runs") {
   sc.redis_connection_params.client_name = name;
   sc.redis_connection_params.shared_pool = false;
   RedisSet<> task(sc);
-  for (int i = 0; i < 200; ++i) REQUIRE(task.run());
+  for (int i = 0; i < 200; ++i)
+    REQUIRE(task.run());
 
   const std::string list = test_support::redis_cli(port, {"CLIENT", "LIST"});
   std::size_t count = 0;

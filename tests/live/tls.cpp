@@ -7,10 +7,10 @@
 #include "test_support.hpp"
 
 using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
 using redis_tasks::RedisExecute;
 using redis_tasks::RedisGet;
 using redis_tasks::RedisSet;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -22,9 +22,9 @@ std::string certs() {
 
 std::vector<std::string> tls_server_args(const std::string& cert, bool want_client_cert) {
   const std::string d = certs();
-  return {"--tls-cert-file", d + "/" + cert + ".crt", "--tls-key-file", d + "/" + cert + ".key",
-          "--tls-ca-cert-file", d + "/ca.crt", "--tls-auth-clients",
-          want_client_cert ? "yes" : "no"};
+  return {"--tls-cert-file",       d + "/" + cert + ".crt",        "--tls-key-file",
+          d + "/" + cert + ".key", "--tls-ca-cert-file",           d + "/ca.crt",
+          "--tls-auth-clients",    want_client_cert ? "yes" : "no"};
 }
 
 redis_tasks::tls_params trusting_ca() {
@@ -35,7 +35,8 @@ redis_tasks::tls_params trusting_ca() {
 }
 
 template <class Task>
-typename Task::config tls_config(int port, redis_tasks::tls_params t, const char* host = "localhost") {
+typename Task::config tls_config(int port, redis_tasks::tls_params t,
+                                 const char* host = "localhost") {
   auto c = test_support::config_for<Task>(port);
   c.host = host;
   c.redis_connection_params.tls = std::move(t);
@@ -80,7 +81,8 @@ TEST_CASE("all three tasks run over TLS") {
 
   // A 1 MiB value crosses many TLS records both ways.
   std::string big(1 << 20, 'x');
-  for (std::size_t i = 0; i < big.size(); i += 7) big[i] = static_cast<char>(i % 251);
+  for (std::size_t i = 0; i < big.size(); i += 7)
+    big[i] = static_cast<char>(i % 251);
   CHECK(RedisSet<>(sc).run({.redis_val = big}));
   CHECK(RedisGet<>(gc).run() == big);
 
@@ -202,8 +204,9 @@ TEST_CASE("TLS settings load from redis-py names") {
   CHECK(p.tls.cert_reqs == redis_tasks::tls_verify::none);
   CHECK_FALSE(p.tls.check_hostname);
   CHECK(p.tls.server_hostname == "redis.internal");
-  CHECK_THROWS_AS(redis_tasks::connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "maybe"}}),
-                  redis_tasks::config_error);
+  CHECK_THROWS_AS(
+      redis_tasks::connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "maybe"}}),
+      redis_tasks::config_error);
 }
 
 TEST_CASE("a rediss:// URL turns TLS on") {

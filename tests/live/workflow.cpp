@@ -16,10 +16,10 @@
 #include "test_support.hpp"
 
 using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
 using redis_tasks::RedisExecute;
 using redis_tasks::RedisGet;
 using redis_tasks::RedisSet;
-using Catch::Matchers::Contains;
 using test_support::fixture;
 
 namespace {
@@ -63,12 +63,13 @@ TEST_CASE("tasks are callables: std::function, std::async, thread pools") {
   // Fan out with std::async: each future runs a copy of the task (copies share the pool).
   std::vector<std::future<bool>> futures;
   for (long long i = 0; i < 8; ++i) {
-    futures.push_back(std::async(std::launch::async, set,
-                                 RedisSet<long long>::overrides{
-                                     .redis_key = *sc.redis_key + ":" + std::to_string(i),
-                                     .redis_val = i * i}));
+    futures.push_back(
+        std::async(std::launch::async, set,
+                   RedisSet<long long>::overrides{
+                       .redis_key = *sc.redis_key + ":" + std::to_string(i), .redis_val = i * i}));
   }
-  for (auto& f : futures) CHECK(f.get());
+  for (auto& f : futures)
+    CHECK(f.get());
   for (long long i = 0; i < 8; ++i) {
     CHECK(get({.redis_key = *sc.redis_key + ":" + std::to_string(i)}) == i * i);
   }
@@ -93,18 +94,19 @@ TEST_CASE("copies of a task share its connections") {
 }
 
 TEST_CASE("configs load from JSON with Prefect's names") {
-  const auto set_cfg = nlohmann::json{
-      {"host", "cache.internal"},
-      {"port", 6380},
-      {"db", 2},
-      {"password_secret", "MY_SECRET"},
-      {"redis_connection_params", {{"socket_timeout", 1.5}, {"client_name", "etl"}}},
-      {"redis_key", "k"},
-      {"redis_val", {1, 2, 3}},
-      {"px", 1500},
-      {"nx", true},
-      {"task", {{"name", "store"}, {"max_retries", 3}, {"retry_delay", 0.25}, {"timeout", 5}}}}
-                           .get<RedisSet<std::vector<int>>::config>();
+  const auto set_cfg =
+      nlohmann::json{
+          {"host", "cache.internal"},
+          {"port", 6380},
+          {"db", 2},
+          {"password_secret", "MY_SECRET"},
+          {"redis_connection_params", {{"socket_timeout", 1.5}, {"client_name", "etl"}}},
+          {"redis_key", "k"},
+          {"redis_val", {1, 2, 3}},
+          {"px", 1500},
+          {"nx", true},
+          {"task", {{"name", "store"}, {"max_retries", 3}, {"retry_delay", 0.25}, {"timeout", 5}}}}
+          .get<RedisSet<std::vector<int>>::config>();
   CHECK(set_cfg.host == "cache.internal");
   CHECK(set_cfg.port == 6380);
   CHECK(set_cfg.db == 2);
@@ -120,15 +122,17 @@ TEST_CASE("configs load from JSON with Prefect's names") {
   CHECK(set_cfg.task.retry_delay == 250ms);
   CHECK(set_cfg.task.timeout == 5000ms);
 
-  const auto exec_line = nlohmann::json{{"redis_cmd", "INCRBY \"a b\" 5"}, {"password_secret", nullptr}}
-                             .get<RedisExecute<>::config>();
+  const auto exec_line = nlohmann::json{
+      {"redis_cmd", "INCRBY \"a b\" 5"},
+      {"password_secret",
+       nullptr}}.get<RedisExecute<>::config>();
   CHECK(exec_line.redis_cmd->args() == std::vector<std::string>{"INCRBY", "a b", "5"});
   CHECK_FALSE(exec_line.password_secret);
   const auto exec_argv =
       nlohmann::json{{"redis_cmd", {"SET", "k", "v w"}}}.get<RedisExecute<>::config>();
   CHECK(exec_argv.redis_cmd->args() == std::vector<std::string>{"SET", "k", "v w"});
-  const auto from_url = nlohmann::json{{"url", "redis://h:7000/3"}, {"redis_key", "x"}}
-                            .get<RedisGet<>::config>();
+  const auto from_url =
+      nlohmann::json{{"url", "redis://h:7000/3"}, {"redis_key", "x"}}.get<RedisGet<>::config>();
   CHECK(from_url.host == "h");
   CHECK(from_url.port == 7000);
   CHECK(from_url.db == 3);
@@ -256,5 +260,6 @@ TEST_CASE("task.timeout bounds a whole run, retries included") {
   fast.task.timeout = 5s;
   fast.redis_cmd = "PING";
   RedisExecute<std::string> ping(fast);
-  for (int i = 0; i < 3; ++i) CHECK(ping.run() == "PONG");
+  for (int i = 0; i < 3; ++i)
+    CHECK(ping.run() == "PONG");
 }

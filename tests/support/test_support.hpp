@@ -5,11 +5,11 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <functional>
-#include <mutex>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -49,7 +49,8 @@ inline std::string read_line(const std::string& path) {
 /// The fixture server called `name` ("plain" or "auth").
 inline fixture_server fixture(const std::string& name) {
   const char* dir = std::getenv("REDIS_TASKS_FIXTURE_DIR");
-  if (dir == nullptr) throw std::runtime_error("REDIS_TASKS_FIXTURE_DIR is not set: run the tests with ctest");
+  if (dir == nullptr)
+    throw std::runtime_error("REDIS_TASKS_FIXTURE_DIR is not set: run the tests with ctest");
   fixture_server s;
   const std::string port = read_line(std::string(dir) + "/" + name + ".port");
   if (port.empty()) throw std::runtime_error("fixture '" + name + "' is not running");
@@ -79,7 +80,8 @@ struct process_result {
 };
 
 /// Runs `argv` (searching PATH), feeding `input` to its stdin; returns its exit code and stdout.
-inline process_result run_process(const std::vector<std::string>& argv, const std::string& input = {}) {
+inline process_result run_process(const std::vector<std::string>& argv,
+                                  const std::string& input = {}) {
   int in_pipe[2];
   int out_pipe[2];
   if (::pipe(in_pipe) != 0 || ::pipe(out_pipe) != 0) throw std::runtime_error("pipe failed");
@@ -90,7 +92,8 @@ inline process_result run_process(const std::vector<std::string>& argv, const st
   posix_spawn_file_actions_addclose(&fa, in_pipe[1]);
   posix_spawn_file_actions_addclose(&fa, out_pipe[0]);
   std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
   const int rc = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
@@ -127,7 +130,8 @@ inline process_result run_process(const std::vector<std::string>& argv, const st
 }
 
 /// Runs redis-cli against 127.0.0.1:port with the given arguments (not split, as argv).
-inline std::string redis_cli(int port, std::vector<std::string> args, const std::string& input = {}) {
+inline std::string redis_cli(int port, std::vector<std::string> args,
+                             const std::string& input = {}) {
   std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port)};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_process(argv, input).out;
@@ -194,18 +198,19 @@ class redis_process {
  private:
   bool start() {
     ::unlink(unix_socket().c_str());
-    std::vector<std::string> argv = {"redis-server", "--port", tls_only_ ? "0" : std::to_string(port_)};
+    std::vector<std::string> argv = {"redis-server", "--port",
+                                     tls_only_ ? "0" : std::to_string(port_)};
     if (tls_only_) {
       argv.push_back("--tls-port");
       argv.push_back(std::to_string(port_));
     }
-    argv.insert(argv.end(), {"--bind",
-                                     "127.0.0.1", "--dir", dir_, "--save", "", "--appendonly",
-                                     "no", "--unixsocket", unix_socket(), "--unixsocketperm",
-                                     "700", "--logfile", dir_ + "/redis.log"});
+    argv.insert(argv.end(), {"--bind", "127.0.0.1", "--dir", dir_, "--save", "", "--appendonly",
+                             "no", "--unixsocket", unix_socket(), "--unixsocketperm", "700",
+                             "--logfile", dir_ + "/redis.log"});
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     pid_t pid = 0;
     if (::posix_spawnp(&pid, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
@@ -214,7 +219,7 @@ class redis_process {
     for (int i = 0; i < 250; ++i) {
       int status = 0;
       if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // exited: a port was taken
-      struct stat st{};
+      struct stat st {};
       // The unix socket appears before the cluster bus port is bound (which can still fail),
       // so wait for an answer on it: the server answers only once it is fully up.
       if (::stat(unix_socket().c_str(), &st) == 0 &&
@@ -280,7 +285,8 @@ class fake_server {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) != 0) {
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 16) != 0) {
       throw std::runtime_error("fake_server: cannot listen");
     }
     socklen_t len = sizeof addr;
@@ -310,7 +316,8 @@ class fake_server {
   ~fake_server() {
     stop_ = true;
     thread_.join();
-    for (auto& w : workers_) w.join();
+    for (auto& w : workers_)
+      w.join();
     ::close(fd_);
   }
   int port() const { return port_; }
@@ -393,10 +400,12 @@ class test_cluster {
           "--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--appendonly", "no"}));
     }
     std::vector<std::string> args = {"redis-cli", "--cluster", "create"};
-    for (const auto& n : nodes_) args.push_back("127.0.0.1:" + std::to_string(n->port()));
+    for (const auto& n : nodes_)
+      args.push_back("127.0.0.1:" + std::to_string(n->port()));
     args.insert(args.end(), {"--cluster-replicas", "1", "--cluster-yes"});
     const auto res = run_process(args);
-    if (res.exit_code != 0) throw std::runtime_error("redis-cli --cluster create failed:\n" + res.out);
+    if (res.exit_code != 0)
+      throw std::runtime_error("redis-cli --cluster create failed:\n" + res.out);
     wait_until_ok();
   }
 
@@ -429,7 +438,8 @@ class test_cluster {
   /// Every node.
   std::vector<redis_process*> nodes() {
     std::vector<redis_process*> out;
-    for (auto& n : nodes_) out.push_back(n.get());
+    for (auto& n : nodes_)
+      out.push_back(n.get());
     return out;
   }
   /// The node (process) listening on `port`.
@@ -468,14 +478,16 @@ class test_cluster {
   /// The cluster node id of the node on `port`.
   std::string node_id(int port) {
     std::string id = redis_cli(port, {"CLUSTER", "MYID"});
-    while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+    while (!id.empty() && (id.back() == '\n' || id.back() == '\r'))
+      id.pop_back();
     return id;
   }
   /// Ports of the masters.
   std::vector<int> master_ports() {
     std::vector<int> out;
     for (auto& n : nodes_) {
-      if (alive(*n) && info_field(redis_cli(n->port(), {"INFO", "replication"}), "role") == "master") {
+      if (alive(*n) &&
+          info_field(redis_cli(n->port(), {"INFO", "replication"}), "role") == "master") {
         out.push_back(n->port());
       }
     }
@@ -507,7 +519,8 @@ class sentinel_process {
       }
       std::vector<std::string> argv = {"redis-server", dir_ + "/sentinel.conf", "--sentinel"};
       std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
       if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
         throw std::runtime_error("cannot run redis-server --sentinel");

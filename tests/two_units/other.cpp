@@ -1,3 +1,5 @@
 #include <redis_tasks/redis_tasks.hpp>
 
-int other_unit() { return static_cast<int>(redis_tasks::split_command_line("a b c").size()); }
+int other_unit() {
+  return static_cast<int>(redis_tasks::split_command_line("a b c").size());
+}

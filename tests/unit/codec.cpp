@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "catch.hpp"
 #include <redis_tasks/redis_tasks.hpp>
+#include "catch.hpp"
 
 namespace d = redis_tasks::detail;
 
@@ -86,8 +86,12 @@ struct redis_tasks::value_traits<custom_point> {
 struct json_thing {
   int a;
 };
-void to_json(nlohmann::json& j, const json_thing& t) { j = {{"a", t.a}}; }
-void from_json(const nlohmann::json& j, json_thing& t) { t.a = j.at("a").get<int>(); }
+void to_json(nlohmann::json& j, const json_thing& t) {
+  j = {{"a", t.a}};
+}
+void from_json(const nlohmann::json& j, json_thing& t) {
+  t.a = j.at("a").get<int>();
+}
 
 TEST_CASE("each C++ type maps to the Redis type of API.md's Values table") {
   using d::category;

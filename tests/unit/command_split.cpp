@@ -12,9 +12,9 @@
 #include <ranges>
 #endif
 
-#include "catch.hpp"
 #include <redis_tasks/command.hpp>
 #include <redis_tasks/tasks.hpp>
+#include "catch.hpp"
 
 using redis_tasks::split_command_line;
 using args = std::vector<std::string>;
@@ -62,8 +62,9 @@ TEST_CASE("unbalanced or misplaced quotes are config errors that say where") {
   CHECK_THROWS_WITH(split_command_line(R"(SET k "abc)"),
                     Contains("unbalanced double quote") && Contains("column 7"));
   CHECK_THROWS_WITH(split_command_line("SET k 'abc"), Contains("unbalanced single quote"));
-  CHECK_THROWS_WITH(split_command_line(R"(SET "a"b)"),
-                    Contains("closing double quote not followed by a space") && Contains("column 7"));
+  CHECK_THROWS_WITH(
+      split_command_line(R"(SET "a"b)"),
+      Contains("closing double quote not followed by a space") && Contains("column 7"));
   CHECK_THROWS_WITH(split_command_line("SET 'a'b"), Contains("closing single quote"));
   CHECK_THROWS_AS(split_command_line(R"("abc\)"), redis_tasks::config_error);
   CHECK_THROWS_AS(split_command_line(R"('a\\')"), redis_tasks::config_error);
@@ -104,13 +105,13 @@ TEST_CASE("command from a line, from a vector, or from any range of strings") {
 
 TEST_CASE("escapes in double quotes, as sdssplitargs reads them") {
   CHECK(split_command_line(R"("\xAb\xaB\x0a")") == args{std::string("\xab\xab\n")});
-  CHECK(split_command_line(R"("\x4")") == args{"x4"});        // one hex digit is no \x escape
+  CHECK(split_command_line(R"("\x4")") == args{"x4"});  // one hex digit is no \x escape
   CHECK(split_command_line(R"("\x" y)") == args{"x", "y"});
-  CHECK(split_command_line(R"("\\x41")") == args{"\\x41"});   // an escaped backslash ends the escape
+  CHECK(split_command_line(R"("\\x41")") == args{"\\x41"});  // an escaped backslash ends the escape
   CHECK(split_command_line(R"("a\ b" "\'")") == args{"a b", "'"});
-  CHECK(split_command_line(R"(a\"b")") == args{"a\\b"});      // outside quotes, \ is a character
+  CHECK(split_command_line(R"(a\"b")") == args{"a\\b"});  // outside quotes, \ is a character
   CHECK(split_command_line(R"(x\x41 'y\x41')") == args{"x\\x41", "y\\x41"});
-  CHECK(split_command_line(R"('a\\'b')") == args{"a\\'b"});   // only \' is an escape in '...'
+  CHECK(split_command_line(R"('a\\'b')") == args{"a\\'b"});  // only \' is an escape in '...'
   CHECK(split_command_line("\"\xc3\xa9\" \xff") == args{"\xc3\xa9", "\xff"});
 }
 
@@ -162,12 +163,36 @@ TEST_CASE("command_label adds the subcommand of container commands, and nothing 
 TEST_CASE("refused_command_hint names what to use instead; other commands pass") {
   using redis_tasks::command;
   using redis_tasks::detail::refused_command_hint;
-  for (const char* line :
-       {"SELECT 1", "select 1", "AUTH p", "HELLO 3", "MULTI", "EXEC", "DISCARD", "WATCH k",
-        "UNWATCH", "SUBSCRIBE c", "PSUBSCRIBE c", "SSUBSCRIBE c", "UNSUBSCRIBE", "PUNSUBSCRIBE",
-        "SUNSUBSCRIBE", "MONITOR", "SYNC", "PSYNC ? -1", "QUIT", "RESET", "CLIENT REPLY OFF",
-        "client reply on", "CLIENT TRACKING ON", "CLIENT CACHING yes", "CLIENT SETNAME x",
-        "CLIENT NO-EVICT on", "CLIENT NO-TOUCH on", "ASKING", "READONLY", "readwrite"}) {
+  for (const char* line : {"SELECT 1",
+                           "select 1",
+                           "AUTH p",
+                           "HELLO 3",
+                           "MULTI",
+                           "EXEC",
+                           "DISCARD",
+                           "WATCH k",
+                           "UNWATCH",
+                           "SUBSCRIBE c",
+                           "PSUBSCRIBE c",
+                           "SSUBSCRIBE c",
+                           "UNSUBSCRIBE",
+                           "PUNSUBSCRIBE",
+                           "SUNSUBSCRIBE",
+                           "MONITOR",
+                           "SYNC",
+                           "PSYNC ? -1",
+                           "QUIT",
+                           "RESET",
+                           "CLIENT REPLY OFF",
+                           "client reply on",
+                           "CLIENT TRACKING ON",
+                           "CLIENT CACHING yes",
+                           "CLIENT SETNAME x",
+                           "CLIENT NO-EVICT on",
+                           "CLIENT NO-TOUCH on",
+                           "ASKING",
+                           "READONLY",
+                           "readwrite"}) {
     INFO(line);
     CHECK(refused_command_hint(command(line)) != nullptr);
   }

@@ -5,12 +5,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "catch.hpp"
 #include <redis_tasks/redis_tasks.hpp>
+#include "catch.hpp"
 
 using namespace std::chrono_literals;
-using redis_tasks::config_error;
 using Catch::Matchers::Contains;
+using redis_tasks::config_error;
 
 namespace {
 constexpr int closed_port = 1;  // privileged and unused: connecting would fail, not hang
@@ -105,15 +105,15 @@ TEST_CASE("bad connection settings are config errors when the task is built") {
 }
 
 TEST_CASE("connection_params load redis-py names from JSON") {
-  const auto p = redis_tasks::connection_params::from_json(nlohmann::json{
-      {"socket_timeout", 2.5},
-      {"socket_connect_timeout", 1},
-      {"socket_keepalive", false},
-      {"username", "alice"},
-      {"client_name", "etl"},
-      {"unix_socket_path", "/tmp/r.sock"},
-      {"health_check_interval", 10},
-      {"max_connections", 4}});
+  const auto p =
+      redis_tasks::connection_params::from_json(nlohmann::json{{"socket_timeout", 2.5},
+                                                               {"socket_connect_timeout", 1},
+                                                               {"socket_keepalive", false},
+                                                               {"username", "alice"},
+                                                               {"client_name", "etl"},
+                                                               {"unix_socket_path", "/tmp/r.sock"},
+                                                               {"health_check_interval", 10},
+                                                               {"max_connections", 4}});
   CHECK(p.socket_timeout == 2500ms);
   CHECK(p.connect_timeout == 1000ms);
   CHECK_FALSE(p.keepalive);
@@ -130,13 +130,15 @@ TEST_CASE("connection_params load redis-py names from JSON") {
 
 TEST_CASE("unknown or mistyped connection parameters are config errors") {
   using redis_tasks::connection_params;
-  CHECK_THROWS_WITH(connection_params::from_json(nlohmann::json{{"sockettimeout", 1}}),
-                    Contains("unknown parameter `sockettimeout`") &&
-                        Contains("accepted: socket_timeout"));
+  CHECK_THROWS_WITH(
+      connection_params::from_json(nlohmann::json{{"sockettimeout", 1}}),
+      Contains("unknown parameter `sockettimeout`") && Contains("accepted: socket_timeout"));
   CHECK_THROWS_WITH(connection_params::from_json(nlohmann::json{{"socket_timeout", "1"}}),
                     Contains("`socket_timeout` must be"));
-  CHECK_THROWS_AS(connection_params::from_json(nlohmann::json{{"socket_timeout", -1}}), config_error);
-  CHECK_THROWS_AS(connection_params::from_json(nlohmann::json{{"max_connections", 0}}), config_error);
+  CHECK_THROWS_AS(connection_params::from_json(nlohmann::json{{"socket_timeout", -1}}),
+                  config_error);
+  CHECK_THROWS_AS(connection_params::from_json(nlohmann::json{{"max_connections", 0}}),
+                  config_error);
   CHECK_THROWS_AS(connection_params::from_json(nlohmann::json::array()), config_error);
 }
 
@@ -179,7 +181,8 @@ TEST_CASE("secret providers") {
   CHECK_FALSE(files.get("missing"));
   CHECK_FALSE(files.get("../etc/passwd"));
 
-  auto empty = std::make_shared<redis_tasks::MapSecretProvider>(std::map<std::string, std::string>{});
+  auto empty =
+      std::make_shared<redis_tasks::MapSecretProvider>(std::map<std::string, std::string>{});
   auto file_ptr = std::make_shared<redis_tasks::FileSecretProvider>(dir);
   redis_tasks::ChainSecretProvider chain({empty, nullptr, file_ptr});
   CHECK(chain.get("REDIS_PASSWORD") == "pa ss");

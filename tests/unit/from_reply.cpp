@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <redis_tasks/redis_tasks.hpp>
 #include "catch.hpp"
 #include "thrown.hpp"
-#include <redis_tasks/redis_tasks.hpp>
 
 using redis_tasks::from_reply;
 using redis_tasks::reply;
@@ -40,7 +40,8 @@ TEST_CASE("strings, optionals and containers") {
   CHECK(from_reply<std::optional<std::string>>(reply::make_string("v"), "r") == "v");
   const reply arr = reply::make_array({reply::make_string("1"), reply::make_integer(2)});
   CHECK(from_reply<std::vector<long long>>(reply(arr), "r") == std::vector<long long>{1, 2});
-  CHECK(from_reply<std::vector<std::string>>(reply(arr), "r") == std::vector<std::string>{"1", "2"});
+  CHECK(from_reply<std::vector<std::string>>(reply(arr), "r") ==
+        std::vector<std::string>{"1", "2"});
   CHECK(from_reply<std::set<std::string>>(reply(arr), "r") == std::set<std::string>{"1", "2"});
   const reply flat = reply::make_array({reply::make_string("f"), reply::make_string("v")});
   CHECK(from_reply<std::map<std::string, std::string>>(reply(flat), "r") ==
@@ -66,9 +67,9 @@ TEST_CASE("error replies are reply errors with the server's code") {
 
 TEST_CASE("type errors name the command and what came back") {
   using Catch::Matchers::Contains;
-  CHECK_THROWS_WITH(from_reply<long long>(reply::make_array({reply()}), "reply to HGETALL"),
-                    Contains("reply to HGETALL") && Contains("array of 1 elements") &&
-                        Contains("long long"));
+  CHECK_THROWS_WITH(
+      from_reply<long long>(reply::make_array({reply()}), "reply to HGETALL"),
+      Contains("reply to HGETALL") && Contains("array of 1 elements") && Contains("long long"));
 }
 
 TEST_CASE("value and json") {
@@ -81,15 +82,13 @@ TEST_CASE("value and json") {
 
 using test_support::thrown;
 
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("type errors say what came back, never its content") {
   using Catch::Matchers::Contains;
   const reply secret = reply::make_string("hunter2-is-my-password");
-  const std::string msg = thrown<type_error>([&] { from_reply<long long>(reply(secret), "reply to GET"); });
+  const std::string msg =
+      thrown<type_error>([&] { from_reply<long long>(reply(secret), "reply to GET"); });
   CHECK_THAT(msg, Contains("reply to GET was a bulk string of 22 bytes that is not an integer") &&
                       Contains("long long"));
   CHECK(msg.find("hunter2") == std::string::npos);
@@ -103,10 +102,11 @@ TEST_CASE("type errors say what came back, never its content") {
              Contains("reply to GET was nil") && Contains("use std::optional<std::string>"));
   CHECK_THAT(thrown<type_error>([] { from_reply<long long>(reply::make_status("PONG"), "r"); }),
              Contains("a status"));
-  CHECK_THAT(thrown<type_error>([] {
-               from_reply<std::string>(reply::make_aggregate(reply_type::map, {reply(), reply()}), "r");
-             }),
-             Contains("a map of 1 entries"));
+  CHECK_THAT(
+      thrown<type_error>([] {
+        from_reply<std::string>(reply::make_aggregate(reply_type::map, {reply(), reply()}), "r");
+      }),
+      Contains("a map of 1 entries"));
   CHECK_THAT(thrown<type_error>([] {
                from_reply<std::string>(reply::make_aggregate(reply_type::attribute, {}), "r");
              }),
@@ -115,20 +115,26 @@ TEST_CASE("type errors say what came back, never its content") {
 
 TEST_CASE("a failing element is named by its place, outermost first") {
   using Catch::Matchers::Contains;
-  const reply nested = reply::make_array(
-      {reply::make_array({reply::make_string("a")}),
-       reply::make_array({reply::make_string("b"), reply::make_array({})})});
-  CHECK_THAT(thrown<type_error>([&] { from_reply<std::vector<std::vector<std::string>>>(reply(nested), "reply to X"); }),
+  const reply nested =
+      reply::make_array({reply::make_array({reply::make_string("a")}),
+                         reply::make_array({reply::make_string("b"), reply::make_array({})})});
+  CHECK_THAT(thrown<type_error>([&] {
+               from_reply<std::vector<std::vector<std::string>>>(reply(nested), "reply to X");
+             }),
              Contains("reply to X (element 1) (element 1) was an array of 0 elements"));
   const reply hash = reply::make_array({reply::make_string("f"), reply::make_string("1"),
                                         reply::make_string("g"), reply::make_string("x")});
-  CHECK_THAT(thrown<type_error>([&] { from_reply<std::map<std::string, long long>>(reply(hash), "reply to HGETALL"); }),
+  CHECK_THAT(thrown<type_error>([&] {
+               from_reply<std::map<std::string, long long>>(reply(hash), "reply to HGETALL");
+             }),
              Contains("reply to HGETALL (value 1) was a bulk string of 1 bytes"));
   const reply bad_key = reply::make_array({reply::make_array({}), reply::make_string("1")});
-  CHECK_THAT(thrown<type_error>([&] { from_reply<std::map<std::string, std::string>>(reply(bad_key), "r"); }),
+  CHECK_THAT(thrown<type_error>(
+                 [&] { from_reply<std::map<std::string, std::string>>(reply(bad_key), "r"); }),
              Contains("r (key 0) was an array"));
   // An error among the elements is a reply_error that says where it was.
-  const reply with_error = reply::make_array({reply::make_integer(1), reply::make_error("OOPS no")});
+  const reply with_error =
+      reply::make_array({reply::make_integer(1), reply::make_error("OOPS no")});
   try {
     from_reply<std::vector<long long>>(reply(with_error), "reply to EVAL");
     FAIL("expected reply_error");
@@ -152,9 +158,9 @@ TEST_CASE("a failing element is named by its place, outermost first") {
 
 TEST_CASE("RESP3 replies convert too") {
   using string_map = std::map<std::string, std::string>;
-  const reply map = reply::make_aggregate(
-      reply_type::map, {reply::make_string("a"), reply::make_integer(1), reply::make_string("b"),
-                        reply::make_double(2.5)});
+  const reply map =
+      reply::make_aggregate(reply_type::map, {reply::make_string("a"), reply::make_integer(1),
+                                              reply::make_string("b"), reply::make_double(2.5)});
   CHECK(from_reply<string_map>(reply(map), "r") == string_map{{"a", "1"}, {"b", "2.5"}});
   CHECK(from_reply<std::map<std::string, double>>(reply(map), "r") ==
         std::map<std::string, double>{{"a", 1.0}, {"b", 2.5}});
@@ -179,8 +185,10 @@ TEST_CASE("RESP3 replies convert too") {
 }
 
 TEST_CASE("numbers from text as the server writes them") {
-  CHECK(from_reply<double>(reply::make_string("inf"), "r") == std::numeric_limits<double>::infinity());
-  CHECK(from_reply<double>(reply::make_string("-inf"), "r") == -std::numeric_limits<double>::infinity());
+  CHECK(from_reply<double>(reply::make_string("inf"), "r") ==
+        std::numeric_limits<double>::infinity());
+  CHECK(from_reply<double>(reply::make_string("-inf"), "r") ==
+        -std::numeric_limits<double>::infinity());
   CHECK(from_reply<double>(reply::make_string("+1.5"), "r") == 1.5);
   CHECK(from_reply<double>(reply::make_string("1e3"), "r") == 1000.0);
   CHECK(from_reply<long long>(reply::make_string("-9223372036854775808"), "r") ==

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "catch.hpp"
 #include <redis_tasks/detail/resp.hpp>
 #include <redis_tasks/reply.hpp>
+#include "catch.hpp"
 
 namespace Catch {
 // Failures show replies as redis-cli would print them.
@@ -18,9 +18,9 @@ struct StringMaker<redis_tasks::reply> {
 };
 }  // namespace Catch
 
+using nlohmann::json;
 using redis_tasks::reply;
 using redis_tasks::reply_type;
-using nlohmann::json;
 
 TEST_CASE("scalar replies convert to JSON") {
   CHECK(reply().to_json().is_null());
@@ -52,15 +52,15 @@ TEST_CASE("aggregates convert to arrays and objects") {
   const reply arr = reply::make_array({reply::make_integer(1), reply::make_string("a"), reply()});
   CHECK(arr.to_json() == json::array({1, "a", nullptr}));
 
-  const reply map = reply::make_aggregate(
-      reply_type::map, {reply::make_string("k"), reply::make_integer(1), reply::make_string("j"),
-                        reply::make_array({})});
+  const reply map =
+      reply::make_aggregate(reply_type::map, {reply::make_string("k"), reply::make_integer(1),
+                                              reply::make_string("j"), reply::make_array({})});
   CHECK(map.to_json() == json{{"k", 1}, {"j", json::array()}});
 
   // A map whose keys are not all text (or repeat) keeps its pairs.
-  const reply odd = reply::make_aggregate(
-      reply_type::map, {reply::make_integer(1), reply::make_string("x"), reply::make_integer(2),
-                        reply::make_string("y")});
+  const reply odd =
+      reply::make_aggregate(reply_type::map, {reply::make_integer(1), reply::make_string("x"),
+                                              reply::make_integer(2), reply::make_string("y")});
   CHECK(odd.to_json() == json::array({json::array({1, "x"}), json::array({2, "y"})}));
 }
 
@@ -76,7 +76,8 @@ TEST_CASE("to_string prints like redis-cli") {
                            reply::make_string("c")})
             .to_string() == "1) 1) \"a\"\n   2) \"b\"\n2) \"c\"");
   std::vector<reply> ten;
-  for (int i = 0; i < 10; ++i) ten.push_back(reply::make_integer(i));
+  for (int i = 0; i < 10; ++i)
+    ten.push_back(reply::make_integer(i));
   const std::string s = reply::make_array(ten).to_string();
   CHECK(s.substr(0, 15) == " 1) (integer) 0");
   CHECK(s.find("\n10) (integer) 9") != std::string::npos);
@@ -116,7 +117,8 @@ TEST_CASE("RESP3 replies print as redis-cli 7.0 prints them (redis-cli -3 --no-r
   CHECK(reply::make_aggregate(reply_type::map, {s("c"), reply::make_array({})}).to_string() ==
         "1# \"c\" => (empty array)");
   CHECK(reply::make_boolean(true).to_string() == "(true)");
-  CHECK(reply::make_double(3.14, "3.1400000000000001").to_string() == "(double) 3.1400000000000001");
+  CHECK(reply::make_double(3.14, "3.1400000000000001").to_string() ==
+        "(double) 3.1400000000000001");
   CHECK(reply::make_double(std::numeric_limits<double>::infinity(), "inf").to_string() ==
         "(double) inf");
   CHECK(reply::make_verbatim("hello\nworld").to_string() == "hello\nworld");
@@ -156,7 +158,8 @@ TEST_CASE("to_json keeps its two special objects unambiguous") {
 
 TEST_CASE("to_json of any bytes dumps without throwing and decodes to the same bytes") {
   std::string all;
-  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  for (int b = 0; b < 256; ++b)
+    all.push_back(static_cast<char>(b));
   for (std::size_t len = 0; len <= all.size(); len += 37) {
     const std::string bytes = all.substr(all.size() - len);
     const json j = reply::make_string(bytes).to_json();
@@ -203,7 +206,8 @@ TEST_CASE("the RESP parser builds every RESP2 reply, fed in pieces") {
     for (std::size_t at = 0; at < bytes.size(); at += piece) {
       parser.feed(bytes.data() + at, std::min(piece, bytes.size() - at));
       reply r;
-      while (parser.next(r)) got.push_back(std::move(r));
+      while (parser.next(r))
+        got.push_back(std::move(r));
     }
     CHECK(got == expected);
   }
@@ -240,12 +244,14 @@ TEST_CASE("bulk_header reads only complete plain bulk string headers") {
 TEST_CASE("the RESP parser builds RESP3 replies (hiredis 1.x)") {
   const std::string wire =
       "%2\r\n+a\r\n:1\r\n$1\r\nb\r\n~1\r\n:2\r\n"
-      ",3.5\r\n#t\r\n#f\r\n=8\r\ntxt:abcd\r\n(12345678901234567890\r\n>2\r\n+message\r\n+x\r\n_\r\n";
+      ",3.5\r\n#t\r\n#f\r\n=8\r\ntxt:abcd\r\n(12345678901234567890\r\n>2\r\n+message\r\n+x\r\n_"
+      "\r\n";
   redis_tasks::detail::reply_parser parser;
   parser.feed(wire.data(), wire.size());
   std::vector<reply> got;
   reply r;
-  while (parser.next(r)) got.push_back(std::move(r));
+  while (parser.next(r))
+    got.push_back(std::move(r));
   REQUIRE(got.size() == 8);
   CHECK(got[7].is_nil());
   CHECK(got[0].type() == reply_type::map);

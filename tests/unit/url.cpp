@@ -1,6 +1,6 @@
 // Redis URLs into task configs.
-#include "catch.hpp"
 #include <redis_tasks/redis_tasks.hpp>
+#include "catch.hpp"
 
 using namespace std::chrono_literals;
 using redis_tasks::config_error;

@@ -31,7 +31,8 @@ std::vector<batch_result<R>> run_pipelined(client& cl, std::size_t n,
                                            Finish&& finish, Late&& late, Single&& single) {
   std::vector<std::optional<R>> results(n);
   std::size_t first = 0;
-  while (first < n && errors[first]) ++first;
+  while (first < n && errors[first])
+    ++first;
   if (first < n && !cl.pipelines()) {
     for (std::size_t i = first; i < n; ++i) {
       if (errors[i]) continue;
@@ -47,7 +48,8 @@ std::vector<batch_result<R>> run_pipelined(client& cl, std::size_t n,
       cl.run(std::string_view(), [&](connection& c) {
         // A retried attempt (nothing of the first reached the server) starts from scratch.
         errors = refused;
-        for (auto& r : results) r.reset();
+        for (auto& r : results)
+          r.reset();
         c.begin_request();
         for (std::size_t i = 0; i < n; ++i) {
           if (!errors[i]) queue(i, c);

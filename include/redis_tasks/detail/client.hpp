@@ -57,8 +57,9 @@ class client {
     const bool cluster = s.params.cluster.enabled;
     const bool sentinel = !s.params.sentinel.sentinels.empty();
     if (cluster && sentinel) {
-      throw config_error("cluster and sentinel settings are both given; a server set is one or "
-                         "the other");
+      throw config_error(
+          "cluster and sentinel settings are both given; a server set is one or "
+          "the other");
     }
     if (cluster) {
       max_redirects_ = s.params.cluster.max_redirects;
@@ -99,8 +100,10 @@ class client {
     static std::mutex registry_mutex;
     static std::map<std::string, std::weak_ptr<Router>> registry;
     std::string key = std::string(kind) + '\x1e' + s.pool_key();
-    for (const auto& n : s.params.cluster.seeds) key += '\x1e' + n;
-    for (const auto& n : s.params.sentinel.sentinels) key += '\x1e' + n;
+    for (const auto& n : s.params.cluster.seeds)
+      key += '\x1e' + n;
+    for (const auto& n : s.params.sentinel.sentinels)
+      key += '\x1e' + n;
     key += '\x1e' + s.params.sentinel.master_name + '\x1e' + s.params.sentinel.username + '\x1e' +
            s.params.sentinel.password_secret.value_or("-");
     std::lock_guard<std::mutex> lock(registry_mutex);
@@ -151,8 +154,8 @@ class client {
 
   template <class F>
   auto run_cluster(const route& r, F& fn) -> std::invoke_result_t<F&, connection&> {
-    const int slot = r.command ? cluster_->slot_of_command(*r.command)
-                               : (r.keyed ? key_slot(r.key) : -1);
+    const int slot =
+        r.command ? cluster_->slot_of_command(*r.command) : (r.keyed ? key_slot(r.key) : -1);
     std::string ask_node;
     const int max_redirects = max_redirects_;
     for (int redirects = 0, busy = 0;;) {
@@ -174,11 +177,12 @@ class client {
         const std::string code = e.code();
         int to_slot = 0;
         std::string node;
-        if ((code == "MOVED" || code == "ASK") && parse_redirect(e.server_message(), to_slot, node)) {
+        if ((code == "MOVED" || code == "ASK") &&
+            parse_redirect(e.server_message(), to_slot, node)) {
           if (++redirects > max_redirects) {
             throw connection_error("cluster " + cluster_->name() + ": gave up after " +
-                                   std::to_string(max_redirects) + " redirections (last: " +
-                                   e.server_message() + ")");
+                                   std::to_string(max_redirects) +
+                                   " redirections (last: " + e.server_message() + ")");
           }
           if (code == "MOVED") {
             cluster_->moved(to_slot, node);

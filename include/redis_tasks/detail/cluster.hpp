@@ -135,7 +135,8 @@ class cluster_router {
   void moved(int slot, const std::string& node) {
     std::unique_lock<std::shared_mutex> lock(mutex_);
     std::size_t idx = 0;
-    while (idx < nodes_.size() && nodes_[idx] != node) ++idx;
+    while (idx < nodes_.size() && nodes_[idx] != node)
+      ++idx;
     if (idx == nodes_.size()) nodes_.push_back(node);
     slots_[static_cast<std::size_t>(slot)] = static_cast<std::uint16_t>(idx);
     stale_ = true;
@@ -152,7 +153,8 @@ class cluster_router {
   int slot_of_command(const std::vector<std::string>& args) {
     if (args.empty()) return -1;
     std::string name = args[0];
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::optional<key_spec> spec;
     {
       std::shared_lock<std::shared_mutex> lock(mutex_);
@@ -201,9 +203,9 @@ class cluster_router {
       }
     }
     throw connection_error("no node of the cluster answered (seeds: " + seeds_.front() +
-                           (seeds_.size() > 1 ? " and " + std::to_string(seeds_.size() - 1) +
-                                                    " more"
-                                              : std::string()) +
+                           (seeds_.size() > 1
+                                ? " and " + std::to_string(seeds_.size() - 1) + " more"
+                                : std::string()) +
                            "): " + last_error);
   }
 
@@ -223,8 +225,8 @@ class cluster_router {
   void refresh() {
     reply r = on_any_node([](connection& c) { return c.call({"CLUSTER", "SLOTS"}); });
     if (r.is_error()) {
-      throw reply_error(r.str(), "CLUSTER SLOTS on " + seeds_.front() +
-                                     " (is cluster mode on for this server?)");
+      throw reply_error(
+          r.str(), "CLUSTER SLOTS on " + seeds_.front() + " (is cluster mode on for this server?)");
     }
     std::vector<std::uint16_t> slots(cluster_slots, no_node);
     std::vector<std::string> nodes;
@@ -236,7 +238,8 @@ class cluster_router {
       if (host.empty() || host == "?") host = base_.host;
       const std::string node = host + ":" + std::to_string(master[1].integer());
       std::size_t idx = 0;
-      while (idx < nodes.size() && nodes[idx] != node) ++idx;
+      while (idx < nodes.size() && nodes[idx] != node)
+        ++idx;
       if (idx == nodes.size()) nodes.push_back(node);
       const long long lo = e[0].integer();
       const long long hi = e[1].integer();

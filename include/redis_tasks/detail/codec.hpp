@@ -33,11 +33,16 @@ enum class redis_kind { string, list, set, hash, zset };
 /// The name Redis's TYPE command uses for a kind.
 inline const char* kind_name(redis_kind k) {
   switch (k) {
-    case redis_kind::string: return "string";
-    case redis_kind::list: return "list";
-    case redis_kind::set: return "set";
-    case redis_kind::hash: return "hash";
-    case redis_kind::zset: return "zset";
+    case redis_kind::string:
+      return "string";
+    case redis_kind::list:
+      return "list";
+    case redis_kind::set:
+      return "set";
+    case redis_kind::hash:
+      return "hash";
+    case redis_kind::zset:
+      return "zset";
   }
   return "unknown";
 }
@@ -101,7 +106,8 @@ struct has_user_traits<T, std::void_t<typename value_traits<T>::storage_type>> :
 template <class T, class = void>
 struct json_readable : std::false_type {};
 template <class T>
-struct json_readable<T, std::void_t<decltype(std::declval<const nlohmann::json&>().template get<T>())>>
+struct json_readable<T,
+                     std::void_t<decltype(std::declval<const nlohmann::json&>().template get<T>())>>
     : std::true_type {};
 
 template <class T>
@@ -113,28 +119,42 @@ enum class category { user, string, number, list, set, hash, zset, any, json, no
 
 template <class T>
 constexpr category category_of() {
-  if constexpr (has_user_traits<T>::value) return category::user;
-  else if constexpr (is_string_like_v<T>) return category::string;
-  else if constexpr (is_number_v<T>) return category::number;
-  else if constexpr (sequence_of<T>::value) return category::list;
-  else if constexpr (set_of<T>::value) return category::set;
-  else if constexpr (hash_of<T>::value) return category::hash;
-  else if constexpr (zset_of<T>::value) return category::zset;
-  else if constexpr (is_value_variant_v<T>) return category::any;
+  if constexpr (has_user_traits<T>::value)
+    return category::user;
+  else if constexpr (is_string_like_v<T>)
+    return category::string;
+  else if constexpr (is_number_v<T>)
+    return category::number;
+  else if constexpr (sequence_of<T>::value)
+    return category::list;
+  else if constexpr (set_of<T>::value)
+    return category::set;
+  else if constexpr (hash_of<T>::value)
+    return category::hash;
+  else if constexpr (zset_of<T>::value)
+    return category::zset;
+  else if constexpr (is_value_variant_v<T>)
+    return category::any;
   else if constexpr (std::is_same_v<T, nlohmann::json> ||
                      (std::is_constructible_v<nlohmann::json, const T&> && json_readable<T>::value))
     return category::json;
-  else return category::none;
+  else
+    return category::none;
 }
 
 /// The Redis type a category is stored as.
 constexpr redis_kind kind_of(category c) {
   switch (c) {
-    case category::list: return redis_kind::list;
-    case category::set: return redis_kind::set;
-    case category::hash: return redis_kind::hash;
-    case category::zset: return redis_kind::zset;
-    default: return redis_kind::string;
+    case category::list:
+      return redis_kind::list;
+    case category::set:
+      return redis_kind::set;
+    case category::hash:
+      return redis_kind::hash;
+    case category::zset:
+      return redis_kind::zset;
+    default:
+      return redis_kind::string;
   }
 }
 
@@ -284,27 +304,45 @@ struct container_name<std::unordered_map<std::string, E, H, Q, A>> {
 template <class T>
 std::string value_type_name() {
   constexpr category c = category_of<T>();
-  if constexpr (std::is_same_v<T, std::string>) return "std::string";
-  else if constexpr (std::is_same_v<T, std::string_view>) return "std::string_view";
-  else if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (std::is_same_v<T, char>) return "char";
-  else if constexpr (std::is_same_v<T, signed char>) return "signed char";
-  else if constexpr (std::is_same_v<T, unsigned char>) return "unsigned char";
-  else if constexpr (std::is_same_v<T, short>) return "short";
-  else if constexpr (std::is_same_v<T, unsigned short>) return "unsigned short";
-  else if constexpr (std::is_same_v<T, int>) return "int";
-  else if constexpr (std::is_same_v<T, unsigned>) return "unsigned";
-  else if constexpr (std::is_same_v<T, long>) return "long";
-  else if constexpr (std::is_same_v<T, unsigned long>) return "unsigned long";
-  else if constexpr (std::is_same_v<T, long long>) return "long long";
-  else if constexpr (std::is_same_v<T, unsigned long long>) return "unsigned long long";
-  else if constexpr (std::is_same_v<T, float>) return "float";
-  else if constexpr (std::is_same_v<T, double>) return "double";
-  else if constexpr (std::is_same_v<T, long double>) return "long double";
-  else if constexpr (c == category::number) return "an arithmetic type";
+  if constexpr (std::is_same_v<T, std::string>)
+    return "std::string";
+  else if constexpr (std::is_same_v<T, std::string_view>)
+    return "std::string_view";
+  else if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (std::is_same_v<T, char>)
+    return "char";
+  else if constexpr (std::is_same_v<T, signed char>)
+    return "signed char";
+  else if constexpr (std::is_same_v<T, unsigned char>)
+    return "unsigned char";
+  else if constexpr (std::is_same_v<T, short>)
+    return "short";
+  else if constexpr (std::is_same_v<T, unsigned short>)
+    return "unsigned short";
+  else if constexpr (std::is_same_v<T, int>)
+    return "int";
+  else if constexpr (std::is_same_v<T, unsigned>)
+    return "unsigned";
+  else if constexpr (std::is_same_v<T, long>)
+    return "long";
+  else if constexpr (std::is_same_v<T, unsigned long>)
+    return "unsigned long";
+  else if constexpr (std::is_same_v<T, long long>)
+    return "long long";
+  else if constexpr (std::is_same_v<T, unsigned long long>)
+    return "unsigned long long";
+  else if constexpr (std::is_same_v<T, float>)
+    return "float";
+  else if constexpr (std::is_same_v<T, double>)
+    return "double";
+  else if constexpr (std::is_same_v<T, long double>)
+    return "long double";
+  else if constexpr (c == category::number)
+    return "an arithmetic type";
   else if constexpr (c == category::list || c == category::set) {
-    return std::string(container_name<T>::value) + "<" +
-           value_type_name<typename T::value_type>() + ">";
+    return std::string(container_name<T>::value) + "<" + value_type_name<typename T::value_type>() +
+           ">";
   } else if constexpr (c == category::hash) {
     return std::string(container_name<T>::value) + "<std::string, " +
            value_type_name<typename T::mapped_type>() + ">";
@@ -328,15 +366,24 @@ std::string value_type_name() {
 /// A human name of a C++ category, for "expected …" in messages.
 inline const char* category_description(category c) {
   switch (c) {
-    case category::string: return "a string";
-    case category::number: return "a string holding a number";
-    case category::list: return "a list";
-    case category::set: return "a set";
-    case category::hash: return "a hash";
-    case category::zset: return "a sorted set (zset)";
-    case category::json: return "a string holding JSON";
-    case category::any: return "any of string, list, set, hash, zset";
-    default: return "a storable value";
+    case category::string:
+      return "a string";
+    case category::number:
+      return "a string holding a number";
+    case category::list:
+      return "a list";
+    case category::set:
+      return "a set";
+    case category::hash:
+      return "a hash";
+    case category::zset:
+      return "a sorted set (zset)";
+    case category::json:
+      return "a string holding JSON";
+    case category::any:
+      return "any of string, list, set, hash, zset";
+    default:
+      return "a storable value";
   }
 }
 

@@ -51,13 +51,13 @@ inline std::shared_ptr<const SecretProvider> default_secrets() {
 
 /// Everything needed to open a connection to one server.
 struct endpoint_settings {
-  std::string host = "localhost";                            ///< TCP host
-  int port = 6379;                                           ///< TCP port
-  int db = 0;                                                ///< SELECTed database
-  std::optional<std::string> password_secret;                ///< secret holding the password
-  std::shared_ptr<const SecretProvider> secrets;             ///< where secrets are looked up
-  connection_params params;                                  ///< everything else
-  std::shared_ptr<const tls_context> tls;                    ///< set when params.tls.enabled
+  std::string host = "localhost";                 ///< TCP host
+  int port = 6379;                                ///< TCP port
+  int db = 0;                                     ///< SELECTed database
+  std::optional<std::string> password_secret;     ///< secret holding the password
+  std::shared_ptr<const SecretProvider> secrets;  ///< where secrets are looked up
+  connection_params params;                       ///< everything else
+  std::shared_ptr<const tls_context> tls;         ///< set when params.tls.enabled
 
   /// "host:port", "[v6]:port" or "unix:/path" — used in every message about this server.
   std::string name() const {
@@ -168,8 +168,8 @@ class connection {
     iovecs_.clear();
     const char* base = encoder_.buffer().data();
     for (const auto& sg : segs) {
-      iovecs_.push_back(iovec{const_cast<char*>(sg.external ? sg.external : base + sg.offset),
-                              sg.size});
+      iovecs_.push_back(
+          iovec{const_cast<char*>(sg.external ? sg.external : base + sg.offset), sg.size});
     }
     try {
       stream_->write_all(iovecs_.data(), static_cast<int>(iovecs_.size()), request_written_);
@@ -351,7 +351,8 @@ class connection {
             msg.find("no password is set") != std::string::npos) {
           throw auth_error(endpoint_ + " has no password set, but " + secret_desc_ +
                            " provided one; remove that secret or set password_secret to "
-                           "std::nullopt (server said: " + msg + ")");
+                           "std::nullopt (server said: " +
+                           msg + ")");
         }
         throw auth_error(endpoint_ + " rejected the password from " + secret_desc_ + who +
                          " (server said: " + msg + ")");
@@ -359,8 +360,8 @@ class connection {
       if (label == "SELECT") {
         throw reply_error(msg, "SELECT " + db + " on " + endpoint_ + " (check the `db` setting)");
       }
-      throw reply_error(msg, label + " on " + endpoint_ +
-                                 (label == "PING" ? "" : " (check `client_name`)"));
+      throw reply_error(
+          msg, label + " on " + endpoint_ + (label == "PING" ? "" : " (check `client_name`)"));
     }
   }
 
@@ -384,7 +385,7 @@ class connection {
   std::vector<iovec> iovecs_;
   std::unique_ptr<char[]> rbuf_;
   std::size_t request_written_ = 0;
-  std::size_t pending_ = 0;  // commands sent or queued whose replies are not read yet
+  std::size_t pending_ = 0;         // commands sent or queued whose replies are not read yet
   std::size_t asking_replies_ = 0;  // ASKING replies to skip, one before each pending reply
   bool asking_ = false;
   bool broken_ = false;

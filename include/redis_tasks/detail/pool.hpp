@@ -22,7 +22,8 @@ class connection_pool {
   /// A connection on loan; returns it to the pool when destroyed (or drops it if broken).
   class lease {
    public:
-    lease(connection_pool* pool, std::unique_ptr<connection> c) : pool_(pool), conn_(std::move(c)) {}
+    lease(connection_pool* pool, std::unique_ptr<connection> c)
+        : pool_(pool), conn_(std::move(c)) {}
     lease(lease&& o) noexcept : pool_(o.pool_), conn_(std::move(o.conn_)) {}
     lease& operator=(lease&&) = delete;
     lease(const lease&) = delete;
@@ -85,7 +86,8 @@ class connection_pool {
                  idle_.empty() && open_ >= p.pool_size) {
         throw timeout_error("all " + std::to_string(p.pool_size) + " connections to " +
                             settings_.name() + " stayed busy for pool_wait_timeout " +
-                            ms_text(p.pool_wait_timeout) + "; raise pool_size or pool_wait_timeout");
+                            ms_text(p.pool_wait_timeout) +
+                            "; raise pool_size or pool_wait_timeout");
       }
       now = clock::now();
     }

@@ -45,7 +45,8 @@ class request_encoder {
   /// Appends one command made of `n` arguments.
   void append(const std::string_view* args, std::size_t n) {
     begin(n);
-    for (std::size_t i = 0; i < n; ++i) arg(args[i]);
+    for (std::size_t i = 0; i < n; ++i)
+      arg(args[i]);
   }
 
   /// Starts a command of `argc` arguments; follow with exactly `argc` calls to `arg`.
@@ -209,8 +210,12 @@ class reply_parser {
 
   static void set_string(const redisReadTask* task, reply& r, const char* str, std::size_t len) {
     switch (task->type) {
-      case REDIS_REPLY_STATUS: r = reply::make_status(std::string(str, len)); break;
-      case REDIS_REPLY_ERROR: r = reply::make_error(std::string(str, len)); break;
+      case REDIS_REPLY_STATUS:
+        r = reply::make_status(std::string(str, len));
+        break;
+      case REDIS_REPLY_ERROR:
+        r = reply::make_error(std::string(str, len));
+        break;
 #ifdef REDIS_REPLY_VERB
       case REDIS_REPLY_VERB:
         if (len >= 4 && str[3] == ':') {
@@ -221,9 +226,13 @@ class reply_parser {
         break;
 #endif
 #ifdef REDIS_REPLY_BIGNUM
-      case REDIS_REPLY_BIGNUM: r = reply::make_big_number(std::string(str, len)); break;
+      case REDIS_REPLY_BIGNUM:
+        r = reply::make_big_number(std::string(str, len));
+        break;
 #endif
-      default: r = reply::make_string(std::string(str, len)); break;
+      default:
+        r = reply::make_string(std::string(str, len));
+        break;
     }
   }
 
@@ -237,11 +246,20 @@ class reply_parser {
     reply_type t = reply_type::array;
 #ifdef REDIS_REPLY_MAP
     switch (task->type) {
-      case REDIS_REPLY_MAP: t = reply_type::map; break;
-      case REDIS_REPLY_SET: t = reply_type::set; break;
-      case REDIS_REPLY_PUSH: t = reply_type::push; break;
-      case REDIS_REPLY_ATTR: t = reply_type::attribute; break;
-      default: break;
+      case REDIS_REPLY_MAP:
+        t = reply_type::map;
+        break;
+      case REDIS_REPLY_SET:
+        t = reply_type::set;
+        break;
+      case REDIS_REPLY_PUSH:
+        t = reply_type::push;
+        break;
+      case REDIS_REPLY_ATTR:
+        t = reply_type::attribute;
+        break;
+      default:
+        break;
     }
 #endif
     // The elements are added as they arrive (see `slot`); reserve only a few up front.
@@ -273,7 +291,9 @@ class reply_parser {
 #endif
 
   // Only ever called on the root object, which lives in the parser: reset it in place.
-  static void free_object(void* obj) noexcept { *static_cast<reply*>(obj) = reply(); }
+  static void free_object(void* obj) noexcept {
+    *static_cast<reply*>(obj) = reply();
+  }
 
   static redisReplyObjectFunctions& functions() {
 #if HIREDIS_MAJOR >= 1

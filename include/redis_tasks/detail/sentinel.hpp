@@ -20,13 +20,15 @@ class sentinel_router {
   explicit sentinel_router(endpoint_settings base) : base_(std::move(base)) {
     const auto& sp = base_.params.sentinel;
     if (sp.master_name.empty()) {
-      throw config_error("sentinel mode needs sentinel.master_name (the name in `sentinel monitor`)");
+      throw config_error(
+          "sentinel mode needs sentinel.master_name (the name in `sentinel monitor`)");
     }
-    for (const auto& s : sp.sentinels) split_host_port(s, "sentinel address");
-    description_ = "master '" + sp.master_name + "' of sentinels " + sp.sentinels.front() +
-                   (sp.sentinels.size() > 1
-                        ? " and " + std::to_string(sp.sentinels.size() - 1) + " more"
-                        : std::string());
+    for (const auto& s : sp.sentinels)
+      split_host_port(s, "sentinel address");
+    description_ =
+        "master '" + sp.master_name + "' of sentinels " + sp.sentinels.front() +
+        (sp.sentinels.size() > 1 ? " and " + std::to_string(sp.sentinels.size() - 1) + " more"
+                                 : std::string());
   }
 
   /// The current master's pool, looking the master up if it is not known.

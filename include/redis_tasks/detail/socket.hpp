@@ -44,7 +44,9 @@ inline std::string errno_text(int e) {
 #endif
 }
 
-inline std::string ms_text(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+inline std::string ms_text(std::chrono::milliseconds ms) {
+  return std::to_string(ms.count()) + " ms";
+}
 
 /// Owns a file descriptor.
 class unique_fd {
@@ -130,8 +132,8 @@ struct socket_options {
 /// Throws `timeout_error` when the deadline passes, `connection_error` otherwise.
 inline unique_fd connect_tcp(const std::string& host, int port, const socket_options& o,
                              const std::string& endpoint) {
-  const auto deadline = o.connect_timeout.count() > 0 ? clock::now() + o.connect_timeout
-                                                      : clock::time_point::max();
+  const auto deadline =
+      o.connect_timeout.count() > 0 ? clock::now() + o.connect_timeout : clock::time_point::max();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -145,8 +147,8 @@ inline unique_fd connect_tcp(const std::string& host, int port, const socket_opt
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
   int last_err = ECONNREFUSED;
   for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-    unique_fd fd(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                          a->ai_protocol));
+    unique_fd fd(
+        ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
     if (!fd) {
       last_err = errno;
       continue;
@@ -158,8 +160,8 @@ inline unique_fd connect_tcp(const std::string& host, int port, const socket_opt
       ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       if (o.keepalive) {
         ::setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        int secs = static_cast<int>(o.keepalive_interval.count() > 0 ? o.keepalive_interval.count()
-                                                                     : 15);
+        int secs =
+            static_cast<int>(o.keepalive_interval.count() > 0 ? o.keepalive_interval.count() : 15);
         int count = 3;
         ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
         ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof secs);
@@ -189,9 +191,10 @@ inline unique_fd connect_unix(const std::string& path, const socket_options& o,
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.data(), path.size());
   unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) throw connection_error("cannot create a socket for " + endpoint + ": " + errno_text(errno));
-  const auto deadline = o.connect_timeout.count() > 0 ? clock::now() + o.connect_timeout
-                                                      : clock::time_point::max();
+  if (!fd)
+    throw connection_error("cannot create a socket for " + endpoint + ": " + errno_text(errno));
+  const auto deadline =
+      o.connect_timeout.count() > 0 ? clock::now() + o.connect_timeout : clock::time_point::max();
   const int err = connect_with_deadline(fd.get(), reinterpret_cast<const sockaddr*>(&addr),
                                         sizeof addr, deadline);
   if (err == ETIMEDOUT) {
@@ -260,7 +263,8 @@ class plain_stream : public stream {
     iovec local[64];
     while (n > 0) {
       const int batch = n < 64 ? n : 64;
-      for (int i = 0; i < batch; ++i) local[i] = iov[i];
+      for (int i = 0; i < batch; ++i)
+        local[i] = iov[i];
       int first = 0;
       while (first < batch) {
         msghdr msg{};
@@ -268,10 +272,9 @@ class plain_stream : public stream {
         msg.msg_iovlen = static_cast<std::size_t>(batch - first);
         // One piece (every small request) goes by send(): the kernel then skips copying and
         // checking a msghdr and an iovec array (about 0.5% of a loopback round trip).
-        const ssize_t w =
-            batch - first == 1
-                ? ::send(fd_.get(), local[first].iov_base, local[first].iov_len, MSG_NOSIGNAL)
-                : ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+        const ssize_t w = batch - first == 1 ? ::send(fd_.get(), local[first].iov_base,
+                                                      local[first].iov_len, MSG_NOSIGNAL)
+                                             : ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
         if (w < 0) {
           if (errno == EINTR) continue;
           if (errno == EAGAIN || errno == EWOULDBLOCK) {

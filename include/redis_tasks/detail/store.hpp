@@ -34,12 +34,14 @@ struct write_options {
 };
 
 /// "key \"name\"" for messages.
-inline std::string key_subject(std::string_view key) { return "key " + quote_for_message(key); }
+inline std::string key_subject(std::string_view key) {
+  return "key " + quote_for_message(key);
+}
 
 [[noreturn]] inline void throw_reply(const reply& r, std::string_view what, std::string_view key,
                                      const connection& c) {
-  throw reply_error(r.str(), std::string(what) + " " + quote_for_message(key) + " on " +
-                                 c.endpoint());
+  throw reply_error(r.str(),
+                    std::string(what) + " " + quote_for_message(key) + " on " + c.endpoint());
 }
 
 // ---- collections as command chunks ------------------------------------------------------------
@@ -358,8 +360,10 @@ T decode_string(std::string&& s, std::string_view key) {
       try {
         return j.template get<T>();
       } catch (const nlohmann::json::exception& e) {
-        throw type_error(key_subject(key) + " holds JSON that does not convert to the requested "
-                         "type: " + e.what());
+        throw type_error(key_subject(key) +
+                         " holds JSON that does not convert to the requested "
+                         "type: " +
+                         e.what());
       }
     }
   }
@@ -385,15 +389,18 @@ T decode_collection(reply& r, std::string_view key) {
     if constexpr (std::is_same_v<T, std::vector<E, typename T::allocator_type>>) {
       out.reserve(el.size());
     }
-    for (auto& e : el) out.push_back(element_from_text<E>(take_text(e, key), subject));
+    for (auto& e : el)
+      out.push_back(element_from_text<E>(take_text(e, key), subject));
   } else if constexpr (cat == category::set) {
     using E = typename T::value_type;
-    for (auto& e : el) out.insert(element_from_text<E>(take_text(e, key), subject));
+    for (auto& e : el)
+      out.insert(element_from_text<E>(take_text(e, key), subject));
   } else if constexpr (cat == category::hash) {
     using E = typename T::mapped_type;
     for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
       std::string field = take_text(el[i], key);
-      out.insert_or_assign(std::move(field), element_from_text<E>(take_text(el[i + 1], key), subject));
+      out.insert_or_assign(std::move(field),
+                           element_from_text<E>(take_text(el[i + 1], key), subject));
     }
   } else {
     using E = decltype(std::declval<typename T::value_type>().member);
@@ -409,7 +416,8 @@ T decode_collection(reply& r, std::string_view key) {
         if (pair.elements().size() == 2) add(pair.elements()[0], pair.elements()[1]);
       }
     } else {
-      for (std::size_t i = 0; i + 1 < el.size(); i += 2) add(el[i], el[i + 1]);
+      for (std::size_t i = 0; i + 1 < el.size(); i += 2)
+        add(el[i], el[i + 1]);
     }
   }
   return out;
@@ -418,11 +426,21 @@ T decode_collection(reply& r, std::string_view key) {
 /// The read command for a kind, with its arguments after the key.
 inline void append_read(connection& c, redis_kind k, std::string_view key) {
   switch (k) {
-    case redis_kind::string: c.append({"GET", key}); break;
-    case redis_kind::list: c.append({"LRANGE", key, "0", "-1"}); break;
-    case redis_kind::set: c.append({"SMEMBERS", key}); break;
-    case redis_kind::hash: c.append({"HGETALL", key}); break;
-    case redis_kind::zset: c.append({"ZRANGE", key, "0", "-1", "WITHSCORES"}); break;
+    case redis_kind::string:
+      c.append({"GET", key});
+      break;
+    case redis_kind::list:
+      c.append({"LRANGE", key, "0", "-1"});
+      break;
+    case redis_kind::set:
+      c.append({"SMEMBERS", key});
+      break;
+    case redis_kind::hash:
+      c.append({"HGETALL", key});
+      break;
+    case redis_kind::zset:
+      c.append({"ZRANGE", key, "0", "-1", "WITHSCORES"});
+      break;
   }
 }
 

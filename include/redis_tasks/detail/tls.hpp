@@ -47,7 +47,8 @@ class tls_context {
  public:
   explicit tls_context(const tls_params& p) : params_(p) {
     ctx_ = SSL_CTX_new(TLS_client_method());
-    if (ctx_ == nullptr) throw config_error("TLS: cannot create a context: " + openssl_error_text());
+    if (ctx_ == nullptr)
+      throw config_error("TLS: cannot create a context: " + openssl_error_text());
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx_, SSL_MODE_AUTO_RETRY);
     if (p.cert_reqs == tls_verify::none) {
@@ -57,9 +58,9 @@ class tls_context {
       if (!p.ca_certs.empty() || !p.ca_path.empty()) {
         if (SSL_CTX_load_verify_locations(ctx_, p.ca_certs.empty() ? nullptr : p.ca_certs.c_str(),
                                           p.ca_path.empty() ? nullptr : p.ca_path.c_str()) != 1) {
-          fail("cannot load the trusted CAs from " +
-               (p.ca_certs.empty() ? "ssl_ca_path '" + p.ca_path + "'"
-                                   : "ssl_ca_certs '" + p.ca_certs + "'"));
+          fail("cannot load the trusted CAs from " + (p.ca_certs.empty()
+                                                          ? "ssl_ca_path '" + p.ca_path + "'"
+                                                          : "ssl_ca_certs '" + p.ca_certs + "'"));
         }
       } else if (SSL_CTX_set_default_verify_paths(ctx_) != 1) {
         fail("cannot load the system's trusted CAs; set ssl_ca_certs");
@@ -143,7 +144,8 @@ inline BIO_METHOD* nosigpipe_socket_method() {
 
 inline bool is_ip_address(const std::string& host) {
   unsigned char buf[sizeof(in6_addr)];
-  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 /// A TLS connection on a connected socket. The handshake runs in the constructor under the
@@ -156,7 +158,8 @@ class tls_stream : public stream {
     set_io_timeout(fd_.get(), timeout_);
     ERR_clear_error();
     ssl_ = SSL_new(ctx.get());
-    if (ssl_ == nullptr) throw connection_error("TLS to " + endpoint_ + ": " + openssl_error_text());
+    if (ssl_ == nullptr)
+      throw connection_error("TLS to " + endpoint_ + ": " + openssl_error_text());
     BIO* bio = BIO_new(nosigpipe_socket_method());
     if (bio == nullptr) {
       SSL_free(ssl_);
@@ -294,10 +297,13 @@ class tls_stream : public stream {
         case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
         case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
         case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-          hint = "the server's certificate is not signed by a trusted CA; set ssl_ca_certs to "
-                 "the CA that signed it";
+          hint =
+              "the server's certificate is not signed by a trusted CA; set ssl_ca_certs to "
+              "the CA that signed it";
           break;
-        default: hint = "check ssl_ca_certs and the server's certificate"; break;
+        default:
+          hint = "check ssl_ca_certs and the server's certificate";
+          break;
       }
       return prefix + "certificate verify failed (" + X509_verify_cert_error_string(verify) +
              "): " + hint;
@@ -342,9 +348,9 @@ class tls_stream : public stream {
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
         (err == SSL_ERROR_SYSCALL && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))) {
       failed_ = true;
-      throw timeout_error(std::string(what == std::string("reading from") ? "no reply from "
-                                                                           : "writing to ") +
-                          endpoint_ + " within socket_timeout " + ms_text(timeout_));
+      throw timeout_error(
+          std::string(what == std::string("reading from") ? "no reply from " : "writing to ") +
+          endpoint_ + " within socket_timeout " + ms_text(timeout_));
     }
     failed_ = true;
     // With TLS 1.3 a server that rejects the client's certificate (or wants one) hangs up right
@@ -358,9 +364,9 @@ class tls_stream : public stream {
       throw connection_error("TLS connection to " + endpoint_ + " closed by the server" + early);
     }
     if (err == SSL_ERROR_SYSCALL) {
-      throw connection_error(std::string(what) + " " + endpoint_ + " failed: " +
-                             (saved_errno != 0 ? errno_text(saved_errno) : "connection lost") +
-                             early);
+      throw connection_error(
+          std::string(what) + " " + endpoint_ +
+          " failed: " + (saved_errno != 0 ? errno_text(saved_errno) : "connection lost") + early);
     }
     throw connection_error(std::string("TLS error ") + what + " " + endpoint_ + ": " + ossl +
                            hint_for(ossl));
