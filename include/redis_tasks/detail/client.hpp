@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -80,9 +81,14 @@ class client {
   /// any other failure propagates, so nothing runs twice.
   template <class F>
   auto run(const route& r, F&& fn) -> std::invoke_result_t<F&, connection&> {
-    if (cluster_) return run_cluster(r, fn);
-    if (sentinel_) return run_sentinel(fn);
-    return run_on(*pool_, fn);
+    // The routing below is compiled once, not once per caller: `fn` reaches it through a
+    // plain function pointer, and its result comes back through `result`.
+    using result_t = std::invoke_result_t<F&, connection&>;
+    std::optional<result_t> result;
+    auto call = [&](connection& c) { result.emplace(fn(c)); };
+    run_erased(
+        r, callback{&call, [](void* f, connection& c) { (*static_cast<decltype(call)*>(f))(c); }});
+    return std::move(*result);
   }
 
   /// True when every run goes to the same server, so a batch can share one pipeline (not on a
@@ -139,21 +145,48 @@ class client {
     bool active_ = false;
   };
 
-  template <class F>
-  static auto run_on(connection_pool& pool, F& fn) -> std::invoke_result_t<F&, connection&> {
+  // A non-owning reference to the caller's callable.
+  struct callback {
+    void* object;
+    void (*invoke)(void*, connection&);
+    void operator()(connection& c) const { invoke(object, c); }
+  };
+
+  void run_erased(const route& r, callback fn) {
+    if (cluster_) {
+      run_cluster(r, fn);
+    } else if (sentinel_) {
+      run_sentinel(fn);
+    } else {
+      run_on(*pool_, fn, false);
+    }
+  }
+
+  // Runs fn on a connection of `pool`; sent once more on a new connection when nothing of the
+  // request left (see not_sent_error). `asking`: prefix commands with ASKING (cluster ASK).
+  static void run_on(connection_pool& pool, callback fn, bool asking) {
     for (int attempt = 0;; ++attempt) {
       auto lease = pool.acquire();
       try {
         const deadline_guard bounded(*lease);
-        return fn(*lease);
+        if (!asking) {
+          fn(*lease);
+          return;
+        }
+        lease->set_asking(true);
+        struct reset {
+          connection& c;
+          ~reset() { c.set_asking(false); }
+        } guard{*lease};
+        fn(*lease);
+        return;
       } catch (const not_sent_error&) {
         if (attempt >= 1) throw;
       }
     }
   }
 
-  template <class F>
-  auto run_cluster(const route& r, F& fn) -> std::invoke_result_t<F&, connection&> {
+  void run_cluster(const route& r, callback fn) {
     const int slot =
         r.command ? cluster_->slot_of_command(*r.command) : (r.keyed ? key_slot(r.key) : -1);
     std::string ask_node;
@@ -163,16 +196,8 @@ class client {
           !ask_node.empty() ? cluster_->pool_for_node(ask_node)
                             : (slot >= 0 ? cluster_->pool_for_slot(slot) : cluster_->any_pool());
       try {
-        if (ask_node.empty()) return run_on(*pool, fn);
-        auto asking = [&fn](connection& c) -> std::invoke_result_t<F&, connection&> {
-          c.set_asking(true);
-          struct reset {
-            connection& c;
-            ~reset() { c.set_asking(false); }
-          } guard{c};
-          return fn(c);
-        };
-        return run_on(*pool, asking);
+        run_on(*pool, fn, !ask_node.empty());
+        return;
       } catch (const reply_error& e) {
         const std::string code = e.code();
         int to_slot = 0;
@@ -209,12 +234,12 @@ class client {
     }
   }
 
-  template <class F>
-  auto run_sentinel(F& fn) -> std::invoke_result_t<F&, connection&> {
+  void run_sentinel(callback fn) {
     for (int attempt = 0;; ++attempt) {
       auto pool = sentinel_->master_pool();
       try {
-        return run_on(*pool, fn);
+        run_on(*pool, fn, false);
+        return;
       } catch (const reply_error& e) {
         // READONLY: this server was demoted; the write was refused, so it may go to the new
         // master.
