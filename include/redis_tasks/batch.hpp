@@ -21,9 +21,9 @@ class batch_result {
     return r;
   }
   /// An item that failed with `e`.
-  static batch_result failure(std::exception_ptr e) {
+  static batch_result failure(const std::exception_ptr& e) {
     batch_result r;
-    r.error_ = std::move(e);
+    r.error_ = e;
     return r;
   }
 

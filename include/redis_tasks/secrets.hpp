@@ -31,7 +31,8 @@ class EnvSecretProvider : public SecretProvider {
   EnvSecretProvider() = default;
   /// The value of environment variable `name`, if set.
   std::optional<std::string> get(std::string_view name) const override {
-    const char* v = std::getenv(std::string(name).c_str());
+    // getenv races only with setenv/putenv, which a program must not run while tasks connect.
+    const char* v = std::getenv(std::string(name).c_str());  // NOLINT(concurrency-mt-unsafe)
     if (v == nullptr) return std::nullopt;
     return std::string(v);
   }

@@ -222,8 +222,8 @@ class connection {
   std::chrono::milliseconds socket_timeout() const noexcept { return socket_timeout_; }
 
  private:
-  static constexpr std::size_t read_buffer_size = 64 * 1024;
-  static constexpr std::size_t flush_threshold = 1024 * 1024;
+  static constexpr std::size_t read_buffer_size = std::size_t{64} * 1024;
+  static constexpr std::size_t flush_threshold = std::size_t{1024} * 1024;
 
   reply read_one() {
     reply r;

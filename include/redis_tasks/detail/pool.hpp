@@ -123,7 +123,7 @@ class connection_pool {
   // time between runs, so checking then is cheap.
   static constexpr std::chrono::microseconds recently_used{100};
 
-  bool ready_for_reuse(connection& c, clock::time_point now) {
+  bool ready_for_reuse(connection& c, clock::time_point now) const {
     const auto idle_for = now - c.last_used();
     if (idle_for < recently_used) return !c.broken();
     if (!c.idle_and_intact()) return false;

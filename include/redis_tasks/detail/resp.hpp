@@ -25,7 +25,7 @@ namespace redis_tasks::detail {
 class request_encoder {
  public:
   /// Arguments at least this long are sent from the caller's memory (writev), not copied.
-  static constexpr std::size_t external_threshold = 16 * 1024;
+  static constexpr std::size_t external_threshold = std::size_t{16} * 1024;
 
   /// One piece of the outgoing bytes: a range of the internal buffer or caller memory.
   struct segment {

@@ -60,7 +60,7 @@ void append_collection(connection& c, std::string_view key, const T& v) {
   number_buffer a;
   number_buffer b;
   auto it = std::begin(v);
-  std::size_t left = static_cast<std::size_t>(std::distance(std::begin(v), std::end(v)));
+  auto left = static_cast<std::size_t>(std::distance(std::begin(v), std::end(v)));
   while (left > 0) {
     const std::size_t k = std::min(left, chunk_elements);
     c.begin_command(2 + k * per_element);
