@@ -5,6 +5,7 @@
 
 #include "catch.hpp"
 #include "test_support.hpp"
+#include "thrown.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -92,6 +93,52 @@ TEST_CASE("all three tasks run over TLS") {
   CHECK(RedisGet<>(by_ip).run() == big);
 }
 
+TEST_CASE("ssl_ca_path trusts a folder of hashed CA certificates") {
+  test_support::redis_process server(tls_server_args("server", false), true);
+  redis_tasks::tls_params t;
+  t.enabled = true;
+  t.ca_path = certs() + "/ca-path";  // ca.crt and its <hash>.0 link, by make-test-certs
+  const std::string key = test_support::unique_key("tls-ca-path");
+  auto sc = tls_config<RedisSet<>>(server.port(), t);
+  sc.redis_key = key;
+  sc.redis_val = "hashed";
+  CHECK(RedisSet<>(sc).run());
+  auto gc = tls_config<RedisGet<>>(server.port(), t);
+  gc.redis_key = key;
+  CHECK(RedisGet<>(gc).run() == "hashed");
+
+  SECTION("with ssl_ca_certs too, either one may hold the CA") {
+    auto both = t;
+    both.ca_certs = certs() + "/other-ca.crt";
+    auto c = tls_config<RedisGet<>>(server.port(), both, "127.0.0.1");
+    c.redis_key = key;
+    CHECK(RedisGet<>(c).run() == "hashed");
+  }
+  SECTION("a certificate from a CA not in the folder: the hint names ssl_ca_path") {
+    test_support::redis_process untrusted(tls_server_args("untrusted", false), true);
+    const std::string what = connect_failure(untrusted.port(), t);
+    CHECK_THAT(what, Contains("not signed by a trusted CA") &&
+                         Contains("ssl_ca_path '" + t.ca_path) && Contains("openssl rehash"));
+    CHECK_THAT(what, !Contains("ssl_ca_certs"));
+  }
+  SECTION("a missing folder is a config_error when the task is built") {
+    auto missing = t;
+    missing.ca_path = certs() + "/no-such-folder";
+    CHECK_THAT(test_support::thrown<redis_tasks::config_error>(
+                   [&] { RedisGet<>(tls_config<RedisGet<>>(server.port(), missing)); }),
+               Contains("ssl_ca_path '" + missing.ca_path + "' cannot be read") &&
+                   Contains("No such file"));
+  }
+  SECTION("a file is not a folder") {
+    auto file = t;
+    file.ca_path = certs() + "/ca.crt";
+    CHECK_THAT(
+        test_support::thrown<redis_tasks::config_error>(
+            [&] { RedisGet<>(tls_config<RedisGet<>>(server.port(), file)); }),
+        Contains("ssl_ca_path '" + file.ca_path + "' is not a folder") && Contains("ssl_ca_certs"));
+  }
+}
+
 TEST_CASE("mutual TLS with a client certificate") {
   test_support::redis_process server(tls_server_args("server", true), true);
   auto t = trusting_ca();
@@ -114,10 +161,16 @@ TEST_CASE("verification failures name their cause") {
   test_support::redis_process good(tls_server_args("server", false), true);
   test_support::redis_process untrusted(tls_server_args("untrusted", false), true);
   test_support::redis_process expired(tls_server_args("expired", false), true);
+  test_support::redis_process selfsigned(tls_server_args("selfsigned", false), true);
 
   SECTION("a certificate from an unknown CA") {
     CHECK_THAT(connect_failure(untrusted.port(), trusting_ca()),
-               Contains("certificate verify failed") && Contains("trusted CA"));
+               Contains("certificate verify failed") && Contains("trusted CA") &&
+                   Contains("ssl_ca_certs '" + certs() + "/ca.crt'"));
+  }
+  SECTION("a self-signed certificate") {
+    CHECK_THAT(connect_failure(selfsigned.port(), trusting_ca()),
+               Contains("certificate verify failed") && Contains("not signed by a trusted CA"));
   }
   SECTION("the wrong CA trusted") {
     auto t = trusting_ca();
@@ -130,14 +183,41 @@ TEST_CASE("verification failures name their cause") {
     CHECK_THAT(connect_failure(good.port(), t),
                Contains("not for 'db.example.com'") && Contains("ssl_server_hostname"));
   }
+  SECTION("by IP, ssl_server_hostname is the name checked") {
+    auto t = trusting_ca();
+    t.server_hostname = "localhost";
+    REQUIRE(t.check_hostname);
+    auto c = tls_config<RedisGet<>>(good.port(), t, "127.0.0.1");
+    c.redis_key = "k";
+    CHECK(RedisGet<>(c).run() == std::nullopt);
+    // The certificate holds 127.0.0.1 too, so only the name can make this fail.
+    t.server_hostname = "db.example.com";
+    CHECK_THAT(connect_failure(good.port(), t, "127.0.0.1"),
+               Contains("certificate verify failed") && Contains("not for 'db.example.com'") &&
+                   Contains("ssl_server_hostname"));
+  }
   SECTION("an expired certificate") {
     CHECK_THAT(connect_failure(expired.port(), trusting_ca()), Contains("expired"));
+  }
+  SECTION("ssl_cert_reqs optional checks the certificate as required does") {
+    // README: `optional` is the same as `required` for a client (a server always presents a
+    // certificate), so a trusted one passes and every bad one fails the same way.
+    auto t = trusting_ca();
+    t.cert_reqs = redis_tasks::tls_verify::optional;
+    auto c = tls_config<RedisGet<>>(good.port(), t);
+    c.redis_key = "k";
+    CHECK(RedisGet<>(c).run() == std::nullopt);
+    CHECK_THAT(connect_failure(untrusted.port(), t), Contains("not signed by a trusted CA"));
+    CHECK_THAT(connect_failure(selfsigned.port(), t), Contains("not signed by a trusted CA"));
+    CHECK_THAT(connect_failure(expired.port(), t), Contains("expired"));
+    t.server_hostname = "db.example.com";
+    CHECK_THAT(connect_failure(good.port(), t), Contains("not for 'db.example.com'"));
   }
   SECTION("ssl_cert_reqs none accepts any server certificate") {
     redis_tasks::tls_params t;
     t.enabled = true;
     t.cert_reqs = redis_tasks::tls_verify::none;
-    for (int port : {untrusted.port(), expired.port()}) {
+    for (int port : {untrusted.port(), expired.port(), selfsigned.port()}) {
       auto c = tls_config<RedisGet<>>(port, t);
       c.redis_key = "k";
       CHECK(RedisGet<>(c).run() == std::nullopt);
@@ -192,6 +272,7 @@ TEST_CASE("TLS settings load from redis-py names") {
   const auto p = redis_tasks::connection_params::from_json(
       nlohmann::json{{"ssl", true},
                      {"ssl_ca_certs", "/a/ca.crt"},
+                     {"ssl_ca_path", "/a/cas"},
                      {"ssl_certfile", "/a/c.crt"},
                      {"ssl_keyfile", "/a/c.key"},
                      {"ssl_cert_reqs", "none"},
@@ -199,11 +280,14 @@ TEST_CASE("TLS settings load from redis-py names") {
                      {"ssl_server_hostname", "redis.internal"}});
   CHECK(p.tls.enabled);
   CHECK(p.tls.ca_certs == "/a/ca.crt");
+  CHECK(p.tls.ca_path == "/a/cas");
   CHECK(p.tls.certfile == "/a/c.crt");
   CHECK(p.tls.keyfile == "/a/c.key");
   CHECK(p.tls.cert_reqs == redis_tasks::tls_verify::none);
   CHECK_FALSE(p.tls.check_hostname);
   CHECK(p.tls.server_hostname == "redis.internal");
+  CHECK(redis_tasks::connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "optional"}})
+            .tls.cert_reqs == redis_tasks::tls_verify::optional);
   CHECK_THROWS_AS(
       redis_tasks::connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "maybe"}}),
       redis_tasks::config_error);

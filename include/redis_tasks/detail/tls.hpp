@@ -19,6 +19,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../connection.hpp"
 #include "../errors.hpp"
@@ -50,11 +52,16 @@ class tls_context {
     if (ctx_ == nullptr)
       throw config_error("TLS: cannot create a context: " + openssl_error_text());
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_mode(ctx_, SSL_MODE_AUTO_RETRY);
+    // Partial writes: SSL_write returns once a record is out, so `written` in write_all counts
+    // only whole records the server can decrypt. Without it a large write could send several
+    // records and then fail reporting nothing written, and the request would be resent.
+    SSL_CTX_set_mode(ctx_, SSL_MODE_AUTO_RETRY | SSL_MODE_ENABLE_PARTIAL_WRITE);
     if (p.cert_reqs == tls_verify::none) {
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
     } else {
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+      // OpenSSL takes any name as a CA folder and looks in it only during handshakes.
+      if (!p.ca_path.empty()) check_ca_path(p.ca_path);
       if (!p.ca_certs.empty() || !p.ca_path.empty()) {
         if (SSL_CTX_load_verify_locations(ctx_, p.ca_certs.empty() ? nullptr : p.ca_certs.c_str(),
                                           p.ca_path.empty() ? nullptr : p.ca_path.c_str()) != 1) {
@@ -89,6 +96,21 @@ class tls_context {
   const tls_params& params() const noexcept { return params_; }
 
  private:
+  void check_ca_path(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      fail("ssl_ca_path '" + path + "' cannot be read: " + errno_text(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      fail("ssl_ca_path '" + path +
+           "' is not a folder; it names a folder of hashed CA certificates (for a PEM file "
+           "use ssl_ca_certs)");
+    }
+    if (::access(path.c_str(), R_OK | X_OK) != 0) {
+      fail("ssl_ca_path '" + path + "' cannot be read: " + errno_text(errno));
+    }
+  }
+
   [[noreturn]] void fail(const std::string& what) {
     const std::string why = openssl_error_text();
     SSL_CTX_free(ctx_);
@@ -185,6 +207,17 @@ class tls_stream : public stream {
       }
     }
     expected_name_ = name;
+    // What the verification trusted, for the hint when it fails: name the settings in use.
+    const std::string certs = p.ca_certs.empty() ? "" : "ssl_ca_certs '" + p.ca_certs + "'";
+    const std::string path = p.ca_path.empty() ? "" : "ssl_ca_path '" + p.ca_path + "'";
+    trusted_ = certs.empty() ? (path.empty() ? "the system's CAs" : path)
+                             : (path.empty() ? certs : certs + " and " + path);
+    trust_settings_ = certs.empty()
+                          ? (path.empty() ? "" : "ssl_ca_path")
+                          : (path.empty() ? "ssl_ca_certs" : "ssl_ca_certs or ssl_ca_path");
+    add_ca_ = trust_settings_.empty() ? "set ssl_ca_certs to the CA that signed it"
+                                      : "add the CA that signed it to " + trust_settings_;
+    if (!path.empty()) add_ca_ += " (a folder needs its hash links: run `openssl rehash` on it)";
 
     const int rc = SSL_connect(ssl_);
     if (rc != 1) {
@@ -297,12 +330,12 @@ class tls_stream : public stream {
         case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
         case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
         case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-          hint =
-              "the server's certificate is not signed by a trusted CA; set ssl_ca_certs to "
-              "the CA that signed it";
+          hint = "the server's certificate is not signed by a trusted CA (trusted: " + trusted_ +
+                 "); " + add_ca_;
           break;
         default:
-          hint = "check ssl_ca_certs and the server's certificate";
+          hint = "check " + (trust_settings_.empty() ? trusted_ : trust_settings_) +
+                 " and the server's certificate";
           break;
       }
       return prefix + "certificate verify failed (" + X509_verify_cert_error_string(verify) +
@@ -376,6 +409,9 @@ class tls_stream : public stream {
   SSL* ssl_ = nullptr;
   std::string endpoint_;
   std::string expected_name_;
+  std::string trusted_;         // e.g. "ssl_ca_path '/etc/redis/cas'"
+  std::string trust_settings_;  // the settings in use: "ssl_ca_certs", "ssl_ca_path", both or ""
+  std::string add_ca_;          // what to do when the issuer is not trusted
   std::chrono::milliseconds timeout_;
   bool failed_ = false;
   bool timed_out_ = false;
