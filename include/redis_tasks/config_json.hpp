@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -90,6 +91,54 @@ struct has_redis_cmd : std::false_type {};
 template <class C>
 struct has_redis_cmd<C, std::void_t<decltype(std::declval<C&>().redis_cmd)>> : std::true_type {};
 
+/// True when nlohmann can read a T: a JSON type, a standard container of those, or a type with
+/// `from_json(const json&, T&)` or an `adl_serializer<T>` (nlohmann's `get` is SFINAE-friendly).
+template <class T, class = void>
+struct json_gettable : std::false_type {};
+template <class T>
+struct json_gettable<T,
+                     std::void_t<decltype(std::declval<const nlohmann::json&>().template get<T>())>>
+    : std::true_type {};
+
+template <class T, class = void>
+struct has_storage_type : std::false_type {};
+template <class T>
+struct has_storage_type<T, std::void_t<typename value_traits<T>::storage_type>> : std::true_type {};
+
+/// True when a task's `redis_val` of type T can be read from JSON: through its `value_traits`
+/// storage type when that is readable (the specialization wins, as when storing), else with
+/// nlohmann's own conversion. A `std::string_view` cannot own JSON text; `value` (a
+/// std::variant) and a user type whose storage JSON cannot give are not readable either.
+template <class T>
+constexpr bool json_value_readable() {
+  if constexpr (std::is_same_v<T, std::string_view>) {
+    return false;
+  } else if constexpr (has_storage_type<T>::value) {
+    if constexpr (json_value_readable<typename value_traits<T>::storage_type>()) {
+      return true;
+    } else {
+      return json_gettable<T>::value;
+    }
+  } else {
+    return json_gettable<T>::value;
+  }
+}
+
+/// Reads a T for which `json_value_readable<T>()` holds, by the same route.
+template <class T>
+T json_value(const nlohmann::json& v) {
+  if constexpr (has_storage_type<T>::value) {
+    using S = typename value_traits<T>::storage_type;
+    if constexpr (json_value_readable<S>()) {
+      return value_traits<T>::from_storage(json_value<S>(v));
+    } else {
+      return v.get<T>();
+    }
+  } else {
+    return v.get<T>();
+  }
+}
+
 /// Loads a task config from a JSON object with Prefect's argument names. `where` names the
 /// object in messages (e.g. "tasks[2].config"); `kind` is the task class.
 template <class Config>
@@ -110,17 +159,27 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
     if (!v.is_string()) throw field_error(name, "a string", v);
     return v.get<std::string>();
   };
-  auto get_int = [&](const std::string& name, const nlohmann::json& v) {
+  // A whole number in [lo, hi]; out of range is an error naming the field, never truncated.
+  auto get_int = [&](const std::string& name, const nlohmann::json& v, long long lo, long long hi) {
     if (!v.is_number_integer()) throw field_error(name, "a whole number", v);
-    return v.get<long long>();
+    if (const auto n = whole_number_in(v, lo, hi)) return *n;
+    throw config_error(where + "." + name + ": must be a whole number from " + std::to_string(lo) +
+                       " to " + std::to_string(hi) + ", got " + json_number_text(v));
   };
+  constexpr long long int_max = std::numeric_limits<int>::max();
+  constexpr long long ll_min = std::numeric_limits<long long>::min();
+  constexpr long long ll_max = std::numeric_limits<long long>::max();
   auto get_bool = [&](const std::string& name, const nlohmann::json& v) {
     if (!v.is_boolean()) throw field_error(name, "true or false", v);
     return v.get<bool>();
   };
+  // Seconds as milliseconds: a positive value under 1 ms is 1 ms, not 0 (which means "none").
   auto get_seconds = [&](const std::string& name, const nlohmann::json& v) {
     if (!v.is_number()) throw field_error(name, "a number of seconds", v);
-    return v.get<double>();
+    if (const auto ms = milliseconds_from_seconds(v.get<double>())) return *ms;
+    throw config_error(where + "." + name +
+                       ": must be a number of seconds from 0 to 1000000000 (0: none), got " +
+                       json_number_text(v));
   };
   // "url" first, so that the other fields can refine what it sets.
   if (j.contains("url")) apply_url(c, get_string("url", j.at("url")));
@@ -132,9 +191,10 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
     } else if (name == "host") {
       c.host = get_string(name, v);
     } else if (name == "port") {
-      c.port = static_cast<int>(get_int(name, v));
+      // 1..65535, as a task checks it for TCP (a unix socket ignores the port).
+      c.port = static_cast<int>(get_int(name, v, 1, 65535));
     } else if (name == "db") {
-      c.db = static_cast<int>(get_int(name, v));
+      c.db = static_cast<int>(get_int(name, v, 0, int_max));
     } else if (name == "password_secret") {
       c.password_secret =
           v.is_null() ? std::nullopt : std::optional<std::string>(get_string(name, v));
@@ -150,13 +210,11 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
         if (t.key() == "name") {
           c.task.name = get_string("task.name", t.value());
         } else if (t.key() == "max_retries") {
-          c.task.max_retries = static_cast<int>(get_int("task.max_retries", t.value()));
+          c.task.max_retries = static_cast<int>(get_int("task.max_retries", t.value(), 0, int_max));
         } else if (t.key() == "retry_delay") {
-          c.task.retry_delay = std::chrono::milliseconds(
-              std::llround(get_seconds("task.retry_delay", t.value()) * 1000.0));
+          c.task.retry_delay = get_seconds("task.retry_delay", t.value());
         } else if (t.key() == "timeout") {
-          c.task.timeout = std::chrono::milliseconds(
-              std::llround(get_seconds("task.timeout", t.value()) * 1000.0));
+          c.task.timeout = get_seconds("task.timeout", t.value());
         } else {
           throw config_error(where + ".task: unknown field `" + t.key() +
                              "`; accepted: name, max_retries, retry_delay, timeout");
@@ -171,17 +229,31 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
         using T = typename decltype(c.redis_val)::value_type;
         if (v.is_null()) {
           c.redis_val = std::nullopt;
+        } else if constexpr (std::is_same_v<T, std::string_view>) {
+          throw config_error(where +
+                             ".redis_val: a std::string_view cannot own JSON text; "
+                             "use RedisSet<std::string>, or give the value at run time");
+        } else if constexpr (!json_value_readable<T>()) {
+          if constexpr (std::is_same_v<T, value>) {
+            throw config_error(where + ".redis_val: a " + kind +
+                               "<redis_tasks::value> cannot read its value from JSON (it would "
+                               "not know which Redis type to store); give redis_val at run "
+                               "time, or use a task of the concrete type, e.g. " +
+                               kind + "<std::vector<std::string>>");
+          } else {
+            throw config_error(where + ".redis_val: this " + kind +
+                               "'s value type cannot be read from JSON; give redis_val at run "
+                               "time, or give the type a nlohmann from_json, or a value_traits "
+                               "storage_type that JSON can give");
+          }
         } else {
           try {
-            if constexpr (std::is_same_v<T, std::string_view>) {
-              throw config_error(where +
-                                 ".redis_val: a std::string_view cannot own JSON text; "
-                                 "use RedisSet<std::string>");
-            } else {
-              c.redis_val = v.get<T>();
-            }
+            c.redis_val = json_value<T>(v);
           } catch (const nlohmann::json::exception& e) {
             throw config_error(where + ".redis_val: does not fit the task's value type (" +
+                               e.what() + ")");
+          } catch (const type_error& e) {
+            throw config_error(where + ".redis_val: does not make the task's value type (" +
                                e.what() + ")");
           }
         }
@@ -194,9 +266,9 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
           else
             c.px = std::nullopt;
         } else if (name == "ex") {
-          c.ex = std::chrono::seconds(get_int(name, v));
+          c.ex = std::chrono::seconds(get_int(name, v, ll_min, ll_max));
         } else {
-          c.px = std::chrono::milliseconds(get_int(name, v));
+          c.px = std::chrono::milliseconds(get_int(name, v, ll_min, ll_max));
         }
       }
     } else if ((name == "nx" || name == "xx") && has_redis_val<Config>::value) {

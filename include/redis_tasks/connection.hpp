@@ -2,6 +2,7 @@
 // and `redis://` URLs.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -105,17 +106,26 @@ struct connection_params {
   /// Loads redis-py's `redis.Redis` keyword names from a JSON object: `socket_timeout` and
   /// `socket_connect_timeout` (seconds, number or null for no limit), `socket_keepalive` (bool),
   /// `username`, `client_name`, `unix_socket_path`, `health_check_interval` (seconds),
-  /// `max_connections` (pool size), the TLS settings `ssl` (bool), `ssl_ca_certs`,
+  /// `max_connections` (pool size, 1 to 100000), the TLS settings `ssl` (bool), `ssl_ca_certs`,
   /// `ssl_ca_path`, `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs` ("required", "optional",
-  /// "none" or null), `ssl_check_hostname` (bool) and `ssl_server_hostname`, plus this library's
-  /// `pool_wait_timeout` (seconds), `keepalive_interval` (seconds) and `shared_pool` (bool).
-  /// Throws `config_error` on an unknown name (listing the accepted ones) or a wrong type.
+  /// "none" or null), `ssl_check_hostname` (bool) and `ssl_server_hostname`, Redis Cluster's
+  /// `cluster` (bool), `cluster_nodes` (["host:port", …], turns cluster on) and `max_redirects`
+  /// (0 to 100), Redis Sentinel's `sentinels` (["host:port", …]), `sentinel_master` (or
+  /// redis-py's `service_name`), `sentinel_password_secret` and `sentinel_username`, plus this
+  /// library's `pool_wait_timeout` (seconds), `keepalive_interval` (seconds) and `shared_pool`
+  /// (bool). Seconds may be fractional, from 0 to 1e9: they are rounded to the nearest
+  /// millisecond, but a positive value under 1 ms becomes 1 ms, never 0 ("no limit").
+  /// Throws `config_error` on an unknown name (listing the accepted ones), a wrong type or an
+  /// out-of-range number.
   static connection_params from_json(const nlohmann::json& j);
 };
 
 /// Settings of the task itself, as Prefect's Task base took them.
 struct task_options {
-  /// Name used in messages and logs; empty: the class name.
+  /// The task's name, as `name()` returns it and run hooks see it (and quoted in messages after
+  /// the class). Empty: the class and what the config is about, `RedisSet(greeting)` (the
+  /// config's key) or `RedisExecute(INCRBY)` (its command), or just the class when the config
+  /// names no key or command.
   std::string name{};
   /// How many times a run is repeated after a `connection_error` (including `timeout_error`).
   /// Never after `config_error`, `reply_error`, `type_error` or `auth_error`.
@@ -136,26 +146,175 @@ inline const char* json_kind(const nlohmann::json& v) {
   return v.type_name();
 }
 
+/// The longest duration JSON may give, in seconds (about 31 years): far from where
+/// milliseconds, or a clock's time point plus the duration, could overflow.
+inline constexpr double max_json_seconds = 1e9;
+
+/// A JSON number as written, for messages (JSON has no NaN or infinity, but a json value built
+/// in C++ may hold them).
+inline std::string json_number_text(const nlohmann::json& v) {
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isnan(d)) return "NaN";
+    if (std::isinf(d)) return d < 0 ? "-infinity" : "infinity";
+  }
+  return v.dump();
+}
+
+/// `s` seconds as whole milliseconds, rounded to the nearest one, except that a positive value
+/// under 1 ms becomes 1 ms rather than 0 (which means "no limit"). nullopt when `s` is negative,
+/// NaN, or larger than `max_json_seconds`.
+inline std::optional<std::chrono::milliseconds> milliseconds_from_seconds(double s) {
+  if (!(s >= 0.0 && s <= max_json_seconds)) return std::nullopt;  // NaN fails both tests
+  long long ms = std::llround(s * 1000.0);
+  if (ms == 0 && s > 0.0) ms = 1;
+  return std::chrono::milliseconds(ms);
+}
+
+/// A whole JSON number within [lo, hi], or nullopt (not a whole number, or out of range; an
+/// unsigned number above the range is never wrapped around).
+inline std::optional<long long> whole_number_in(const nlohmann::json& v, long long lo,
+                                                long long hi) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<unsigned long long>();
+    if (hi < 0 || u > static_cast<unsigned long long>(hi)) return std::nullopt;
+    const auto n = static_cast<long long>(u);
+    if (n < lo) return std::nullopt;
+    return n;
+  }
+  if (!v.is_number_integer()) return std::nullopt;
+  const auto n = v.get<long long>();
+  if (n < lo || n > hi) return std::nullopt;
+  return n;
+}
+
 [[noreturn]] inline void bad_param(std::string_view name, std::string_view want,
                                    const nlohmann::json& got) {
   throw config_error("redis_connection_params: `" + std::string(name) + "` must be " +
-                     std::string(want) + ", got " + json_kind(got));
+                     std::string(want) + ", got " +
+                     (got.is_number() ? json_number_text(got) : std::string(json_kind(got))));
 }
 
 inline std::chrono::milliseconds seconds_param(std::string_view name, const nlohmann::json& v) {
   if (v.is_null()) return std::chrono::milliseconds(0);
   if (!v.is_number()) bad_param(name, "a number of seconds or null", v);
-  const double s = v.get<double>();
-  if (!(s >= 0) || !std::isfinite(s) || s > 1e9) {
-    throw config_error("redis_connection_params: `" + std::string(name) +
-                       "` must be a non-negative number of seconds");
-  }
-  return std::chrono::milliseconds(static_cast<long long>(std::llround(s * 1000.0)));
+  if (const auto ms = milliseconds_from_seconds(v.get<double>())) return *ms;
+  bad_param(name, "a number of seconds from 0 to 1000000000", v);
 }
 
-}  // namespace detail
+inline std::string string_param(std::string_view name, const nlohmann::json& v) {
+  if (v.is_null()) return {};
+  if (!v.is_string()) bad_param(name, "a string", v);
+  return v.get<std::string>();
+}
 
-namespace detail {
+inline bool bool_param(std::string_view name, const nlohmann::json& v) {
+  if (!v.is_boolean()) bad_param(name, "true or false", v);
+  return v.get<bool>();
+}
+
+inline long long int_param(std::string_view name, const nlohmann::json& v, long long lo,
+                           long long hi) {
+  if (const auto n = whole_number_in(v, lo, hi)) return *n;
+  bad_param(name, "a whole number from " + std::to_string(lo) + " to " + std::to_string(hi), v);
+}
+
+inline std::vector<std::string> host_ports_param(std::string_view name, const nlohmann::json& v) {
+  if (!v.is_array()) bad_param(name, "an array of \"host:port\" strings", v);
+  std::vector<std::string> list;
+  for (const auto& e : v) {
+    if (!e.is_string()) bad_param(name, "an array of \"host:port\" strings", v);
+    list.push_back(e.get<std::string>());
+  }
+  return list;
+}
+
+/// One name `redis_connection_params` accepts in JSON, and how it sets the params.
+struct param_rule {
+  const char* name;
+  void (*apply)(connection_params& p, std::string_view name, const nlohmann::json& v);
+};
+
+/// Every accepted name: what `apply_params` sets and what its unknown-name error lists, from this
+/// one table so that the two cannot disagree.
+inline const std::vector<param_rule>& param_rules() {
+  using P = connection_params&;
+  using N = std::string_view;
+  using J = const nlohmann::json&;
+  static const std::vector<param_rule> rules = {
+      {"socket_timeout", [](P p, N n, J v) { p.socket_timeout = seconds_param(n, v); }},
+      {"socket_connect_timeout", [](P p, N n, J v) { p.connect_timeout = seconds_param(n, v); }},
+      {"socket_keepalive", [](P p, N n, J v) { p.keepalive = bool_param(n, v); }},
+      {"username", [](P p, N n, J v) { p.username = string_param(n, v); }},
+      {"client_name", [](P p, N n, J v) { p.client_name = string_param(n, v); }},
+      {"unix_socket_path", [](P p, N n, J v) { p.unix_socket = string_param(n, v); }},
+      {"health_check_interval",
+       [](P p, N n, J v) { p.health_check_interval = seconds_param(n, v); }},
+      {"max_connections",
+       [](P p, N n, J v) { p.pool_size = static_cast<std::size_t>(int_param(n, v, 1, 100000)); }},
+      {"pool_wait_timeout", [](P p, N n, J v) { p.pool_wait_timeout = seconds_param(n, v); }},
+      {"keepalive_interval",
+       [](P p, N n, J v) {
+         // Whole seconds, to the nearest; a positive value under 1 s is 1 s (0: the default).
+         const long long ms = seconds_param(n, v).count();
+         p.keepalive_interval =
+             std::chrono::seconds(ms == 0 ? 0 : std::max(1LL, (ms + 500) / 1000));
+       }},
+      {"shared_pool", [](P p, N n, J v) { p.shared_pool = bool_param(n, v); }},
+      {"ssl", [](P p, N n, J v) { p.tls.enabled = bool_param(n, v); }},
+      {"ssl_ca_certs", [](P p, N n, J v) { p.tls.ca_certs = string_param(n, v); }},
+      {"ssl_ca_path", [](P p, N n, J v) { p.tls.ca_path = string_param(n, v); }},
+      {"ssl_certfile", [](P p, N n, J v) { p.tls.certfile = string_param(n, v); }},
+      {"ssl_keyfile", [](P p, N n, J v) { p.tls.keyfile = string_param(n, v); }},
+      {"ssl_cert_reqs",
+       [](P p, N n, J v) {
+         const std::string r = string_param(n, v);
+         if (r == "required") {
+           p.tls.cert_reqs = tls_verify::required;
+         } else if (r == "optional") {
+           p.tls.cert_reqs = tls_verify::optional;
+         } else if (r == "none" || r.empty()) {
+           p.tls.cert_reqs = tls_verify::none;
+         } else {
+           throw config_error(
+               "redis_connection_params: `ssl_cert_reqs` must be \"required\", "
+               "\"optional\" or \"none\", got \"" +
+               r + "\"");
+         }
+       }},
+      {"ssl_check_hostname", [](P p, N n, J v) { p.tls.check_hostname = bool_param(n, v); }},
+      {"ssl_server_hostname", [](P p, N n, J v) { p.tls.server_hostname = string_param(n, v); }},
+      {"cluster", [](P p, N n, J v) { p.cluster.enabled = bool_param(n, v); }},
+      {"cluster_nodes",
+       [](P p, N n, J v) {
+         p.cluster.seeds = host_ports_param(n, v);
+         p.cluster.enabled = true;
+       }},
+      {"max_redirects",
+       [](P p, N n, J v) { p.cluster.max_redirects = static_cast<int>(int_param(n, v, 0, 100)); }},
+      {"sentinels", [](P p, N n, J v) { p.sentinel.sentinels = host_ports_param(n, v); }},
+      {"sentinel_master", [](P p, N n, J v) { p.sentinel.master_name = string_param(n, v); }},
+      {"service_name", [](P p, N n, J v) { p.sentinel.master_name = string_param(n, v); }},
+      {"sentinel_password_secret",
+       [](P p, N n, J v) {
+         const std::string s = string_param(n, v);
+         p.sentinel.password_secret = s.empty() ? std::nullopt : std::optional<std::string>(s);
+       }},
+      {"sentinel_username", [](P p, N n, J v) { p.sentinel.username = string_param(n, v); }},
+  };
+  return rules;
+}
+
+/// The accepted names, comma-separated, in the table's order.
+inline std::string accepted_param_names() {
+  std::string out;
+  for (const auto& r : param_rules()) {
+    if (!out.empty()) out += ", ";
+    out += r.name;
+  }
+  return out;
+}
+
 inline void apply_params(connection_params& p, const nlohmann::json& j);
 }  // namespace detail
 
@@ -167,115 +326,21 @@ inline connection_params connection_params::from_json(const nlohmann::json& j) {
 
 /// Sets the fields named in `j` (redis-py names, as `from_json` takes them) and keeps the rest.
 inline void detail::apply_params(connection_params& p, const nlohmann::json& j) {
-  static constexpr const char* accepted =
-      "socket_timeout, socket_connect_timeout, socket_keepalive, username, client_name, "
-      "unix_socket_path, health_check_interval, max_connections, pool_wait_timeout, "
-      "keepalive_interval, shared_pool, ssl, ssl_ca_certs, ssl_ca_path, ssl_certfile, "
-      "ssl_keyfile, ssl_cert_reqs, ssl_check_hostname, ssl_server_hostname, cluster, "
-      "cluster_nodes, max_redirects, sentinels, sentinel_master, sentinel_password_secret, "
-      "sentinel_username";
   if (j.is_null()) return;
   if (!j.is_object()) {
     throw config_error(std::string("redis_connection_params must be a JSON object, got ") +
                        j.type_name());
   }
+  const auto& rules = param_rules();
   for (const auto& item : j.items()) {
     const std::string& name = item.key();
-    const nlohmann::json& v = item.value();
-    auto want_string = [&]() -> std::string {
-      if (v.is_null()) return {};
-      if (!v.is_string()) detail::bad_param(name, "a string", v);
-      return v.get<std::string>();
-    };
-    auto want_bool = [&]() -> bool {
-      if (!v.is_boolean()) detail::bad_param(name, "true or false", v);
-      return v.get<bool>();
-    };
-    if (name == "socket_timeout") {
-      p.socket_timeout = detail::seconds_param(name, v);
-    } else if (name == "socket_connect_timeout") {
-      p.connect_timeout = detail::seconds_param(name, v);
-    } else if (name == "socket_keepalive") {
-      p.keepalive = want_bool();
-    } else if (name == "username") {
-      p.username = want_string();
-    } else if (name == "client_name") {
-      p.client_name = want_string();
-    } else if (name == "unix_socket_path") {
-      p.unix_socket = want_string();
-    } else if (name == "health_check_interval") {
-      p.health_check_interval = detail::seconds_param(name, v);
-    } else if (name == "pool_wait_timeout") {
-      p.pool_wait_timeout = detail::seconds_param(name, v);
-    } else if (name == "keepalive_interval") {
-      p.keepalive_interval =
-          std::chrono::duration_cast<std::chrono::seconds>(detail::seconds_param(name, v));
-    } else if (name == "max_connections") {
-      if (!v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > 100000) {
-        detail::bad_param(name, "a whole number from 1 to 100000", v);
-      }
-      p.pool_size = v.get<std::size_t>();
-    } else if (name == "shared_pool") {
-      p.shared_pool = want_bool();
-    } else if (name == "ssl") {
-      p.tls.enabled = want_bool();
-    } else if (name == "ssl_ca_certs") {
-      p.tls.ca_certs = want_string();
-    } else if (name == "ssl_ca_path") {
-      p.tls.ca_path = want_string();
-    } else if (name == "ssl_certfile") {
-      p.tls.certfile = want_string();
-    } else if (name == "ssl_keyfile") {
-      p.tls.keyfile = want_string();
-    } else if (name == "ssl_cert_reqs") {
-      const std::string r = want_string();
-      if (r == "required") {
-        p.tls.cert_reqs = tls_verify::required;
-      } else if (r == "optional") {
-        p.tls.cert_reqs = tls_verify::optional;
-      } else if (r == "none" || r.empty()) {
-        p.tls.cert_reqs = tls_verify::none;
-      } else {
-        throw config_error(
-            "redis_connection_params: `ssl_cert_reqs` must be \"required\", "
-            "\"optional\" or \"none\", got \"" +
-            r + "\"");
-      }
-    } else if (name == "cluster") {
-      p.cluster.enabled = want_bool();
-    } else if (name == "cluster_nodes" || name == "sentinels") {
-      if (!v.is_array()) bad_param(name, "an array of \"host:port\" strings", v);
-      std::vector<std::string> list;
-      for (const auto& e : v) {
-        if (!e.is_string()) bad_param(name, "an array of \"host:port\" strings", v);
-        list.push_back(e.get<std::string>());
-      }
-      if (name == "cluster_nodes") {
-        p.cluster.enabled = true;
-        p.cluster.seeds = std::move(list);
-      } else {
-        p.sentinel.sentinels = std::move(list);
-      }
-    } else if (name == "max_redirects") {
-      if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > 100) {
-        bad_param(name, "a whole number from 0 to 100", v);
-      }
-      p.cluster.max_redirects = v.get<int>();
-    } else if (name == "sentinel_master" || name == "service_name") {
-      p.sentinel.master_name = want_string();
-    } else if (name == "sentinel_password_secret") {
-      const std::string s = want_string();
-      p.sentinel.password_secret = s.empty() ? std::nullopt : std::optional<std::string>(s);
-    } else if (name == "sentinel_username") {
-      p.sentinel.username = want_string();
-    } else if (name == "ssl_check_hostname") {
-      p.tls.check_hostname = want_bool();
-    } else if (name == "ssl_server_hostname") {
-      p.tls.server_hostname = want_string();
-    } else {
+    const auto rule = std::find_if(rules.begin(), rules.end(),
+                                   [&](const param_rule& r) { return name == r.name; });
+    if (rule == rules.end()) {
       throw config_error("redis_connection_params: unknown parameter `" + name +
-                         "`; accepted: " + accepted);
+                         "`; accepted: " + accepted_param_names());
     }
+    rule->apply(p, name, item.value());
   }
 }
 

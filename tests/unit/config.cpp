@@ -2,8 +2,13 @@
 // The tasks point at a port where nothing listens, so a connection attempt would show up as a
 // connection_error instead.
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <redis_tasks/redis_tasks.hpp>
 #include "catch.hpp"
@@ -15,6 +20,18 @@ using redis_tasks::config_error;
 namespace {
 constexpr int closed_port = 1;  // privileged and unused: connecting would fail, not hang
 
+// A user type stored as a hash through value_traits (as examples/custom_type.cpp does); it has
+// no from_json of its own.
+struct json_point {
+  double x = 0;
+  double y = 0;
+};
+
+// A user type whose storage type JSON cannot give: only a run can supply its value.
+struct any_holder {
+  redis_tasks::value v;
+};
+
 template <class Task>
 typename Task::config cfg() {
   typename Task::config c;
@@ -24,6 +41,25 @@ typename Task::config cfg() {
   return c;
 }
 }  // namespace
+
+template <>
+struct redis_tasks::value_traits<json_point> {
+  using storage_type = std::map<std::string, double>;
+  static storage_type to_storage(const json_point& p) { return {{"x", p.x}, {"y", p.y}}; }
+  static json_point from_storage(const storage_type& f) {
+    const auto x = f.find("x");
+    const auto y = f.find("y");
+    if (x == f.end() || y == f.end()) throw redis_tasks::type_error("a point needs x and y");
+    return {x->second, y->second};
+  }
+};
+
+template <>
+struct redis_tasks::value_traits<any_holder> {
+  using storage_type = redis_tasks::value;
+  static storage_type to_storage(const any_holder& h) { return h.v; }
+  static any_holder from_storage(storage_type v) { return {std::move(v)}; }
+};
 
 TEST_CASE("RedisSet without key or value is a config_error before any I/O") {
   using Set = redis_tasks::RedisSet<std::string>;
@@ -188,4 +224,218 @@ TEST_CASE("secret providers") {
   CHECK(chain.get("REDIS_PASSWORD") == "pa ss");
   CHECK_FALSE(chain.get("none"));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("task configs of user types and of value load from JSON") {
+  using nlohmann::json;
+  using PointSet = redis_tasks::RedisSet<json_point>;
+  const json base = {{"host", "127.0.0.1"}, {"port", closed_port}, {"redis_key", "p"}};
+
+  // Without redis_val: the value is given at run time.
+  const auto no_val = base.get<PointSet::config>();
+  CHECK(no_val.redis_key == "p");
+  CHECK_FALSE(no_val.redis_val);
+  CHECK(base.get<redis_tasks::RedisGet<json_point>::config>().redis_key == "p");
+
+  // With redis_val: read as the storage type (a hash), then value_traits::from_storage.
+  json with_val = base;
+  with_val["redis_val"] = {{"x", 1.5}, {"y", -2}};
+  const auto loaded = with_val.get<PointSet::config>();
+  REQUIRE(loaded.redis_val);
+  CHECK(loaded.redis_val->x == 1.5);
+  CHECK(loaded.redis_val->y == -2);
+  with_val["redis_val"] = nullptr;
+  CHECK_FALSE(with_val.get<PointSet::config>().redis_val);
+  // from_storage's type_error, and JSON of the wrong shape, name the field.
+  with_val["redis_val"] = {{"x", 1}};
+  CHECK_THROWS_WITH(with_val.get<PointSet::config>(),
+                    Contains("config.redis_val") && Contains("a point needs x and y"));
+  with_val["redis_val"] = "1,2";
+  CHECK_THROWS_WITH(with_val.get<PointSet::config>(), Contains("config.redis_val: does not fit"));
+
+  // value: loads without redis_val; with one, says to give the value at run time.
+  using ValueSet = redis_tasks::RedisSet<redis_tasks::value>;
+  const auto any = base.get<ValueSet::config>();
+  CHECK(any.redis_key == "p");
+  CHECK_FALSE(any.redis_val);
+  CHECK(base.get<redis_tasks::RedisGet<redis_tasks::value>::config>().redis_key == "p");
+  json value_val = base;
+  value_val["redis_val"] = "text";
+  CHECK_THROWS_AS(value_val.get<ValueSet::config>(), config_error);
+  CHECK_THROWS_WITH(value_val.get<ValueSet::config>(),
+                    Contains("config.redis_val") && Contains("give redis_val at run time"));
+
+  // A user type whose storage JSON cannot give: the same.
+  using HolderSet = redis_tasks::RedisSet<any_holder>;
+  CHECK_FALSE(base.get<HolderSet::config>().redis_val);
+  json holder_val = base;
+  holder_val["redis_val"] = "text";
+  CHECK_THROWS_WITH(holder_val.get<HolderSet::config>(),
+                    Contains("config.redis_val") && Contains("give redis_val at run time"));
+
+  // The tasks build from such configs (no I/O yet).
+  CHECK_NOTHROW(PointSet(loaded));
+  CHECK_NOTHROW(ValueSet(any));
+}
+
+TEST_CASE("JSON seconds round up to 1 ms, never down to 0 (no limit)") {
+  using nlohmann::json;
+  using redis_tasks::connection_params;
+  auto ms = [](const char* name, double seconds) {
+    const auto p = connection_params::from_json(json{{name, seconds}});
+    const std::string n = name;
+    if (n == "socket_timeout") return p.socket_timeout;
+    if (n == "socket_connect_timeout") return p.connect_timeout;
+    if (n == "health_check_interval") return p.health_check_interval;
+    return p.pool_wait_timeout;
+  };
+  for (const char* name :
+       {"socket_timeout", "socket_connect_timeout", "health_check_interval", "pool_wait_timeout"}) {
+    CAPTURE(name);
+    CHECK(ms(name, 0.0004) == 1ms);
+    CHECK(ms(name, 1e-300) == 1ms);
+    CHECK(ms(name, 0.0015) == 2ms);
+    CHECK(ms(name, 2.5) == 2500ms);
+    CHECK(ms(name, 1e9) == std::chrono::milliseconds(1'000'000'000'000LL));
+    CHECK(ms(name, 0) == 0ms);
+  }
+  CHECK(connection_params::from_json(json{{"keepalive_interval", 0.2}}).keepalive_interval == 1s);
+  CHECK(connection_params::from_json(json{{"keepalive_interval", 2.4}}).keepalive_interval == 2s);
+  CHECK(connection_params::from_json(json{{"keepalive_interval", 0}}).keepalive_interval == 0s);
+
+  using Get = redis_tasks::RedisGet<std::string>;
+  const auto c = json{{"task", {{"retry_delay", 0.0001}, {"timeout", 0.0002}}}}.get<Get::config>();
+  CHECK(c.task.retry_delay == 1ms);
+  CHECK(c.task.timeout == 1ms);
+  const auto z = json{{"task", {{"retry_delay", 0}, {"timeout", 2.5}}}}.get<Get::config>();
+  CHECK(z.task.retry_delay == 0ms);
+  CHECK(z.task.timeout == 2500ms);
+}
+
+TEST_CASE("negative, NaN or huge JSON seconds are config errors naming the field") {
+  using nlohmann::json;
+  using redis_tasks::connection_params;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const char* name : {"socket_timeout", "socket_connect_timeout", "health_check_interval",
+                           "pool_wait_timeout", "keepalive_interval"}) {
+    CAPTURE(name);
+    for (const json& bad : {json(-1), json(-0.0001), json(nan), json(inf), json(-inf), json(1e10),
+                            json(1e300), json(std::numeric_limits<unsigned long long>::max())}) {
+      CAPTURE(bad.dump());
+      CHECK_THROWS_AS(connection_params::from_json(json{{name, bad}}), config_error);
+      CHECK_THROWS_WITH(connection_params::from_json(json{{name, bad}}),
+                        Contains("`" + std::string(name) + "` must be a number of seconds"));
+    }
+  }
+  CHECK_THROWS_WITH(connection_params::from_json(json{{"socket_timeout", nan}}), Contains("NaN"));
+  CHECK_THROWS_WITH(connection_params::from_json(json{{"socket_timeout", -2}}), Contains("got -2"));
+
+  using Get = redis_tasks::RedisGet<std::string>;
+  for (const char* name : {"retry_delay", "timeout"}) {
+    CAPTURE(name);
+    for (const json& bad : {json(-1), json(nan), json(inf), json(1e10), json(1e300)}) {
+      CAPTURE(bad.dump());
+      CHECK_THROWS_WITH(
+          (json{{"task", {{name, bad}}}}.get<Get::config>()),
+          Contains("config.task." + std::string(name) + ": must be a number of seconds"));
+    }
+  }
+}
+
+TEST_CASE("out-of-range port, db and counts in JSON are config errors, never truncated") {
+  using nlohmann::json;
+  using Get = redis_tasks::RedisGet<std::string>;
+  auto load = [](const json& j) { return j.get<Get::config>(); };
+  CHECK(load(json{{"port", 1}}).port == 1);
+  CHECK(load(json{{"port", 65535}}).port == 65535);
+  CHECK(load(json{{"db", 0}}).db == 0);
+  CHECK(load(json{{"db", std::numeric_limits<int>::max()}}).db == std::numeric_limits<int>::max());
+  for (const json& bad : {json(0), json(-1), json(65536), json(4294973295LL),
+                          json(std::numeric_limits<unsigned long long>::max())}) {
+    CAPTURE(bad.dump());
+    CHECK_THROWS_WITH(load(json{{"port", bad}}),
+                      Contains("config.port: must be a whole number from 1 to 65535"));
+  }
+  CHECK_THROWS_WITH(load(json{{"port", 70000}}), Contains("got 70000"));
+  CHECK_THROWS_WITH(load(json{{"port", 6379.5}}), Contains("config.port: must be a whole number"));
+  for (const json& bad : {json(-1), json(2147483648LL), json(4294967296LL),
+                          json(std::numeric_limits<unsigned long long>::max())}) {
+    CAPTURE(bad.dump());
+    CHECK_THROWS_WITH(load(json{{"db", bad}}),
+                      Contains("config.db: must be a whole number from 0 to 2147483647"));
+  }
+  CHECK_THROWS_WITH(load(json{{"task", {{"max_retries", 4294967297LL}}}}),
+                    Contains("config.task.max_retries: must be a whole number"));
+  CHECK_THROWS_WITH(load(json{{"task", {{"max_retries", -1}}}}),
+                    Contains("config.task.max_retries"));
+  using Set = redis_tasks::RedisSet<std::string>;
+  CHECK_THROWS_WITH(
+      (json{{"ex", std::numeric_limits<unsigned long long>::max()}}.get<Set::config>()),
+      Contains("config.ex: must be a whole number"));
+  CHECK(json{{"ex", 10}, {"px", nullptr}}.get<Set::config>().ex == 10s);
+  using redis_tasks::connection_params;
+  CHECK_THROWS_WITH(connection_params::from_json(json{{"max_connections", 100001}}),
+                    Contains("`max_connections` must be a whole number from 1 to 100000"));
+  CHECK_THROWS_WITH(connection_params::from_json(
+                        json{{"max_redirects", std::numeric_limits<unsigned long long>::max()}}),
+                    Contains("`max_redirects` must be a whole number from 0 to 100"));
+}
+
+TEST_CASE("the unknown-parameter error lists every accepted connection parameter") {
+  using nlohmann::json;
+  using redis_tasks::connection_params;
+  std::string message;
+  try {
+    connection_params::from_json(json{{"no_such_parameter", 1}});
+  } catch (const config_error& e) {
+    message = e.what();
+  }
+  REQUIRE_THAT(message, Contains("unknown parameter `no_such_parameter`"));
+  const std::string list = message.substr(message.find("accepted: ") + 10);
+  // Each listed name is accepted (the values are the right type for each).
+  const std::map<std::string, json> sample = {
+      {"socket_timeout", 1},
+      {"socket_connect_timeout", 1},
+      {"socket_keepalive", true},
+      {"username", "u"},
+      {"client_name", "c"},
+      {"unix_socket_path", "/tmp/s"},
+      {"health_check_interval", 1},
+      {"max_connections", 2},
+      {"pool_wait_timeout", 1},
+      {"keepalive_interval", 1},
+      {"shared_pool", true},
+      {"ssl", false},
+      {"ssl_ca_certs", "ca.pem"},
+      {"ssl_ca_path", "/etc/ssl"},
+      {"ssl_certfile", "c.pem"},
+      {"ssl_keyfile", "k.pem"},
+      {"ssl_cert_reqs", "none"},
+      {"ssl_check_hostname", false},
+      {"ssl_server_hostname", "h"},
+      {"cluster", false},
+      {"cluster_nodes", json::array({"h:1"})},
+      {"max_redirects", 3},
+      {"sentinels", json::array({"h:26379"})},
+      {"sentinel_master", "m"},
+      {"service_name", "m"},
+      {"sentinel_password_secret", "S"},
+      {"sentinel_username", "su"},
+  };
+  std::vector<std::string> listed;
+  for (std::size_t start = 0; start <= list.size();) {
+    const auto comma = list.find(", ", start);
+    listed.push_back(list.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 2;
+  }
+  CHECK(listed.size() == sample.size());
+  for (const auto& name : listed) {
+    CAPTURE(name);
+    REQUIRE(sample.count(name) == 1);
+    CHECK_NOTHROW(connection_params::from_json(json{{name, sample.at(name)}}));
+  }
+  CHECK(connection_params::from_json(json{{"service_name", "mymaster"}}).sentinel.master_name ==
+        "mymaster");
 }
