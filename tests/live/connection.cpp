@@ -14,15 +14,55 @@ using redis_tasks::RedisSet;
 using test_support::fixture;
 using test_support::unique_key;
 
-TEST_CASE("an unreachable port is a connection_error naming the endpoint") {
-  auto gc = test_support::config_for<RedisGet<>>(1);
+TEST_CASE("an unreachable port gives connection_error within the connect timeout") {
+  // A loopback port held by a socket that is bound but never listens: no other process can
+  // listen there, the kernel cannot pick it as our own source port (no self-connect), and a
+  // connect to it is refused (RST) at once.
+  const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(holder >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(holder, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const int port = ntohs(addr.sin_port);
+
+  const auto connect_timeout = 300ms;
+  auto gc = test_support::config_for<RedisGet<>>(port);
   gc.redis_key = "k";
-  try {
-    RedisGet<>(gc).run();
-    FAIL("expected connection_error");
-  } catch (const redis_tasks::connection_error& e) {
-    CHECK(std::string(e.what()).find("127.0.0.1:1") != std::string::npos);
+  gc.redis_connection_params.connect_timeout = connect_timeout;
+  // Far beyond the bound checked below: if a failed connect waited for a read or write on
+  // the socket, the run would take this long and the time check would fail.
+  gc.redis_connection_params.socket_timeout = 10s;
+  gc.redis_connection_params.shared_pool = false;
+  RedisGet<> task(gc);
+  // Several runs: a failed connect leaves nothing behind that makes the next one slower.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    INFO("attempt " << attempt);
+    const auto start = std::chrono::steady_clock::now();
+    std::string message;
+    bool timed_out = false;
+    bool got_connection_error = false;
+    try {
+      task.run();
+    } catch (const redis_tasks::timeout_error& e) {
+      timed_out = true;
+      message = e.what();
+    } catch (const redis_tasks::connection_error& e) {
+      got_connection_error = true;
+      message = e.what();
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    INFO(message);
+    CHECK(got_connection_error);
+    CHECK_FALSE(timed_out);  // refused, not a timeout of any kind
+    CHECK(message.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
+    CHECK(message.find("socket_timeout") == std::string::npos);
+    // Generous margin for a loaded machine, yet far below socket_timeout.
+    CHECK(took < connect_timeout + 2s);
   }
+  ::close(holder);
 }
 
 TEST_CASE("a connect that cannot complete is a timeout_error within connect_timeout") {

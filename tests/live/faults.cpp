@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -323,6 +324,24 @@ TEST_CASE("8 threads share tasks: every write verified, connections within the p
   RedisGet<> get(gc);
   RedisExecute<long long> incr(ec);
 
+  constexpr int threads_n = 8;
+  constexpr int keys_per_thread = 500;
+  // Far longer than the test runs (sanitizer builds included), so every px key is still there
+  // when it is checked.
+  constexpr auto ttl = 300000ms;
+  // What each thread last wrote to each of its keys. Keys are disjoint per thread, and each
+  // thread fills only its own row, so the expected end state is exact.
+  struct last_write {
+    bool written = false;
+    std::string value;
+    bool with_px = false;
+  };
+  std::vector<std::vector<last_write>> expected(threads_n,
+                                                std::vector<last_write>(keys_per_thread));
+  auto key_of = [](int t, int slot) {
+    return "k:" + std::to_string(t) + ":" + std::to_string(slot);
+  };
+
   const int runs = stress_runs();
   std::atomic<int> mismatches{0};
   std::atomic<bool> done{false};
@@ -335,15 +354,18 @@ TEST_CASE("8 threads share tasks: every write verified, connections within the p
     }
   });
   std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
+  for (int t = 0; t < threads_n; ++t) {
     threads.emplace_back([&, t] {
       const std::string counter = "counter:" + std::to_string(t);
+      auto& mine = expected[static_cast<std::size_t>(t)];
       for (int i = 0; i < runs; ++i) {
-        const std::string key = "k:" + std::to_string(t) + ":" + std::to_string(i % 500);
+        const int slot = i % keys_per_thread;
+        const std::string key = key_of(t, slot);
         const std::string value = std::to_string(t) + "/" + std::to_string(i);
         switch (i % 3) {
           case 0:
             if (!set.run({.redis_key = key, .redis_val = value})) ++mismatches;
+            mine[static_cast<std::size_t>(slot)] = {true, value, false};
             if (get.run({.redis_key = key}) != value) ++mismatches;
             break;
           case 1:
@@ -351,7 +373,8 @@ TEST_CASE("8 threads share tasks: every write verified, connections within the p
                 {.redis_cmd = redis_tasks::command{std::vector<std::string>{"INCR", counter}}});
             break;
           default:
-            if (!set.run({.redis_key = key, .redis_val = value, .px = 60000ms})) ++mismatches;
+            if (!set.run({.redis_key = key, .redis_val = value, .px = ttl})) ++mismatches;
+            mine[static_cast<std::size_t>(slot)] = {true, value, true};
             break;
         }
       }
@@ -363,14 +386,71 @@ TEST_CASE("8 threads share tasks: every write verified, connections within the p
   watcher.join();
 
   CHECK(mismatches == 0);
-  for (int t = 0; t < 8; ++t) {
-    const long long expected = (runs + 1) / 3;  // i % 3 == 1
-    CHECK(get.run({.redis_key = "counter:" + std::to_string(t)}) == std::to_string(expected));
-    // The last value written to each key is there.
-    const int last = runs - 1 - ((runs - 1) % 3 == 1 ? 1 : 0);
-    const std::string key = "k:" + std::to_string(t) + ":" + std::to_string(last % 500);
-    CHECK(get.run({.redis_key = key}).has_value());
+  for (int t = 0; t < threads_n; ++t) {
+    const long long increments = (runs + 1) / 3;  // i % 3 == 1
+    CHECK(get.run({.redis_key = "counter:" + std::to_string(t)}) == std::to_string(increments));
   }
+
+  // Every key's last write, read back twice: with the library, and with redis-cli (a client we
+  // did not write) in one pipelined session of GET and PTTL per key.
+  std::vector<std::pair<int, int>> written;  // (thread, slot)
+  std::string cli_input;
+  for (int t = 0; t < threads_n; ++t) {
+    for (int slot = 0; slot < keys_per_thread; ++slot) {
+      const auto& w = expected[static_cast<std::size_t>(t)][static_cast<std::size_t>(slot)];
+      if (!w.written) continue;
+      written.emplace_back(t, slot);
+      cli_input += "GET " + key_of(t, slot) + "\nPTTL " + key_of(t, slot) + "\n";
+    }
+  }
+  REQUIRE_FALSE(written.empty());
+  // With runs >= 1500 every slot of every thread saw a SET; and the server holds exactly the
+  // keys written plus the counters, nothing else.
+  if (runs >= 3 * keys_per_thread)
+    CHECK(written.size() == static_cast<std::size_t>(threads_n * keys_per_thread));
+  CHECK(test_support::redis_cli(server.port(), {"DBSIZE"}) ==
+        std::to_string(written.size() + threads_n) + "\n");
+  const std::string cli_out = test_support::redis_cli(server.port(), {}, cli_input);
+  std::vector<std::string> lines;
+  for (std::size_t pos = 0; pos < cli_out.size();) {
+    const auto nl = cli_out.find('\n', pos);
+    lines.push_back(cli_out.substr(pos, nl - pos));
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  REQUIRE(lines.size() == 2 * written.size());
+
+  int wrong_values = 0;
+  int wrong_ttls = 0;
+  std::string details;  // the first few wrong keys, for the failure message
+  for (std::size_t n = 0; n < written.size(); ++n) {
+    const auto [t, slot] = written[n];
+    const auto& w = expected[static_cast<std::size_t>(t)][static_cast<std::size_t>(slot)];
+    const std::string key = key_of(t, slot);
+    const auto lib_value = get.run({.redis_key = key});
+    const std::string& cli_value = lines[2 * n];
+    const long long pttl = std::atoll(lines[2 * n + 1].c_str());
+    // A px write leaves a TTL of at most `ttl`; a plain SET afterwards clears it (-1).
+    const bool ttl_ok = w.with_px ? (pttl > 0 && pttl <= ttl.count()) : pttl == -1;
+    if (lib_value != w.value || cli_value != w.value) {
+      ++wrong_values;
+      if (wrong_values <= 5) {
+        details += key + ": expected " + w.value + ", library read " + lib_value.value_or("(nil)") +
+                   ", redis-cli read " + cli_value + "\n";
+      }
+    }
+    if (!ttl_ok) {
+      ++wrong_ttls;
+      if (wrong_ttls <= 5) {
+        details += key + ": last write " + (w.with_px ? "with" : "without") + " px, PTTL " +
+                   lines[2 * n + 1] + "\n";
+      }
+    }
+  }
+  INFO(written.size() << " keys checked\n" << details);
+  CHECK(wrong_values == 0);
+  CHECK(wrong_ttls == 0);
+
   CHECK(most_clients <= pool_size);
   CHECK(test_support::clients_named(server.port(), "stress") <= pool_size);
 }
