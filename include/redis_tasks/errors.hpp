@@ -42,8 +42,10 @@ class auth_error : public error {
 class reply_error : public error {
  public:
   /// `server_message` is the error text as the server sent it; `context` names the command.
+  /// The message (`what()`) leaves out the arguments Redis echoes back ("unknown command
+  /// 'X', with args beginning with: ..."), since they may be values or secrets.
   reply_error(std::string server_message, std::string_view context)
-      : error(std::string(context) + ": " + server_message),
+      : error(std::string(context) + ": " + without_echoed_args(server_message)),
         server_message_(std::move(server_message)) {}
 
   /// The leading word of the server's message, such as `ERR`, `WRONGTYPE` or `MOVED`.
@@ -52,10 +54,17 @@ class reply_error : public error {
     return server_message_.substr(0, end);
   }
 
-  /// The server's message exactly as it was received.
+  /// The server's message exactly as it was received (echoed arguments included).
   const std::string& server_message() const noexcept { return server_message_; }
 
  private:
+  static std::string without_echoed_args(const std::string& m) {
+    static constexpr std::string_view echo = "with args beginning with:";
+    const auto pos = m.find(echo);
+    if (pos == std::string::npos) return m;
+    return m.substr(0, pos + echo.size()) + " (left out)";
+  }
+
   std::string server_message_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -14,9 +15,11 @@ namespace redis_tasks {
 
 /// One attempt of one run, as told to a run hook. The views are valid during the call only.
 struct run_event {
-  std::string_view task;      ///< task_options.name, or the class name ("RedisSet")
-  std::string_view key;       ///< the key (RedisSet/RedisGet), empty for RedisExecute
-  std::string_view command;   ///< the command name ("SET", "GET", "INCRBY"); never arguments
+  std::string_view task;  ///< task_options.name, or the class and key ("RedisSet(k)")
+  std::string_view key;   ///< the key (RedisSet/RedisGet), empty for RedisExecute
+  /// The command name ("SET", "GET", "INCRBY"), never arguments; for a RedisExecute batch
+  /// whose items run different commands, "various".
+  std::string_view command;
   std::string_view endpoint;  ///< "host:port", "cluster host:port" or the sentinel master
   std::chrono::microseconds duration{0};  ///< how long this attempt took
   int attempt = 1;                        ///< 1 for the first try, 2 for the first retry, …
@@ -24,6 +27,9 @@ struct run_event {
   bool will_retry = false;                ///< it failed and the run will try again
   std::string_view error_type;            ///< "connection_error", "reply_error", … when it failed
   std::string_view error;                 ///< the exception's message when it failed
+  /// For a `run_many` batch (one event for the whole batch): its number of items; 0 for a
+  /// single run. A batch is ok when every item is; else `error` is the first failed item's.
+  std::size_t batch_size = 0;
 };
 
 /// A hook called after every attempt of every run. It runs on the thread that called run(),

@@ -73,14 +73,20 @@ inline std::string task_label(const task_options& t, const char* kind) {
 
 /// task_options.name, or by default the class and what it is about: `RedisSet(greeting)`,
 /// `RedisExecute(INCRBY)`, or just the class when the config names nothing.
-inline std::string task_name(const task_options& t, const char* kind, std::string_view subject) {
-  if (!t.name.empty()) return t.name;
-  if (subject.empty()) return kind;
-  std::string s(subject.substr(0, 64));
+/// `text` for a message: at most 64 bytes, control characters shown as '?'.
+inline std::string printable(std::string_view text) {
+  std::string s(text.substr(0, 64));
   for (auto& ch : s) {
     if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
   }
-  return std::string(kind) + "(" + s + (subject.size() > 64 ? "...)" : ")");
+  if (text.size() > 64) s += "...";
+  return s;
+}
+
+inline std::string task_name(const task_options& t, const char* kind, std::string_view subject) {
+  if (!t.name.empty()) return t.name;
+  if (subject.empty()) return kind;
+  return std::string(kind) + "(" + printable(subject) + ")";
 }
 
 inline void check_retry_options(const task_options& t, const std::string& label) {
@@ -150,17 +156,100 @@ inline const char* error_type_name(const std::exception& e) {
   return "std::exception";
 }
 
+/// The hook runs of a task are told of: the task's own, else the global one (kept alive by
+/// `global`), else none.
+struct hook_ref {
+  std::shared_ptr<const run_hook> global;
+  const run_hook* hook = nullptr;
+};
+
+inline hook_ref hook_for(const task_options& t) {
+  hook_ref r;
+  if (t.on_run) {
+    r.hook = &t.on_run;
+  } else {
+    r.global = global_hook();
+    r.hook = r.global.get();
+  }
+  return r;
+}
+
+inline void notify(const run_hook& hook, const run_event& ev) noexcept {
+  try {
+    hook(ev);
+  } catch (...) {  // a broken hook must not break the run
+  }
+}
+
+/// Runs a batch (`f` returns its results) and tells the run hook of it as one event with
+/// `batch_size` set: ok when every item succeeded, else the first failed item's error.
+template <class F>
+auto told_batch(const task_options& t, const run_info& info, std::size_t n, F&& f)
+    -> decltype(f()) {
+  const hook_ref hr = hook_for(t);
+  if (hr.hook == nullptr) return f();
+  const auto start = clock::now();
+  run_event ev;
+  ev.task = info.task;
+  ev.command = info.command;
+  ev.endpoint = info.endpoint;
+  ev.batch_size = n;
+  std::string message;
+  auto tell = [&](const std::exception* e, std::size_t item) {
+    ev.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start);
+    ev.ok = e == nullptr;
+    if (e != nullptr) {
+      ev.error_type = error_type_name(*e);
+      message = item < n
+                    ? "item " + std::to_string(item) + " of " + std::to_string(n) + ": " + e->what()
+                    : e->what();
+      ev.error = message;
+    }
+    notify(*hr.hook, ev);
+  };
+  try {
+    auto results = f();
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i].ok()) continue;
+      try {
+        std::rethrow_exception(results[i].error());
+      } catch (const std::exception& e) {
+        tell(&e, i);
+        return results;
+      } catch (...) {
+        const error unknown("an exception that is not a std::exception");
+        tell(&unknown, i);
+        return results;
+      }
+    }
+    tell(nullptr, n);
+    return results;
+  } catch (const std::exception& e) {
+    tell(&e, n);
+    throw;
+  }
+}
+
+/// Rethrows the last connection error of a run with the task's name (and the run's key or
+/// command, if the name does not show it) in front, keeping its type.
+[[noreturn]] inline void rethrow_in_context(const connection_error& e, const run_info& info) {
+  std::string where(info.task);
+  const std::string subject = printable(info.key.empty() ? info.command : info.key);
+  if (!subject.empty() && where.find(subject) == std::string::npos) {
+    where += info.key.empty() ? " (command " + subject + ")" : " (key " + subject + ")";
+  }
+  std::string msg = where + ": " + e.what();
+  if (dynamic_cast<const timeout_error*>(&e) != nullptr) throw timeout_error(msg);
+  throw connection_error(msg);
+}
+
 /// Runs `f`, again up to `max_retries` times after a connection_error (timeouts included),
 /// within the task's `timeout`, telling the run hook (the task's, else the global one) of
 /// every attempt.
 template <class F>
 auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltype(f()) {
-  std::shared_ptr<const run_hook> global;
-  const run_hook* hook = t.on_run ? &t.on_run : nullptr;
-  if (hook == nullptr) {
-    global = global_hook();
-    hook = global.get();
-  }
+  const hook_ref hr = hook_for(t);
+  const run_hook* hook = hr.hook;
   const bool bounded = t.timeout.count() > 0;
   const auto deadline = bounded ? clock::now() + t.timeout : clock::time_point::max();
   const run_deadline_scope scope(deadline);
@@ -181,15 +270,11 @@ auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltyp
         ev.error_type = error_type_name(*e);
         ev.error = e->what();
       }
-      try {
-        (*hook)(ev);
-      } catch (...) {  // a broken hook must not break the run
-      }
+      notify(*hook, ev);
     };
     try {
       if (bounded && clock::now() >= deadline) {
-        throw timeout_error(std::string(info.task) + ": the run took longer than task.timeout " +
-                            ms_text(t.timeout));
+        throw timeout_error("the run took longer than task.timeout " + ms_text(t.timeout));
       }
       auto result = f();
       tell(true, false, nullptr);
@@ -198,7 +283,7 @@ auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltyp
       const bool retry =
           attempt <= t.max_retries && (!bounded || clock::now() + t.retry_delay < deadline);
       tell(false, retry, &e);
-      if (!retry) throw;
+      if (!retry) rethrow_in_context(e, info);
     } catch (const std::exception& e) {
       tell(false, false, &e);
       throw;
@@ -353,6 +438,13 @@ class RedisSet {
   /// another), and returns each item's outcome in order: true/false as `run` returns, or the
   /// error that item raised. Invalid items fail alone, before any I/O. A batch is not retried.
   std::vector<batch_result<bool>> run_many(const std::vector<overrides>& items) const {
+    const detail::run_info info{name_, {}, detail::write_command_name<T>(), client_->endpoint()};
+    return detail::told_batch(cfg_.task, info, items.size(),
+                              [&] { return run_many_untold(items); });
+  }
+
+ private:
+  std::vector<batch_result<bool>> run_many_untold(const std::vector<overrides>& items) const {
     using stored_t = detail::stored_form_t<T>;
     struct item {
       const std::string* key = nullptr;
@@ -402,6 +494,7 @@ class RedisSet {
         });
   }
 
+ public:
   /// The settings the task was built with.
   const config& settings() const noexcept { return cfg_; }
   /// The task's name: task_options.name, or the class and its key or command.
@@ -488,6 +581,14 @@ class RedisGet {
   /// `RedisGet<value>`, one item after another), and returns each item's outcome in order:
   /// the value or std::nullopt as `run` returns, or the error that item raised.
   std::vector<batch_result<std::optional<T>>> run_many(const std::vector<overrides>& items) const {
+    const detail::run_info info{name_, {}, detail::read_command_name<T>(), client_->endpoint()};
+    return detail::told_batch(cfg_.task, info, items.size(),
+                              [&] { return run_many_untold(items); });
+  }
+
+ private:
+  std::vector<batch_result<std::optional<T>>> run_many_untold(
+      const std::vector<overrides>& items) const {
     using result_t = std::optional<T>;
     const std::size_t n = items.size();
     std::vector<const std::string*> keys(n, nullptr);
@@ -544,6 +645,7 @@ class RedisGet {
     }
   }
 
+ public:
   /// The settings the task was built with.
   const config& settings() const noexcept { return cfg_; }
   /// The task's name: task_options.name, or the class and its key or command.
@@ -591,6 +693,10 @@ inline const char* refused_command_hint(const command& cmd) {
     return "set redis_connection_params.client_name instead";
   if (name == "CLIENT" && (sub == "REPLY" || sub == "TRACKING" || sub == "CACHING")) {
     return "it changes how the shared connection answers later commands";
+  }
+  if (name == "SCRIPT" && sub == "DEBUG") {
+    return "it attaches the Lua debugger to the connection (and SYNC mode blocks the server); "
+           "use redis-cli --ldb for it";
   }
   if (name == "CLIENT" && (sub == "NO-EVICT" || sub == "NO-TOUCH")) {
     return "it changes how the server treats the shared connection for every later run";
@@ -725,6 +831,13 @@ class RedisExecute {
   /// after another), and returns each item's outcome in order: the reply converted to T, or
   /// the error that item raised (a refused command, an error reply, a reply that does not fit).
   std::vector<batch_result<T>> run_many(const std::vector<overrides>& items) const {
+    const detail::run_info info{name_, {}, batch_command_name(items), client_->endpoint()};
+    return detail::told_batch(cfg_.task, info, items.size(),
+                              [&] { return run_many_untold(items); });
+  }
+
+ private:
+  std::vector<batch_result<T>> run_many_untold(const std::vector<overrides>& items) const {
     const std::size_t n = items.size();
     std::vector<const command*> cmds(n, nullptr);
     std::vector<std::exception_ptr> errors(n);
@@ -748,15 +861,12 @@ class RedisExecute {
         errors[i] = std::current_exception();
       }
     }
-    bool stretched = false;
     return detail::run_pipelined<T>(
         *client_, n, std::move(errors),
         [&](std::size_t i, detail::connection& c) {
-          if (longest_block && !stretched && c.socket_timeout().count() > 0) {
-            c.set_timeout(longest_block->count() == 0 ? std::chrono::milliseconds(0)
-                                                      : *longest_block + c.socket_timeout());
-            stretched = true;
-          }
+          // Repeated for every item, so that a resent batch's new connection is stretched too;
+          // the client gives the connection its socket timeout back before it is reused.
+          if (longest_block) c.stretch_timeout(*longest_block);
           const auto& args = cmds[i]->args();
           c.begin_command(args.size());
           for (const auto& a : args)
@@ -765,7 +875,6 @@ class RedisExecute {
         },
         [&](std::size_t i, detail::connection& c) -> T {
           reply r = c.read();
-          if (i + 1 == n && stretched) c.restore_timeout();
           if (r.is_error()) {
             throw reply_error(r.str(), cmds[i]->name() + " on " + c.endpoint());
           }
@@ -777,12 +886,29 @@ class RedisExecute {
         });
   }
 
+ public:
   /// The settings the task was built with.
   const config& settings() const noexcept { return cfg_; }
   /// The task's name: task_options.name, or the class and its key or command.
   const std::string& name() const noexcept { return name_; }
 
  private:
+  // The command a batch runs, for run hooks: its items' command name, or "various".
+  std::string batch_command_name(const std::vector<overrides>& items) const {
+    std::string name;
+    for (const auto& o : items) {
+      const command* c = o.redis_cmd ? &*o.redis_cmd : cfg_.redis_cmd ? &*cfg_.redis_cmd : nullptr;
+      if (c == nullptr || c->empty()) continue;
+      std::string n = c->name();
+      if (name.empty()) {
+        name = std::move(n);
+      } else if (n != name) {
+        return "various";
+      }
+    }
+    return name;
+  }
+
   void check_command(const command& cmd) const {
     if (cmd.empty()) throw config_error(label_ + ": redis_cmd is empty; give a command to run");
     if (const char* hint = detail::refused_command_hint(cmd)) {
@@ -799,11 +925,9 @@ class RedisExecute {
     // Routed by the keys the command really has (EVAL, XREAD … STREAMS, BLMPOP put them
     // elsewhere than second), not by its second argument.
     reply r = client_->run(detail::route::for_command(args), [&](detail::connection& c) {
-      const bool stretch = block.has_value() && c.socket_timeout().count() > 0;
-      if (stretch) {
-        c.set_timeout(block->count() == 0 ? std::chrono::milliseconds(0)
-                                          : *block + c.socket_timeout());
-      }
+      // The client gives the connection its socket timeout back before it is reused.
+      const bool stretch = block.has_value();
+      const bool by_deadline = stretch && c.stretch_timeout(*block);
       c.begin_request();
       c.begin_command(args.size());
       for (const auto& a : args)
@@ -816,14 +940,15 @@ class RedisExecute {
       } catch (const timeout_error& e) {
         if (!stretch) throw;
         // The socket's message names only the stretched timeout; say where it came from.
+        if (by_deadline) {
+          throw timeout_error(std::string(e.what()) + " (" + detail::command_label(cmd) +
+                              " was cut short by what was left of task.timeout)");
+        }
         throw timeout_error(std::string(e.what()) + " (" + detail::command_label(cmd) +
                             " may block " + std::to_string(block->count()) +
                             " ms, plus socket_timeout " +
                             std::to_string(c.socket_timeout().count()) + " ms)");
       }
-      // Only a connection that read its reply goes back to the pool, so this is the one path
-      // that must undo the stretch; a failed one is discarded with its timeout.
-      if (stretch) c.restore_timeout();
       // Thrown here, inside the run, so that the client sees MOVED, ASK and TRYAGAIN from a
       // cluster node and READONLY from a demoted master, and sends the command where it goes.
       if (out.is_error()) {

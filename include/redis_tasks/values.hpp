@@ -98,10 +98,11 @@ using value = std::variant<std::string, std::vector<std::string>, std::set<std::
 /// };
 /// \endcode
 /// `from_storage` takes `storage_type` by value or by const reference, and is called only for a
-/// key that exists; it may throw `redis_tasks::type_error` when the stored data does not make a
-/// `T`. A specialization wins over every built-in mapping (JSON included). Types with nlohmann
-/// `to_json`/`from_json` need no specialization: they are stored as JSON text.
-/// See examples/custom_type.cpp.
+/// key that exists; when the stored data does not make a `T` it may throw: a
+/// `redis_tasks::type_error` as it is, any other `std::exception` (say `std::out_of_range` from
+/// `at`) turned into a `type_error` naming the key. A specialization wins over every built-in
+/// mapping (JSON included). Types with nlohmann `to_json`/`from_json` need no specialization: they
+/// are stored as JSON text. See examples/custom_type.cpp.
 template <class T, class Enable = void>
 struct value_traits {};
 

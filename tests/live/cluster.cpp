@@ -8,6 +8,7 @@
 
 #include "catch.hpp"
 #include "test_support.hpp"
+#include "thrown.hpp"
 
 using namespace std::chrono_literals;
 using redis_tasks::RedisExecute;
@@ -147,6 +148,24 @@ TEST_CASE("a slot migrated while runs stream: ASK, then MOVED") {
   CHECK(set.run({.redis_key = tag + "new", .redis_val = "during"}));  // new key: ASK as well
   CHECK(get.run({.redis_key = tag + "new"}) == "during");
 
+  // A collection is written in MULTI … EXEC: ASKING goes before MULTI only (one inside the
+  // transaction would be queued, and EXEC would return its +OK too).
+  RedisSet<std::vector<std::string>> set_list(
+      cluster_config<RedisSet<std::vector<std::string>>>(cluster));
+  RedisGet<std::vector<std::string>> get_list(
+      cluster_config<RedisGet<std::vector<std::string>>>(cluster));
+  const std::vector<std::string> items{"x", "y", "z"};
+  const std::vector<std::string> more{"p", "q"};
+  CHECK(set_list.run({.redis_key = tag + "list", .redis_val = items}));  // new key: ASK
+  CHECK(get_list.run({.redis_key = tag + "list"}) == items);
+  CHECK(set_list.run({.redis_key = tag + "list", .redis_val = more}));  // now on the target
+  CHECK(get_list.run({.redis_key = tag + "list"}) == more);
+  // An nx/xx collection write swaps in a second key with a two-key EVAL, which gets TRYAGAIN
+  // for as long as the slot migrates: a connection_error, so task retries cover it.
+  CHECK(test_support::thrown<redis_tasks::connection_error>([&] {
+          set_list.run({.redis_key = tag + "nx", .redis_val = items, .nx = true});
+        }).find("is being migrated") != std::string::npos);
+
   for (int i = n / 2; i < n; ++i) {
     test_support::redis_cli(source, {"MIGRATE", "127.0.0.1", std::to_string(target),
                                      tag + std::to_string(i), "0", "5000"});
@@ -156,6 +175,8 @@ TEST_CASE("a slot migrated while runs stream: ASK, then MOVED") {
   }
   std::this_thread::sleep_for(300ms);
   CHECK(get.run({.redis_key = tag + std::to_string(n - 1)}) == std::to_string(n - 1));  // MOVED
+  CHECK(get_list.run({.redis_key = tag + "list"}) == more);
+  CHECK(test_support::redis_cli(target, {"LRANGE", tag + "list", "0", "-1"}) == "p\nq\n");
   stop = true;
   reader.join();
   CHECK(wrong == 0);

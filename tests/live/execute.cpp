@@ -585,6 +585,7 @@ TEST_CASE("commands that would change the shared connection are config errors wi
       {"CLIENT CACHING yes", "answers later commands"},
       {"CLIENT SETNAME " + client_name, "client_name"},
       {"CLIENT NO-EVICT on", "later run"},
+      {"SCRIPT DEBUG sync", "Lua debugger"},
       {"READONLY", "handled by the library"},
       {"ASKING", "handled by the library"},
   };
@@ -766,4 +767,28 @@ TEST_CASE(
   CHECK_THROWS_AS(RedisExecute<>(none), redis_tasks::config_error);
   // A valid run command on the unreachable port does reach the network.
   CHECK_THROWS_AS(empty_task.run({.redis_cmd = "PING"}), redis_tasks::connection_error);
+}
+
+TEST_CASE("a run's redis_cmd replaces the config's SET, and a run without one uses the config's") {
+  const int port = fixture("plain").port;
+  const std::string key = unique_key("override-set");
+  auto c = config_for<RedisExecute<>>(port);
+  c.redis_cmd = command{args{"SET", key, "from-config"}};
+  RedisExecute<> task(c);
+
+  // The run's command goes out, and only it: the key never holds the config's value.
+  CHECK(task.run({.redis_cmd = command{args{"SET", key, "from-run"}}}) == reply::make_status("OK"));
+  CHECK(redis_cli(port, {"GET", key}) == "from-run\n");
+  CHECK(exec_as<std::string>(port, {"GET", key}) == "from-run");
+  // The override did not change the task's settings.
+  CHECK(task.settings().redis_cmd == command{args{"SET", key, "from-config"}});
+
+  // Without an override the config's command runs.
+  CHECK(task.run() == reply::make_status("OK"));
+  CHECK(redis_cli(port, {"GET", key}) == "from-config\n");
+
+  // And an override again, after a config run.
+  CHECK(task.run({.redis_cmd = command{args{"SET", key, "from-run"}}}) == reply::make_status("OK"));
+  CHECK(redis_cli(port, {"GET", key}) == "from-run\n");
+  exec(port, {"DEL", key});
 }

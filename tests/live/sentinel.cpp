@@ -2,6 +2,7 @@
 // by name, and after the master is killed they carry on against the promoted replica.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -105,6 +106,45 @@ TEST_CASE("a demoted master's READONLY sends the write to the new master") {
   // The pooled connection still points at the old master, which now answers READONLY.
   CHECK(set.run({.redis_key = "k", .redis_val = "2"}));
   CHECK(test_support::redis_cli(setup.replica.port(), {"GET", "k"}) == "2\n");
+}
+
+TEST_CASE("after a failover, reads go to the new master, not to the demoted one") {
+  sentinel_setup setup;
+  auto gc = setup.config<RedisGet<std::string>>();
+  gc.task.max_retries = 20;
+  gc.task.retry_delay = 100ms;
+  RedisGet<std::string> get(gc);
+  test_support::redis_cli(setup.master.port(), {"SET", "k", "old"});
+  REQUIRE(get.run({.redis_key = "k"}) == "old");  // a pooled connection to the master
+
+  test_support::redis_cli(setup.s1->port(), {"SENTINEL", "FAILOVER", "mymaster"});
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  auto old_master = [&](const std::string& field) {
+    return test_support::info_field(
+        test_support::redis_cli(setup.master.port(), {"INFO", "replication"}), field);
+  };
+  while (std::chrono::steady_clock::now() < deadline &&
+         (old_master("role") != "slave" || old_master("master_link_status") != "up" ||
+          test_support::redis_cli(setup.master.port(), {"GET", "k"}) != "fresh\n")) {
+    test_support::redis_cli(setup.replica.port(), {"SET", "k", "fresh"});  // on the new master
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(old_master("role") == "slave");
+  // The demoted master gets a value of its own: a read served there is told apart.
+  test_support::redis_cli(setup.master.port(), {"CONFIG", "SET", "replica-read-only", "no"});
+  test_support::redis_cli(setup.master.port(), {"SET", "k", "stale"});
+
+  // The old master's address still answers, but every new connection checks ROLE: the pool
+  // does not carry on against a replica, and the master is looked up again.
+  std::optional<std::string> got;
+  deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    got = get.run({.redis_key = "k"});
+    if (got == "fresh") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(got == "fresh");
+  CHECK(test_support::redis_cli(setup.master.port(), {"GET", "k"}) == "stale\n");
 }
 
 TEST_CASE("sentinel settings are checked and an unknown master name is a clear error") {

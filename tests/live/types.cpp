@@ -98,7 +98,19 @@ struct score {
   double value = 0;
 };
 
+/// Read with std::map::at, which throws std::out_of_range for a missing field.
+struct labelled {
+  std::string label;
+};
+
 }  // namespace types_test
+
+template <>
+struct redis_tasks::value_traits<types_test::labelled> {
+  using storage_type = std::map<std::string, std::string>;
+  static storage_type to_storage(const types_test::labelled& l) { return {{"label", l.label}}; }
+  static types_test::labelled from_storage(const storage_type& s) { return {s.at("label")}; }
+};
 
 template <>
 struct redis_tasks::value_traits<types_test::point> {
@@ -678,6 +690,16 @@ TEST_CASE("types: value_traits stores a user type as any storable type") {
     const std::string key = fresh_key("bad-point");
     exec(port, {"HSET", key, "x", "1"});
     CHECK_THROWS_AS(get<types_test::point>(port, key), redis_tasks::type_error);
+  }
+  SECTION("any other exception from from_storage becomes a type_error naming the key") {
+    const std::string key = fresh_key("no-label");
+    exec(port, {"HSET", key, "other", "1"});
+    try {
+      (void)get<types_test::labelled>(port, key);
+      FAIL("expected type_error");
+    } catch (const redis_tasks::type_error& e) {
+      CHECK_THAT(e.what(), Catch::Matchers::Contains(key));
+    }
   }
   SECTION("a missing key is nullopt; from_storage is not called") {
     CHECK(get<types_test::point>(port, fresh_key("none")) == std::nullopt);

@@ -29,6 +29,7 @@ struct recorded {
   std::string task, key, command, endpoint, error_type, error;
   int attempt;
   bool ok, will_retry;
+  std::size_t batch_size;
 };
 
 struct recorder {
@@ -39,7 +40,7 @@ struct recorder {
       std::lock_guard<std::mutex> lock(m);
       events.push_back({std::string(e.task), std::string(e.key), std::string(e.command),
                         std::string(e.endpoint), std::string(e.error_type), std::string(e.error),
-                        e.attempt, e.ok, e.will_retry});
+                        e.attempt, e.ok, e.will_retry, e.batch_size});
     };
   }
 };
@@ -262,4 +263,119 @@ TEST_CASE("task.timeout bounds a whole run, retries included") {
   RedisExecute<std::string> ping(fast);
   for (int i = 0; i < 3; ++i)
     CHECK(ping.run() == "PONG");
+}
+
+TEST_CASE("task.timeout also bounds blocking commands and the wait for a pooled connection") {
+  const int port = fixture("plain").port;
+  auto c = test_support::config_for<RedisExecute<redis_tasks::reply>>(port);
+  c.task.timeout = 300ms;
+  RedisExecute<redis_tasks::reply> exec(c);
+  const std::string empty = test_support::unique_key("never-pushed");
+  for (const std::string block : {"5", "0"}) {  // 0: forever, still bounded by the run
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      exec.run(
+          {.redis_cmd = redis_tasks::command(std::vector<std::string>{"BLPOP", empty, block})});
+      FAIL("expected timeout_error");
+    } catch (const redis_tasks::timeout_error& e) {
+      CHECK_THAT(e.what(), Contains("task.timeout"));
+    }
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+  }
+
+  // One connection in the pool, held by a long BLPOP: a run with a timeout does not wait for
+  // it past its deadline.
+  auto holder_cfg = test_support::config_for<RedisExecute<redis_tasks::reply>>(port);
+  holder_cfg.redis_connection_params.client_name = test_support::unique_key("one-conn-pool");
+  holder_cfg.redis_connection_params.pool_size = 1;
+  auto waiter_cfg = holder_cfg;
+  waiter_cfg.task.timeout = 300ms;
+  RedisExecute<redis_tasks::reply> holder(holder_cfg);
+  RedisExecute<redis_tasks::reply> waiter(waiter_cfg);
+  auto held = std::async(std::launch::async, [&] {
+    return holder.run(
+        {.redis_cmd = redis_tasks::command(std::vector<std::string>{"BLPOP", empty, "2"})});
+  });
+  std::this_thread::sleep_for(300ms);  // the BLPOP has the connection
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    waiter.run({.redis_cmd = "PING"});
+    FAIL("expected timeout_error");
+  } catch (const redis_tasks::timeout_error& e) {
+    CHECK_THAT(e.what(), Contains("task.timeout") && Contains("busy"));
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 1500ms);
+  CHECK(held.get().is_nil());
+}
+
+TEST_CASE("a batch with a blocking command gives its connection back with its socket timeout") {
+  // A private server whose DEBUG SLEEP stands for a server that stops answering.
+  test_support::redis_process server({"--enable-debug-command", "yes"});
+  auto c = test_support::config_for<RedisExecute<redis_tasks::reply>>(server.port());
+  c.redis_connection_params.socket_timeout = 500ms;
+  c.redis_connection_params.pool_size = 1;
+  RedisExecute<redis_tasks::reply> exec(c);
+  REQUIRE(exec.run({.redis_cmd = "RPUSH q x"}).integer() == 1);
+  // The BLPOP stretches the connection's timeout; the last item is refused before any I/O.
+  const auto results = exec.run_many({{.redis_cmd = "BLPOP q 10"}, {.redis_cmd = "SELECT 1"}});
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].ok());
+  CHECK_FALSE(results[1].ok());
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(exec.run({.redis_cmd = "DEBUG SLEEP 2"}), redis_tasks::timeout_error);
+  CHECK(std::chrono::steady_clock::now() - start < 1500ms);  // 500 ms, not 10.5 s or 2 s
+}
+
+TEST_CASE("run hooks hear of a batch as one event") {
+  const int port = fixture("plain").port;
+  recorder events;
+  auto c = test_support::config_for<RedisExecute<long long>>(port);
+  c.task.on_run = events.hook();
+  RedisExecute<long long> exec(c);
+  const std::string k = test_support::unique_key("batch-hook");
+  const auto results =
+      exec.run_many({{.redis_cmd = redis_tasks::command(std::vector<std::string>{"INCR", k})},
+                     {.redis_cmd = redis_tasks::command(std::vector<std::string>{"INCR", k})}});
+  CHECK(results[1].value() == 2);
+  const auto mixed = exec.run_many(
+      {{.redis_cmd = redis_tasks::command(std::vector<std::string>{"INCR", k})},
+       {.redis_cmd = redis_tasks::command(std::vector<std::string>{"HGET", k, "f"})}});
+  CHECK_FALSE(mixed[1].ok());
+  REQUIRE(events.events.size() == 2);
+  CHECK(events.events[0].ok);
+  CHECK(events.events[0].batch_size == 2);
+  CHECK(events.events[0].command == "INCR");
+  CHECK_FALSE(events.events[1].ok);
+  CHECK(events.events[1].command == "various");
+  CHECK(events.events[1].error_type == "reply_error");
+  CHECK_THAT(events.events[1].error, Contains("item 1 of 2") && Contains("WRONGTYPE"));
+}
+
+TEST_CASE("errors name the task and its key, and leave out arguments the server echoes") {
+  auto down = test_support::config_for<RedisGet<>>(1);
+  down.redis_key = "the-key";
+  try {
+    RedisGet<>(down).run();
+    FAIL("expected connection_error");
+  } catch (const redis_tasks::connection_error& e) {
+    CHECK_THAT(e.what(), Contains("RedisGet(the-key): "));
+  }
+  try {
+    RedisGet<>(down).run({.redis_key = "run-key"});
+    FAIL("expected connection_error");
+  } catch (const redis_tasks::connection_error& e) {
+    CHECK_THAT(e.what(), Contains("(key run-key)"));
+  }
+
+  const std::string secret = "SECRET-ARGUMENT-VALUE";
+  RedisExecute<> exec(test_support::config_for<RedisExecute<>>(fixture("plain").port));
+  try {
+    exec.run(
+        {.redis_cmd = redis_tasks::command(std::vector<std::string>{"NOSUCHCOMMAND", secret})});
+    FAIL("expected reply_error");
+  } catch (const redis_tasks::reply_error& e) {
+    CHECK(std::string(e.what()).find(secret) == std::string::npos);
+    CHECK_THAT(e.what(), Contains("unknown command"));
+    CHECK_THAT(e.server_message(), Contains(secret));  // the raw text stays available
+  }
 }

@@ -89,3 +89,21 @@ TEST_CASE("cluster and sentinel URLs") {
   CHECK_THROWS_AS(parse_redis_url("redis://a:1,b:2"), config_error);
   CHECK_THROWS_AS(parse_redis_url("redis+mesh://a"), config_error);
 }
+
+TEST_CASE("cluster redirections: a node without a host is on the host that redirected") {
+  using redis_tasks::detail::parse_redirect;
+  using redis_tasks::detail::split_host_port;
+  int slot = -1;
+  std::string node;
+  CHECK(parse_redirect("MOVED 3999 10.0.0.5:6381", slot, node, "10.0.0.1"));
+  CHECK(slot == 3999);
+  CHECK(node == "10.0.0.5:6381");
+  CHECK(parse_redirect("ASK 1234 :6381", slot, node, "10.0.0.1"));
+  CHECK(slot == 1234);
+  CHECK(node == "10.0.0.1:6381");
+  CHECK(split_host_port(node, "node") == std::pair<std::string, int>{"10.0.0.1", 6381});
+  CHECK(parse_redirect("MOVED 7 :6381", slot, node, "::1"));
+  CHECK(split_host_port(node, "node") == std::pair<std::string, int>{"::1", 6381});
+  CHECK_FALSE(parse_redirect("MOVED 16384 a:1", slot, node, "h"));
+  CHECK_FALSE(parse_redirect("MOVED 1", slot, node, "h"));
+}

@@ -40,13 +40,18 @@ struct route {
   }
 };
 
-/// Parses "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381".
-inline bool parse_redirect(const std::string& msg, int& slot, std::string& node) {
+/// Parses "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381". A node without a host
+/// (":6381", a node that does not know its own address) is on `from_host`, the host of the
+/// node that sent the redirection.
+inline bool parse_redirect(const std::string& msg, int& slot, std::string& node,
+                           std::string_view from_host) {
   const auto a = msg.find(' ');
   const auto b = msg.find(' ', a + 1);
   if (a == std::string::npos || b == std::string::npos) return false;
   slot = std::atoi(msg.c_str() + a + 1);
   node = msg.substr(b + 1);
+  // Unbracketed, as Redis writes IPv6 nodes here and in CLUSTER SLOTS (split at the last ':').
+  if (!node.empty() && node.front() == ':') node.insert(0, from_host);
   return slot >= 0 && slot < cluster_slots && !node.empty();
 }
 
@@ -121,7 +126,8 @@ class client {
   }
 
   // While a run has a deadline (task_options.timeout), each read and write waits at most
-  // what is left of it.
+  // what is left of it. On the way out the connection gets its socket timeout back, whatever
+  // changed it (this guard, or a blocking command's stretch), before the pool reuses it.
   class deadline_guard {
    public:
     explicit deadline_guard(connection& c) : c_(c) {
@@ -129,20 +135,20 @@ class client {
       if (deadline == clock::time_point::max()) return;
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-      if (left.count() <= 0) throw timeout_error("the run took longer than task.timeout");
+      if (left.count() <= 0) {
+        throw timeout_error("the run took longer than task.timeout before its command was sent");
+      }
       const auto t = c.socket_timeout();
       c.set_timeout(t.count() > 0 && t < left ? t : left);
-      active_ = true;
     }
     deadline_guard(const deadline_guard&) = delete;
     deadline_guard& operator=(const deadline_guard&) = delete;
     ~deadline_guard() {
-      if (active_ && !c_.broken()) c_.restore_timeout();
+      if (c_.timeout_changed() && !c_.broken()) c_.restore_timeout();
     }
 
    private:
     connection& c_;
-    bool active_ = false;
   };
 
   // A non-owning reference to the caller's callable.
@@ -203,7 +209,7 @@ class client {
         int to_slot = 0;
         std::string node;
         if ((code == "MOVED" || code == "ASK") &&
-            parse_redirect(e.server_message(), to_slot, node)) {
+            parse_redirect(e.server_message(), to_slot, node, pool->settings().host)) {
           if (++redirects > max_redirects) {
             throw connection_error("cluster " + cluster_->name() + ": gave up after " +
                                    std::to_string(max_redirects) +
@@ -217,9 +223,17 @@ class client {
           }
           continue;
         }
-        if (code == "TRYAGAIN" && ++busy <= 20) {  // keys of the slot are being migrated
-          std::this_thread::sleep_for(std::chrono::milliseconds(10 * busy));
-          continue;
+        if (code == "TRYAGAIN") {  // keys of the slot are being migrated
+          if (++busy <= 20) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10 * busy));
+            continue;
+          }
+          // A multi-key request (e.g. the swap key of an nx/xx collection write) can get
+          // TRYAGAIN for the whole migration: a connection_error, so task retries cover it.
+          throw connection_error("cluster " + cluster_->name() + ": " +
+                                 (slot >= 0 ? "slot " + std::to_string(slot) : "a slot") +
+                                 " is being migrated (" + e.server_message() +
+                                 ", 20 times in a row); task retries will try again");
         }
         if (code == "CLUSTERDOWN") {
           cluster_->mark_stale();
@@ -245,6 +259,12 @@ class client {
         // master.
         if (e.code() != "READONLY" || attempt >= 3) throw;
         sentinel_->invalidate(pool);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 * (attempt + 1)));
+      } catch (const not_master_error&) {
+        // A new connection found a replica at the master's address (a failover demoted it):
+        // nothing of the run was sent, so it goes to the master the sentinels name now.
+        sentinel_->invalidate(pool);
+        if (attempt >= 3) throw;
         std::this_thread::sleep_for(std::chrono::milliseconds(100 * (attempt + 1)));
       } catch (const connection_error&) {
         sentinel_->invalidate(pool);

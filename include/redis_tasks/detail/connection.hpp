@@ -3,8 +3,10 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -58,6 +60,9 @@ struct endpoint_settings {
   std::shared_ptr<const SecretProvider> secrets;  ///< where secrets are looked up
   connection_params params;                       ///< everything else
   std::shared_ptr<const tls_context> tls;         ///< set when params.tls.enabled
+  /// Sentinel mode: every new connection asks ROLE in its handshake and is refused with
+  /// `not_master_error` unless the server is a master (a demoted master keeps its address).
+  bool require_master = false;
 
   /// "host:port", "[v6]:port" or "unix:/path" — used in every message about this server.
   std::string name() const {
@@ -95,8 +100,16 @@ struct endpoint_settings {
       add(t.check_hostname ? "check" : "nocheck");
       add(t.server_hostname);
     }
+    if (require_master) add("master");
     return k;
   }
+};
+
+/// A new connection's handshake found a replica where `endpoint_settings::require_master`
+/// wants the master (the master failed over; nothing of the run was sent).
+class not_master_error : public connection_error {
+ public:
+  using connection_error::connection_error;
 };
 
 /// A connection to one server. Not thread-safe: a pool hands it to one run at a time.
@@ -106,15 +119,16 @@ class connection {
   /// `connect_timeout`. The password is looked up now, so a rotated secret is picked up.
   explicit connection(const endpoint_settings& s)
       : endpoint_(s.name()), socket_timeout_(s.params.socket_timeout) {
-    socket_options o{s.params.connect_timeout, s.params.keepalive, s.params.keepalive_interval};
+    const std::chrono::milliseconds connect_timeout = connect_timeout_for(s.params, endpoint_);
+    socket_options o{connect_timeout, s.params.keepalive, s.params.keepalive_interval};
     unique_fd fd = s.params.unix_socket.empty() ? connect_tcp(s.host, s.port, o, endpoint_)
                                                 : connect_unix(s.params.unix_socket, o, endpoint_);
     if (s.params.tls.enabled) {
       if (!s.tls) throw config_error("TLS is on for " + endpoint_ + " but no TLS context was made");
-      stream_ = std::make_unique<tls_stream>(std::move(fd), *s.tls, s.host, endpoint_,
-                                             s.params.connect_timeout);
+      stream_ =
+          std::make_unique<tls_stream>(std::move(fd), *s.tls, s.host, endpoint_, connect_timeout);
     } else {
-      stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, s.params.connect_timeout);
+      stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, connect_timeout);
     }
     handshake(s);
     stream_->set_timeout(socket_timeout_);
@@ -133,7 +147,7 @@ class connection {
 
   /// Queues one command made of `n` arguments.
   void append(const std::string_view* args, std::size_t n) {
-    if (asking_) append_asking();
+    if (asking_) before_command_asking(n > 0 ? args[0] : std::string_view());
     encoder_.append(args, n);
     ++pending_;
     if (encoder_.buffered_bytes() >= flush_threshold) flush();
@@ -141,17 +155,23 @@ class connection {
   /// Queues one command.
   void append(std::initializer_list<std::string_view> args) { append(args.begin(), args.size()); }
 
-  /// Starts queuing a command of `argc` arguments, given one by one with `arg`.
+  /// Starts queuing a command of `argc` arguments, given one by one with `arg`. Not for MULTI,
+  /// EXEC or DISCARD (the name is not known yet when ASKING is queued; see `set_asking`).
   void begin_command(std::size_t argc) {
-    if (asking_) append_asking();
+    if (asking_) before_command_asking(std::string_view());
     encoder_.begin(argc);
     ++pending_;
   }
 
   /// In a Redis Cluster slot migration, the target node serves a key only to a client that
-  /// says ASKING first: while this is on, every command is preceded by ASKING, and the ASKING
-  /// replies are consumed by `read`.
-  void set_asking(bool on) noexcept { asking_ = on; }
+  /// says ASKING first: while this is on, every command is preceded by ASKING, except inside
+  /// MULTI … EXEC, where the ASKING sent before MULTI holds for the whole transaction (one
+  /// sent inside would be queued, and its +OK would come back in EXEC's reply). `read`
+  /// consumes the ASKING replies.
+  void set_asking(bool on) noexcept {
+    asking_ = on;
+    in_multi_ = false;
+  }
   /// One argument of the command started by `begin_command`; long ones are not copied and must
   /// outlive the next `flush`.
   void arg(std::string_view a) { encoder_.arg(a); }
@@ -183,10 +203,12 @@ class connection {
   /// Reads the next reply. Error replies are returned, not thrown, except NOAUTH, which
   /// means the server wants a password this connection did not give: that is an `auth_error`.
   reply read() {
-    if (asking_replies_ > 0) {
-      // The reply to the ASKING sent before this command (always +OK): skip it.
-      --asking_replies_;
-      (void)read_one();
+    if (!asked_.empty()) {
+      // A command queued in asking mode: skip the reply (always +OK) to the ASKING sent
+      // before it, if one was.
+      const bool asked = asked_.front();
+      asked_.pop_front();
+      if (asked) (void)read_one();
     }
     reply r = read_one();
     --pending_;
@@ -203,7 +225,7 @@ class connection {
   }
 
   /// True when an I/O error left the connection unusable, or replies are still unread.
-  bool broken() const noexcept { return broken_ || pending_ != 0 || asking_replies_ != 0; }
+  bool broken() const noexcept { return broken_ || pending_ != 0 || !asked_.empty(); }
   /// Marks the connection unusable (its state is unknown, e.g. a reply was left unread).
   void mark_broken() noexcept { broken_ = true; }
   /// When the last reply arrived.
@@ -214,10 +236,39 @@ class connection {
   /// True when the server has not closed this idle connection and sent nothing unasked.
   bool idle_and_intact() { return !broken_ && stream_->idle_and_intact(); }
 
-  /// Uses `t` as the I/O timeout until `restore_timeout()` (blocking commands).
-  void set_timeout(std::chrono::milliseconds t) { stream_->set_timeout(t); }
+  /// Uses `t` as the I/O timeout until `restore_timeout()`.
+  void set_timeout(std::chrono::milliseconds t) {
+    stream_->set_timeout(t);
+    timeout_changed_ = true;
+  }
+  /// Lets the next reads wait for a blocking command that may block `block` (0: forever):
+  /// that long plus the socket timeout (no limit when either is 0), but never past the run's
+  /// deadline (task_options.timeout). Returns true when the deadline is what bounds it.
+  /// Undone by `restore_timeout()`, which the client runs before the connection is reused.
+  bool stretch_timeout(std::chrono::milliseconds block) {
+    using std::chrono::milliseconds;
+    milliseconds t{0};
+    if (socket_timeout_.count() > 0 && block.count() > 0) t = block + socket_timeout_;
+    bool by_deadline = false;
+    const auto deadline = current_run_deadline();
+    if (deadline != clock::time_point::max()) {
+      const auto left = std::max(milliseconds(1),
+                                 std::chrono::duration_cast<milliseconds>(deadline - clock::now()));
+      if (t.count() == 0 || left < t) {
+        t = left;
+        by_deadline = true;
+      }
+    }
+    set_timeout(t);
+    return by_deadline;
+  }
   /// Back to the configured socket timeout.
-  void restore_timeout() { stream_->set_timeout(socket_timeout_); }
+  void restore_timeout() {
+    stream_->set_timeout(socket_timeout_);
+    timeout_changed_ = false;
+  }
+  /// True between `set_timeout`/`stretch_timeout` and `restore_timeout`.
+  bool timeout_changed() const noexcept { return timeout_changed_; }
   /// The configured socket timeout.
   std::chrono::milliseconds socket_timeout() const noexcept { return socket_timeout_; }
 
@@ -288,10 +339,41 @@ class connection {
     return true;
   }
 
-  void append_asking() {
-    static constexpr std::string_view asking[] = {"ASKING"};
-    encoder_.append(asking, 1);
-    ++asking_replies_;
+  // Asking mode, before a command named `name` (empty when not known): queues ASKING unless
+  // inside MULTI … EXEC, and notes whether it did, for `read`.
+  void before_command_asking(std::string_view name) {
+    auto is = [name](std::string_view word) {
+      return name.size() == word.size() &&
+             std::equal(name.begin(), name.end(), word.begin(), [](char a, char b) {
+               return std::toupper(static_cast<unsigned char>(a)) == b;
+             });
+    };
+    const bool ask = !in_multi_;
+    if (is("MULTI")) {
+      in_multi_ = true;
+    } else if (is("EXEC") || is("DISCARD")) {
+      in_multi_ = false;
+    }
+    if (ask) {
+      static constexpr std::string_view asking[] = {"ASKING"};
+      encoder_.append(asking, 1);
+    }
+    asked_.push_back(ask);
+  }
+
+  // The timeout for connecting and the handshake: connect_timeout, else (0) socket_timeout, as
+  // in redis-py; cut to what is left of the run's deadline (task_options.timeout), if any.
+  static std::chrono::milliseconds connect_timeout_for(const connection_params& p,
+                                                       const std::string& endpoint) {
+    using std::chrono::milliseconds;
+    milliseconds t = p.connect_timeout.count() > 0 ? p.connect_timeout : p.socket_timeout;
+    const auto deadline = current_run_deadline();
+    if (deadline == clock::time_point::max()) return t;
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) {
+      throw timeout_error("the run took longer than task.timeout before connecting to " + endpoint);
+    }
+    return t.count() == 0 || left < t ? left : t;
   }
 
   static std::string scrub(std::string text, const std::optional<std::string>& password) {
@@ -313,7 +395,7 @@ class connection {
 
     begin_request();
     const std::string db = std::to_string(s.db);
-    const char* labels[4];
+    const char* labels[5];
     int expected = 0;
     if (password) {
       if (s.params.username.empty()) {
@@ -337,13 +419,20 @@ class connection {
       append({"PING"});
       labels[expected++] = "PING";
     }
+    if (s.require_master) {
+      append({"ROLE"});
+      labels[expected++] = "ROLE";
+    }
     if (expected == 0) return;
     flush();
     for (int i = 0; i < expected; ++i) {
       reply r = read();
-      if (!r.is_error()) continue;
-      const std::string msg = scrub(r.str(), password);
       const std::string label = labels[i];
+      if (!r.is_error()) {
+        if (label == "ROLE") check_master(r);
+        continue;
+      }
+      const std::string msg = scrub(r.str(), password);
       if (label == "AUTH") {
         const std::string who =
             s.params.username.empty() ? "" : " for user '" + s.params.username + "'";
@@ -360,9 +449,22 @@ class connection {
       if (label == "SELECT") {
         throw reply_error(msg, "SELECT " + db + " on " + endpoint_ + " (check the `db` setting)");
       }
+      if (label == "ROLE") {
+        throw reply_error(msg, "ROLE on " + endpoint_ +
+                                   " (in sentinel mode each new connection checks that the "
+                                   "server is the master)");
+      }
       throw reply_error(
           msg, label + " on " + endpoint_ + (label == "PING" ? "" : " (check `client_name`)"));
     }
+  }
+
+  void check_master(const reply& role) const {
+    const auto& e = role.elements();
+    if (!e.empty() && e[0].str() == "master") return;
+    throw not_master_error(
+        endpoint_ + " is not the master (ROLE: " + (e.empty() ? std::string("?") : e[0].str()) +
+        "), so the master is looked up again through the sentinels");
   }
 
   [[noreturn]] void throw_noauth() {
@@ -385,10 +487,12 @@ class connection {
   std::vector<iovec> iovecs_;
   std::unique_ptr<char[]> rbuf_;
   std::size_t request_written_ = 0;
-  std::size_t pending_ = 0;         // commands sent or queued whose replies are not read yet
-  std::size_t asking_replies_ = 0;  // ASKING replies to skip, one before each pending reply
+  std::size_t pending_ = 0;  // commands sent or queued whose replies are not read yet
+  std::deque<bool> asked_;   // per command queued in asking mode: was ASKING sent before it
   bool asking_ = false;
+  bool in_multi_ = false;  // asking mode: the commands being queued are inside MULTI … EXEC
   bool broken_ = false;
+  bool timeout_changed_ = false;  // the stream's timeout is not socket_timeout_
   clock::time_point last_used_;
   std::string secret_desc_;
 };

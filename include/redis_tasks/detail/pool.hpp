@@ -1,6 +1,7 @@
 // A bounded pool of connections to one server, shared by every task with the same settings.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -46,7 +47,8 @@ class connection_pool {
   connection_pool& operator=(const connection_pool&) = delete;
 
   /// A connection ready for a command: an idle one that passed its checks, or a new one.
-  /// Waits up to `pool_wait_timeout` when all `pool_size` connections are in use.
+  /// Waits up to `pool_wait_timeout` when all `pool_size` connections are in use, and never
+  /// past the run's deadline (task_options.timeout).
   lease acquire() {
     const auto& p = settings_.params;
     std::unique_lock<std::mutex> lock(mutex_);
@@ -54,8 +56,10 @@ class connection_pool {
     // lock held, and again whenever time may have passed (a wait, a candidate that failed its
     // checks), so that a connection never looks more recently used than it was.
     auto now = clock::now();
-    const auto deadline =
+    const auto pool_deadline =
         p.pool_wait_timeout.count() > 0 ? now + p.pool_wait_timeout : clock::time_point::max();
+    const auto run_deadline = current_run_deadline();
+    const auto deadline = std::min(pool_deadline, run_deadline);
     for (;;) {
       if (!idle_.empty()) {
         std::unique_ptr<connection> c = std::move(idle_.back());
@@ -84,6 +88,11 @@ class connection_pool {
         available_.wait(lock);
       } else if (available_.wait_until(lock, deadline) == std::cv_status::timeout &&
                  idle_.empty() && open_ >= p.pool_size) {
+        if (run_deadline < pool_deadline) {
+          throw timeout_error("the run took longer than task.timeout waiting for one of the " +
+                              std::to_string(p.pool_size) + " busy connections to " +
+                              settings_.name());
+        }
         throw timeout_error("all " + std::to_string(p.pool_size) + " connections to " +
                             settings_.name() + " stayed busy for pool_wait_timeout " +
                             ms_text(p.pool_wait_timeout) +

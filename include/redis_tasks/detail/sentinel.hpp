@@ -38,7 +38,8 @@ class sentinel_router {
     return master_;
   }
 
-  /// The master answered READONLY or the connection broke: look it up again next time.
+  /// The master answered READONLY, the connection broke or a new one found a replica: look it
+  /// up again next time.
   void invalidate(const std::shared_ptr<connection_pool>& seen) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (master_ == seen) master_.reset();
@@ -74,9 +75,13 @@ class sentinel_router {
         endpoint_settings ms = base_;
         ms.host = r.elements()[0].str();
         ms.port = std::stoi(r.elements()[1].str());
+        // Every new connection of the pool checks ROLE in its handshake: after a failover the
+        // old master's clients are killed, and a reconnect to its address must not go on
+        // against what is now a replica (not_master_error sends the run back here).
+        ms.require_master = true;
         auto pool = pool_for(ms);
         // A sentinel may still name the old master for a moment after a failover: believe the
-        // server's own ROLE.
+        // server's own ROLE (asked again here, since the lease may be an idle connection).
         auto lease = pool->acquire();
         reply role = lease->call({"ROLE"});
         if (!role.is_error() && !role.elements().empty() && role.elements()[0].str() == "master") {

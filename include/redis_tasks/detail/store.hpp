@@ -521,7 +521,16 @@ std::optional<T> read_value(connection& c, std::string_view key, std::string_vie
     using S = typename value_traits<T>::storage_type;
     auto s = read_value<S>(c, key, cpp_type);
     if (!s) return std::nullopt;
-    return value_traits<T>::from_storage(std::move(*s));
+    // What a user's from_storage throws becomes a type_error about this key; a library error
+    // (a type_error of its own) is kept as it is.
+    try {
+      return value_traits<T>::from_storage(std::move(*s));
+    } catch (const redis_tasks::error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw type_error(key_subject(key) + " on " + c.endpoint() + " does not make a " +
+                       std::string(cpp_type) + ": " + e.what());
+    }
   } else if constexpr (cat == category::any) {
     return read_any(c, key, cpp_type);
   } else {
