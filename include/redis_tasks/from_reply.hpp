@@ -282,6 +282,9 @@ T from_reply(reply&& r, const std::string& context) {
         case reply_type::array:
           return from_reply<std::vector<std::string>>(std::move(r), context);
         case reply_type::nil:
+        case reply_type::boolean:
+        case reply_type::push:
+        case reply_type::attribute:
           detail::throw_misfit(r, context, "redis_tasks::value");
         default:
           return from_reply<std::string>(std::move(r), context);

@@ -831,7 +831,8 @@ class RedisExecute {
   /// after another), and returns each item's outcome in order: the reply converted to T, or
   /// the error that item raised (a refused command, an error reply, a reply that does not fit).
   std::vector<batch_result<T>> run_many(const std::vector<overrides>& items) const {
-    const detail::run_info info{name_, {}, batch_command_name(items), client_->endpoint()};
+    const std::string command_name = batch_command_name(items);  // outlives `info`'s view
+    const detail::run_info info{name_, {}, command_name, client_->endpoint()};
     return detail::told_batch(cfg_.task, info, items.size(),
                               [&] { return run_many_untold(items); });
   }

@@ -182,6 +182,12 @@ TEST_CASE("RESP3 replies convert too") {
                   type_error);
   CHECK(from_reply<std::string>(reply::make_verbatim("text"), "r") == "text");
   CHECK(from_reply<std::string>(reply::make_double(0.5, "0.5"), "r") == "0.5");
+  try {
+    (void)from_reply<redis_tasks::value>(reply::make_boolean(true), "r");
+    FAIL("expected type_error");
+  } catch (const type_error& e) {
+    CHECK(std::string(e.what()).find("redis_tasks::value") != std::string::npos);
+  }
 }
 
 TEST_CASE("numbers from text as the server writes them") {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -118,6 +119,11 @@ class client {
     key += '\x1e' + s.params.sentinel.master_name + '\x1e' + s.params.sentinel.username + '\x1e' +
            s.params.sentinel.password_secret.value_or("-");
     std::lock_guard<std::mutex> lock(registry_mutex);
+    // Entries whose tasks are all gone are dropped as new ones come, so a program that keeps
+    // building tasks for new endpoints does not keep their keys forever.
+    for (auto it = registry.begin(); it != registry.end();) {
+      it = it->second.expired() ? registry.erase(it) : std::next(it);
+    }
     auto& slot = registry[key];
     if (auto existing = slot.lock()) return existing;
     auto created = std::make_shared<Router>(s);
