@@ -29,12 +29,11 @@ struct sentinel_setup {
     s3 = std::make_unique<sentinel_process>(master.port());
     // Wait until the replica synced and the sentinels found it and each other.
     const auto deadline = std::chrono::steady_clock::now() + 30s;
+    std::string repl, known, others;
     while (std::chrono::steady_clock::now() < deadline) {
-      const std::string repl = test_support::redis_cli(replica.port(), {"INFO", "replication"});
-      const std::string known =
-          test_support::redis_cli(s1->port(), {"SENTINEL", "REPLICAS", "mymaster"});
-      const std::string others =
-          test_support::redis_cli(s1->port(), {"SENTINEL", "SENTINELS", "mymaster"});
+      repl = test_support::redis_cli(replica.port(), {"INFO", "replication"});
+      known = test_support::redis_cli(s1->port(), {"SENTINEL", "REPLICAS", "mymaster"});
+      others = test_support::redis_cli(s1->port(), {"SENTINEL", "SENTINELS", "mymaster"});
       if (test_support::info_field(repl, "master_link_status") == "up" &&
           known.find(std::to_string(replica.port())) != std::string::npos &&
           others.find(std::to_string(s2->port())) != std::string::npos &&
@@ -43,7 +42,10 @@ struct sentinel_setup {
       }
       std::this_thread::sleep_for(100ms);
     }
-    throw std::runtime_error("sentinel setup did not settle");
+    throw std::runtime_error("sentinel setup did not settle: replica link '" +
+                             test_support::info_field(repl, "master_link_status") +
+                             "', replicas known to the first sentinel:\n" + known +
+                             "\nother sentinels it knows:\n" + others);
   }
 
   template <class Task>

@@ -525,8 +525,11 @@ class sentinel_process {
       if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
         throw std::runtime_error("cannot run redis-server --sentinel");
       }
+      // Answered by this sentinel, not by another test's server that holds the port (then
+      // ours exits, having failed to bind, and another port is tried).
+      const std::string ours = "process_id:" + std::to_string(pid_);
       for (int i = 0; i < 100; ++i) {
-        if (redis_cli(port_, {"PING"}).find("PONG") != std::string::npos) return;
+        if (redis_cli(port_, {"INFO", "server"}).find(ours) != std::string::npos) return;
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) break;  // port taken: try another
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
