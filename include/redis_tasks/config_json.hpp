@@ -16,6 +16,7 @@
 
 #include "command.hpp"
 #include "connection.hpp"
+#include "detail/codec.hpp"
 #include "errors.hpp"
 #include "url.hpp"
 #include "values.hpp"
@@ -91,20 +92,6 @@ struct has_redis_cmd : std::false_type {};
 template <class C>
 struct has_redis_cmd<C, std::void_t<decltype(std::declval<C&>().redis_cmd)>> : std::true_type {};
 
-/// True when nlohmann can read a T: a JSON type, a standard container of those, or a type with
-/// `from_json(const json&, T&)` or an `adl_serializer<T>` (nlohmann's `get` is SFINAE-friendly).
-template <class T, class = void>
-struct json_gettable : std::false_type {};
-template <class T>
-struct json_gettable<T,
-                     std::void_t<decltype(std::declval<const nlohmann::json&>().template get<T>())>>
-    : std::true_type {};
-
-template <class T, class = void>
-struct has_storage_type : std::false_type {};
-template <class T>
-struct has_storage_type<T, std::void_t<typename value_traits<T>::storage_type>> : std::true_type {};
-
 /// True when a task's `redis_val` of type T can be read from JSON: through its `value_traits`
 /// storage type when that is readable (the specialization wins, as when storing), else with
 /// nlohmann's own conversion. A `std::string_view` cannot own JSON text; `value` (a
@@ -113,21 +100,21 @@ template <class T>
 constexpr bool json_value_readable() {
   if constexpr (std::is_same_v<T, std::string_view>) {
     return false;
-  } else if constexpr (has_storage_type<T>::value) {
+  } else if constexpr (has_user_traits<T>::value) {
     if constexpr (json_value_readable<typename value_traits<T>::storage_type>()) {
       return true;
     } else {
-      return json_gettable<T>::value;
+      return json_readable<T>::value;
     }
   } else {
-    return json_gettable<T>::value;
+    return json_readable<T>::value;
   }
 }
 
 /// Reads a T for which `json_value_readable<T>()` holds, by the same route.
 template <class T>
 T json_value(const nlohmann::json& v) {
-  if constexpr (has_storage_type<T>::value) {
+  if constexpr (has_user_traits<T>::value) {
     using S = typename value_traits<T>::storage_type;
     if constexpr (json_value_readable<S>()) {
       return value_traits<T>::from_storage(json_value<S>(v));
