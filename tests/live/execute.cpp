@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <initializer_list>
 #include <limits>
 #include <list>
@@ -44,6 +45,7 @@ using test_support::config_for;
 using test_support::fixture;
 using test_support::redis_cli;
 using test_support::unique_key;
+using test_support::wait_until;
 using args = std::vector<std::string>;
 
 using test_support::thrown;
@@ -147,11 +149,20 @@ std::string lib_prints(int port, const args& a) {
 
 template <class T = reply>
 RedisExecute<T> task_with_timeout(int port, std::chrono::milliseconds socket_timeout,
-                                  std::size_t pool_size = 8) {
+                                  std::size_t pool_size = 8, const std::string& client_name = "") {
   auto c = config_for<RedisExecute<T>>(port);
   c.redis_connection_params.socket_timeout = socket_timeout;
   c.redis_connection_params.pool_size = pool_size;
+  c.redis_connection_params.client_name = client_name;
   return RedisExecute<T>(c);
+}
+
+/// Waits until one client named `name` waits in a blocking command on the server, and returns
+/// its id.
+std::string blocked_client(int port, const std::string& name) {
+  wait_until([&] { return test_support::blocked_client_ids(port, name).size() == 1; }, 10s,
+             "a blocking command of client " + name + " to wait on the server");
+  return test_support::blocked_client_ids(port, name).at(0);
 }
 
 std::chrono::milliseconds since(std::chrono::steady_clock::time_point t0) {
@@ -654,9 +665,9 @@ TEST_CASE("blocking commands wait their own timeout, beyond socket_timeout, and 
     const auto t0 = std::chrono::steady_clock::now();
     reply r;
     REQUIRE_NOTHROW(r = task.run({.redis_cmd = cmd}));
-    const auto waited = since(t0);
-    CHECK(waited >= 450ms);
-    CHECK(waited < 3000ms);
+    // The server's 500 ms, not the 200 ms socket_timeout. (No upper bound: it would measure
+    // the machine's load, and a command that never returned would hit the test's timeout.)
+    CHECK(since(t0) >= 450ms);
     if (line.rfind("WAIT", 0) == 0) {
       CHECK(r == reply::make_integer(0));  // no replica acknowledged
     } else {
@@ -673,67 +684,84 @@ TEST_CASE("blocking commands wait their own timeout, beyond socket_timeout, and 
 TEST_CASE("data pushed while a blocking command waits is its reply") {
   const int port = fixture("plain").port;
   const std::string k = unique_key("block-push");
-  auto task = task_with_timeout<args>(port, 200ms);
-  std::thread pusher([&] {
-    std::this_thread::sleep_for(400ms);
-    exec(port, {"RPUSH", k, "late value"});
-  });
-  const auto t0 = std::chrono::steady_clock::now();
-  args got;
-  CHECK_NOTHROW(got = task.run({.redis_cmd = "BLPOP " + k + " 5"}));
-  const auto waited = since(t0);
-  pusher.join();
-  CHECK(got == args{k, "late value"});
-  CHECK(waited >= 350ms);
-  CHECK(waited < 4000ms);
+  const std::string name = unique_key("block-push-client");
+  auto task = task_with_timeout<args>(port, 200ms, 8, name);
+  auto got =
+      std::async(std::launch::async, [&] { return task.run({.redis_cmd = "BLPOP " + k + " 5"}); });
+  const std::string id = blocked_client(port, name);
+  // Two socket timeouts pass (the point of the test); the BLPOP still waits, on the same
+  // connection.
+  std::this_thread::sleep_for(400ms);
+  CHECK(test_support::blocked_client_ids(port, name) == std::vector<std::string>{id});
+  exec(port, {"RPUSH", k, "late value"});
+  CHECK(got.get() == args{k, "late value"});
 }
 
 TEST_CASE("a block time of 0 waits without limit, as in redis-cli") {
   const int port = fixture("plain").port;
   const std::string k = unique_key("block-forever");
-  auto list_task = task_with_timeout<args>(port, 200ms);
-  std::thread pusher([&] {
-    std::this_thread::sleep_for(1200ms);  // six socket timeouts
-    exec(port, {"RPUSH", k, "finally"});
-  });
+  const std::string name = unique_key("block-forever-client");
+  auto list_task = task_with_timeout<args>(port, 200ms, 8, name);
   const auto t0 = std::chrono::steady_clock::now();
-  args got;
-  CHECK_NOTHROW(got = list_task.run({.redis_cmd = "BRPOP " + k + " 0"}));
-  CHECK(since(t0) >= 1100ms);
-  pusher.join();
-  CHECK(got == args{k, "finally"});
-
-  auto stream_task = task_with_timeout<json>(port, 200ms);
-  std::thread adder([&] {
-    std::this_thread::sleep_for(700ms);
-    exec(port, {"XADD", k + ":s", "5-1", "f", "v"});
+  auto got = std::async(std::launch::async,
+                        [&] { return list_task.run({.redis_cmd = "BRPOP " + k + " 0"}); });
+  // Whatever fails, the data arrives, so that the test never waits forever for the command.
+  bool pushed = false;
+  test_support::at_scope_exit push_on_failure([&] {
+    if (!pushed) exec(port, {"RPUSH", k, "finally"});
   });
-  json entries;
-  CHECK_NOTHROW(entries = stream_task.run({.redis_cmd = "XREAD BLOCK 0 STREAMS " + k + ":s $"}));
-  adder.join();
-  CHECK(entries == json::parse(R"([[")" + k + R"(:s", [["5-1", ["f", "v"]]]]])"));
+  const std::string id = blocked_client(port, name);
+  // Six socket timeouts pass (the point of the test); the BRPOP still waits, on the same
+  // connection.
+  std::this_thread::sleep_for(1200ms);
+  CHECK(test_support::blocked_client_ids(port, name) == std::vector<std::string>{id});
+  exec(port, {"RPUSH", k, "finally"});
+  pushed = true;
+  CHECK(got.get() == args{k, "finally"});
+  CHECK(since(t0) >= 1200ms);
+
+  // XREAD ... $ reads only entries added after it blocked: the entry is added only then.
+  auto stream_task = task_with_timeout<json>(port, 200ms, 8, name);
+  auto entries = std::async(std::launch::async, [&] {
+    return stream_task.run({.redis_cmd = "XREAD BLOCK 0 STREAMS " + k + ":s $"});
+  });
+  bool added = false;
+  test_support::at_scope_exit add_on_failure([&] {
+    if (!added) exec(port, {"XADD", k + ":s", "*", "f", "v"});
+  });
+  const std::string stream_id = blocked_client(port, name);
+  std::this_thread::sleep_for(700ms);  // three socket timeouts pass, as above
+  CHECK(test_support::blocked_client_ids(port, name) == std::vector<std::string>{stream_id});
+  exec(port, {"XADD", k + ":s", "5-1", "f", "v"});
+  added = true;
+  CHECK(entries.get() == json::parse(R"([[")" + k + R"(:s", [["5-1", ["f", "v"]]]]])"));
 }
 
 TEST_CASE("the stretched timeout is for that command only, and its expiry says so") {
   test_support::redis_process server;
   // One connection, so the command after the blocking one reuses its connection.
   auto task = task_with_timeout(server.port(), 200ms, 1);
-  // Stretched to 1000 + 200 ms for this call only.
-  CHECK(task.run({.redis_cmd = "BLPOP k 1"}).is_nil());
+  // Stretched to 20 000 + 200 ms for this call only; the list has an item, so it returns at
+  // once.
+  CHECK(redis_cli(server.port(), {"RPUSH", "k", "item"}) == "1\n");
+  CHECK(task.run({.redis_cmd = "BLPOP k 20"}).to_json() == json::array({"k", "item"}));
 
-  // While the server holds every client, a plain command times out after socket_timeout...
-  CHECK(redis_cli(server.port(), {"CLIENT", "PAUSE", "3000", "ALL"}) == "OK\n");
-  auto t0 = std::chrono::steady_clock::now();
+  // While the server is paused it reads no client's commands, and answers them all when the
+  // pause ends: a timeout_error before then is the point. A plain command times out after
+  // socket_timeout, not after the stretched 20.2 s...
+  const auto pause = 5s;
+  CHECK(redis_cli(server.port(), {"CLIENT", "PAUSE", std::to_string(pause / 1ms), "ALL"}) ==
+        "OK\n");
+  const auto paused_at = std::chrono::steady_clock::now();
   CHECK_THROWS_AS(task.run({.redis_cmd = "GET k"}), redis_tasks::timeout_error);
-  CHECK(since(t0) < 600ms);
   // ... and a blocking one after its block time plus socket_timeout, with a message that says so.
-  t0 = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   CHECK_THAT(thrown<redis_tasks::timeout_error>([&] { task.run({.redis_cmd = "BLPOP k 0.3"}); }),
              Contains("BLPOP may block 300 ms") && Contains("socket_timeout 200 ms"));
-  const auto waited = since(t0);
-  CHECK(waited >= 450ms);
-  CHECK(waited < 1200ms);
-  CHECK(redis_cli(server.port(), {"CLIENT", "UNPAUSE"}) == "OK\n");
+  CHECK(since(t0) >= 450ms);
+  CHECK(since(paused_at) < pause);  // both timed out while the server was paused
+  // redis-cli's PING is answered when the pause is over; then the task works again.
+  CHECK(redis_cli(server.port(), {"PING"}) == "PONG\n");
   CHECK(task.run({.redis_cmd = "PING"}) == reply::make_status("PONG"));
 }
 

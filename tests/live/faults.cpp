@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -18,6 +20,7 @@ using redis_tasks::RedisGet;
 using redis_tasks::RedisSet;
 using test_support::config_for;
 using test_support::redis_process;
+using test_support::wait_until;
 
 namespace {
 
@@ -62,15 +65,18 @@ TEST_CASE("a server restart between runs is invisible to the next run") {
 }
 
 TEST_CASE("a connection the server dropped while idle is replaced before writing") {
-  redis_process server({"--timeout", "1"});  // the server closes clients idle for 1 s
-  auto ec = private_config<RedisExecute<long long>>(server);
+  // The server closes clients idle for 2 s: long enough that the pooled connection is surely
+  // seen before it goes, even on a loaded machine.
+  redis_process server({"--timeout", "2"});
+  auto ec = private_config<RedisExecute<long long>>(server, "idle");
   ec.redis_cmd = "INCR counter";
   RedisExecute<long long> incr(ec);
-  CHECK(incr.run() == 1);
-  std::this_thread::sleep_for(2500ms);
-  CHECK(incr.run() == 2);  // counted once: the dead connection was never written to
-  std::this_thread::sleep_for(2500ms);
-  CHECK(incr.run() == 3);
+  for (long long n = 1; n <= 3; ++n) {
+    CHECK(incr.run() == n);  // counted once: a dead connection is never written to
+    REQUIRE(test_support::clients_named(server.port(), "idle") == 1);  // pooled, idle
+    wait_until([&] { return test_support::clients_named(server.port(), "idle") == 0; }, 10s,
+               "the server to close the idle pooled connection (--timeout 2)");
+  }
 }
 
 TEST_CASE("CLIENT KILL of every client: next runs succeed, nothing counts twice") {
@@ -121,8 +127,12 @@ TEST_CASE("CLIENT KILL of every client: next runs succeed, nothing counts twice"
 TEST_CASE("runs stream through server restarts with task retries") {
   redis_process server;
   auto sc = private_config<RedisSet<>>(server);
-  sc.task.max_retries = 100;
+  sc.task.max_retries = 1000;  // 20 s of retries: far longer than a restart takes
   sc.task.retry_delay = 20ms;
+  std::atomic<int> retries{0};
+  sc.task.on_run = [&](const redis_tasks::run_event& e) {
+    if (e.will_retry) ++retries;
+  };
   RedisSet<> set(sc);
   std::atomic<int> done_runs{0};
   std::atomic<int> errors{0};
@@ -139,17 +149,29 @@ TEST_CASE("runs stream through server restarts with task retries") {
       }
     }
   });
-  std::this_thread::sleep_for(100ms);
+  test_support::at_scope_exit stop_writer([&] {
+    stop = true;
+    if (writer.joinable()) writer.join();
+  });
+  // Each step waits until the writer got through the previous one.
+  const auto more_runs = [&](const std::string& when) {
+    const int target = done_runs + 20;
+    wait_until([&] { return done_runs >= target || errors > 0; }, 30s, "20 runs " + when);
+    REQUIRE(errors == 0);
+  };
+  more_runs("before the first restart");
   server.restart();
-  std::this_thread::sleep_for(100ms);
+  more_runs("after a polite restart");
   server.kill();
-  std::this_thread::sleep_for(300ms);  // down for a while: runs retry until it is back
+  // Down for a while: runs retry until it is back.
+  const int retries_before = retries;
+  wait_until([&] { return retries >= retries_before + 3 || errors > 0; }, 30s,
+             "runs to retry against the killed server");
   server.restart();
-  std::this_thread::sleep_for(200ms);
+  more_runs("after the killed server came back");
   stop = true;
   writer.join();
   CHECK(errors == 0);
-  CHECK(done_runs > 100);
   // The last write (after the final restart) is on the server.
   auto gc = private_config<RedisGet<>>(server);
   CHECK(RedisGet<>(gc).run({.redis_key = "key" + std::to_string(last_ok.load())}) == "v");
@@ -166,26 +188,65 @@ TEST_CASE("retries: only after connection errors, with the delay") {
   gc.redis_connection_params.connect_timeout = 500ms;
   CHECK_THROWS_AS(RedisGet<>(gc).run(), redis_tasks::connection_error);  // no retries
 
-  gc.task.max_retries = 40;
+  // Every attempt, as the run hook reports it.
+  struct attempt {
+    std::chrono::steady_clock::time_point at;
+    bool ok;
+    bool will_retry;
+    std::string error_type;
+  };
+  std::mutex m;
+  std::vector<attempt> attempts;
+  const auto attempts_made = [&] {
+    std::lock_guard<std::mutex> lock(m);
+    return attempts.size();
+  };
+  const auto record = [&](const redis_tasks::run_event& e) {
+    std::lock_guard<std::mutex> lock(m);
+    attempts.push_back(
+        {std::chrono::steady_clock::now(), e.ok, e.will_retry, std::string(e.error_type)});
+  };
+
+  gc.task.max_retries = 300;  // 30 s: far longer than the restart below takes
   gc.task.retry_delay = 100ms;
+  gc.task.on_run = record;
   RedisGet<> patient(gc);
-  std::thread starter([&] {
-    std::this_thread::sleep_for(400ms);
-    server.restart();
+  auto result = std::async(std::launch::async, [&] { return patient.run(); });
+  // The server comes back only once the run has retried a few times; if the wait fails, the
+  // restart still ends the run, so the test does not wait out its 300 retries.
+  test_support::at_scope_exit restart([&] {
+    if (!server.running()) server.restart();
   });
-  const auto start = std::chrono::steady_clock::now();
-  CHECK(patient.run() == std::nullopt);  // succeeded once the server came back
-  CHECK(std::chrono::steady_clock::now() - start >= 300ms);
-  starter.join();
+  wait_until([&] { return attempts_made() >= 3; }, 30s, "the run to retry a stopped server");
+  server.restart();
+  CHECK(result.get() == std::nullopt);  // succeeded once the server came back
+  {
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(attempts.size() >= 4);
+    CHECK(attempts.back().ok);
+    for (std::size_t i = 0; i + 1 < attempts.size(); ++i) {
+      INFO("attempt " << i + 1);
+      CHECK_FALSE(attempts[i].ok);
+      CHECK(attempts[i].will_retry);
+      CHECK(attempts[i].error_type == "connection_error");
+      // A sleep is never shorter than asked for: each retry comes a whole delay later.
+      CHECK(attempts[i + 1].at - attempts[i].at >= gc.task.retry_delay);
+    }
+    attempts.clear();
+  }
 
   // A reply_error is not retried: with a long delay the run still fails at once.
   auto ec = private_config<RedisExecute<>>(server);
   ec.task.max_retries = 5;
   ec.task.retry_delay = 5s;
+  ec.task.on_run = record;
   RedisExecute<> bad(ec);
   const auto t0 = std::chrono::steady_clock::now();
   CHECK_THROWS_AS(bad.run({.redis_cmd = "NOSUCHCOMMAND"}), redis_tasks::reply_error);
-  CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+  CHECK(std::chrono::steady_clock::now() - t0 < ec.task.retry_delay);
+  REQUIRE(attempts_made() == 1);
+  CHECK_FALSE(attempts[0].will_retry);
+  CHECK(attempts[0].error_type == "reply_error");
 }
 
 TEST_CASE("a server that accepts and never answers gives timeout_error, not a hang") {
@@ -198,7 +259,7 @@ TEST_CASE("a server that accepts and never answers gives timeout_error, not a ha
   CHECK_THROWS_AS(RedisGet<>(gc).run(), redis_tasks::timeout_error);
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(took >= 250ms);
-  CHECK(took < 300ms + 2s);
+  CHECK(took < 300ms + 5s);  // bounded (the fake server would wait forever), with room for load
 
   // With a password, the handshake itself is bounded by connect_timeout.
   gc.password_secret = "P";
@@ -208,7 +269,8 @@ TEST_CASE("a server that accepts and never answers gives timeout_error, not a ha
   gc.redis_connection_params.socket_timeout = 10s;
   const auto t0 = std::chrono::steady_clock::now();
   CHECK_THROWS_AS(RedisGet<>(gc).run(), redis_tasks::timeout_error);
-  CHECK(std::chrono::steady_clock::now() - t0 < 300ms + 2s);
+  // Half of the socket_timeout that must not apply: plenty of room for a loaded machine.
+  CHECK(std::chrono::steady_clock::now() - t0 < gc.redis_connection_params.socket_timeout / 2);
 }
 
 TEST_CASE("a server that hangs up mid-reply gives connection_error") {
@@ -291,20 +353,29 @@ TEST_CASE("a rotated password is picked up at the next connection") {
 
 TEST_CASE("a full pool makes a run wait, then time out") {
   redis_process server;
-  auto ec = private_config<RedisExecute<>>(server);
+  auto ec = private_config<RedisExecute<>>(server, "pool");
   ec.redis_connection_params.pool_size = 1;
   ec.redis_connection_params.pool_wait_timeout = 200ms;
   RedisExecute<> task(ec);
-  std::thread holder(
-      [&] { task.run({.redis_cmd = "BLPOP nothing 1"}); });  // holds the only connection
-  std::this_thread::sleep_for(200ms);
+  // Holds the only connection until the test pushes to the list (or for 30 s).
+  auto holder =
+      std::async(std::launch::async, [&] { return task.run({.redis_cmd = "BLPOP list 30"}); });
+  bool released = false;
+  const auto release = [&] {
+    if (!released) test_support::redis_cli(server.port(), {"RPUSH", "list", "released"});
+    released = true;
+  };
+  test_support::at_scope_exit release_on_failure(release);
+  wait_until([&] { return test_support::blocked_client_ids(server.port(), "pool").size() == 1; },
+             10s, "the holder's BLPOP to block on the server");
   try {
     task.run({.redis_cmd = "PING"});
     FAIL("expected timeout_error");
   } catch (const redis_tasks::timeout_error& e) {
     CHECK(std::string(e.what()).find("pool_size") != std::string::npos);
   }
-  holder.join();
+  release();
+  CHECK(holder.get().to_json() == nlohmann::json::array({"list", "released"}));
   CHECK(task.run({.redis_cmd = "PING"}).to_string() == "PONG");  // free again
 }
 

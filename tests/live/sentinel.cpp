@@ -15,6 +15,7 @@ using redis_tasks::RedisGet;
 using redis_tasks::RedisSet;
 using test_support::redis_process;
 using test_support::sentinel_process;
+using test_support::wait_until;
 
 namespace {
 
@@ -58,6 +59,23 @@ struct sentinel_setup {
     c.redis_connection_params.socket_timeout = 2000ms;
     return c;
   }
+
+  /// The role ("master", "slave") of `server` by its own account.
+  static std::string role(const redis_process& server) {
+    return test_support::info_field(test_support::redis_cli(server.port(), {"INFO", "replication"}),
+                                    "role");
+  }
+
+  /// Whether every sentinel names `server` as the master now.
+  bool sentinels_agree_on(const redis_process& server) const {
+    for (const auto* s : {s1.get(), s2.get(), s3.get()}) {
+      if (test_support::redis_cli(s->port(), {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"}) !=
+          "127.0.0.1\n" + std::to_string(server.port()) + "\n") {
+        return false;
+      }
+    }
+    return true;
+  }
 };
 
 }  // namespace
@@ -77,7 +95,12 @@ TEST_CASE("tasks find the master through the sentinels and follow a failover") {
   REQUIRE(set.run({.redis_key = "k", .redis_val = "before"}));
   CHECK(get.run({.redis_key = "k"}) == "before");
   CHECK(test_support::redis_cli(setup.master.port(), {"GET", "k"}) == "before\n");
-  std::this_thread::sleep_for(300ms);  // replicated
+  // The replica that will take over is in sync when the master dies.
+  wait_until(
+      [&] {
+        return test_support::redis_cli(setup.replica.port(), {"GET", "k"}) == "before\n";
+      },
+      30s, "the replica to receive the write");
 
   setup.master.kill();
   const auto start = std::chrono::steady_clock::now();
@@ -97,14 +120,11 @@ TEST_CASE("a demoted master's READONLY sends the write to the new master") {
   REQUIRE(set.run({.redis_key = "k", .redis_val = "1"}));
   // Swap roles by hand behind the task's back: the old master becomes a replica of the other.
   test_support::redis_cli(setup.s1->port(), {"SENTINEL", "FAILOVER", "mymaster"});
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline &&
-         test_support::info_field(
-             test_support::redis_cli(setup.master.port(), {"INFO", "replication"}), "role") !=
-             "slave") {
-    std::this_thread::sleep_for(100ms);
-  }
-  std::this_thread::sleep_for(500ms);
+  wait_until([&] { return sentinel_setup::role(setup.master) == "slave"; }, 30s,
+             "the old master to become a replica");
+  // Whichever sentinel the task asks after READONLY names the new master.
+  wait_until([&] { return setup.sentinels_agree_on(setup.replica); }, 30s,
+             "every sentinel to name the promoted replica as the master");
   // The pooled connection still points at the old master, which now answers READONLY.
   CHECK(set.run({.redis_key = "k", .redis_val = "2"}));
   CHECK(test_support::redis_cli(setup.replica.port(), {"GET", "k"}) == "2\n");
@@ -120,32 +140,26 @@ TEST_CASE("after a failover, reads go to the new master, not to the demoted one"
   REQUIRE(get.run({.redis_key = "k"}) == "old");  // a pooled connection to the master
 
   test_support::redis_cli(setup.s1->port(), {"SENTINEL", "FAILOVER", "mymaster"});
-  auto deadline = std::chrono::steady_clock::now() + 30s;
   auto old_master = [&](const std::string& field) {
     return test_support::info_field(
         test_support::redis_cli(setup.master.port(), {"INFO", "replication"}), field);
   };
-  while (std::chrono::steady_clock::now() < deadline &&
-         (old_master("role") != "slave" || old_master("master_link_status") != "up" ||
-          test_support::redis_cli(setup.master.port(), {"GET", "k"}) != "fresh\n")) {
-    test_support::redis_cli(setup.replica.port(), {"SET", "k", "fresh"});  // on the new master
-    std::this_thread::sleep_for(50ms);
-  }
-  REQUIRE(old_master("role") == "slave");
+  wait_until(
+      [&] {
+        // Written to the new master until it accepts the write and the old one replicates it.
+        test_support::redis_cli(setup.replica.port(), {"SET", "k", "fresh"});
+        return old_master("role") == "slave" && old_master("master_link_status") == "up" &&
+               test_support::redis_cli(setup.master.port(), {"GET", "k"}) == "fresh\n";
+      },
+      30s, "the old master to become a synced replica of the new one");
   // The demoted master gets a value of its own: a read served there is told apart.
   test_support::redis_cli(setup.master.port(), {"CONFIG", "SET", "replica-read-only", "no"});
   test_support::redis_cli(setup.master.port(), {"SET", "k", "stale"});
 
   // The old master's address still answers, but every new connection checks ROLE: the pool
   // does not carry on against a replica, and the master is looked up again.
-  std::optional<std::string> got;
-  deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    got = get.run({.redis_key = "k"});
-    if (got == "fresh") break;
-    std::this_thread::sleep_for(100ms);
-  }
-  CHECK(got == "fresh");
+  wait_until([&] { return get.run({.redis_key = "k"}) == "fresh"; }, 30s,
+             "a read served by the new master");
   CHECK(test_support::redis_cli(setup.master.port(), {"GET", "k"}) == "stale\n");
 }
 

@@ -28,6 +28,8 @@
 
 #include <redis_tasks/redis_tasks.hpp>
 
+#include "catch.hpp"
+
 extern char** environ;
 
 namespace test_support {
@@ -63,6 +65,39 @@ inline fixture_server fixture(const std::string& name) {
 inline const std::string auth_password = "fixture-pass";
 inline const std::string acl_user = "alice";
 inline const std::string acl_password = "alice-pass";
+
+/// Polls `pred` until it holds; fails the test, naming `what` (the thing that did not happen),
+/// when it still does not hold after `timeout`. Tests wait for the effect they need rather than
+/// sleep for a guess at how long it takes: a guess is too short on a loaded machine and too long
+/// everywhere else. Call it on the test's own thread (Catch2 assertions are not thread-safe).
+template <class Pred>
+void wait_until(Pred&& pred, std::chrono::milliseconds timeout, const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      FAIL("waited " << timeout.count() << " ms for " << what << ", in vain");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+/// Runs a function when the scope ends, however it ends (a failed REQUIRE included): it lets a
+/// test release a thread it started (wake a blocked command, stop a loop) before joining it.
+class at_scope_exit {
+ public:
+  explicit at_scope_exit(std::function<void()> f) : f_(std::move(f)) {}
+  at_scope_exit(const at_scope_exit&) = delete;
+  at_scope_exit& operator=(const at_scope_exit&) = delete;
+  ~at_scope_exit() {
+    try {
+      f_();
+    } catch (...) {  // a destructor must not throw; the test has failed or passed already
+    }
+  }
+
+ private:
+  std::function<void()> f_;
+};
 
 /// A unique key prefix per test process, so tests sharing a fixture server never collide.
 inline std::string unique_key(const std::string& stem) {
@@ -363,18 +398,43 @@ class mutable_secret : public redis_tasks::SecretProvider {
   std::string value_;
 };
 
-/// How many clients named `name` the server at `port` has now (CLIENT LIST).
-inline std::size_t clients_named(int port, const std::string& name,
-                                 const std::vector<std::string>& auth = {}) {
+/// The CLIENT LIST lines of the clients named `name` on the server at `port`.
+inline std::vector<std::string> client_lines(int port, const std::string& name,
+                                             const std::vector<std::string>& auth = {}) {
   std::vector<std::string> args = auth;
   args.insert(args.end(), {"CLIENT", "LIST"});
   const std::string list = redis_cli(port, args);
-  std::size_t count = 0;
-  for (auto pos = list.find("name=" + name + " "); pos != std::string::npos;
-       pos = list.find("name=" + name + " ", pos + 1)) {
-    ++count;
+  std::vector<std::string> lines;
+  for (std::size_t pos = 0; pos < list.size();) {
+    const auto nl = list.find('\n', pos);
+    std::string line = list.substr(pos, nl - pos);
+    if (line.find(" name=" + name + " ") != std::string::npos) lines.push_back(std::move(line));
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
   }
-  return count;
+  return lines;
+}
+
+/// How many clients named `name` the server at `port` has now (CLIENT LIST).
+inline std::size_t clients_named(int port, const std::string& name,
+                                 const std::vector<std::string>& auth = {}) {
+  return client_lines(port, name, auth).size();
+}
+
+/// The ids of the clients named `name` that wait in a blocking command on the server at `port`
+/// (flags=b): such a command has reached the server. The same id later shows that it still
+/// waits on the same connection, not on one that replaced a timed-out one.
+inline std::vector<std::string> blocked_client_ids(int port, const std::string& name) {
+  std::vector<std::string> ids;
+  for (const auto& line : client_lines(port, name)) {
+    const auto at = line.find(" flags=");
+    if (at == std::string::npos) continue;
+    const auto start = at + 7;
+    const std::string flags = line.substr(start, line.find(' ', start) - start);
+    if (flags.find('b') == std::string::npos) continue;
+    if (line.rfind("id=", 0) == 0) ids.push_back(line.substr(3, line.find(' ') - 3));
+  }
+  return ids;
 }
 
 }  // namespace test_support
@@ -453,27 +513,34 @@ class test_cluster {
   int master_of_slot(int slot) {
     for (auto& n : nodes_) {
       if (!alive(*n)) continue;
-      const std::string out = redis_cli(n->port(), {"CLUSTER", "SLOTS"});
-      // Raw output: start, end, then ip, port, id of the master, then replicas.
-      std::vector<std::string> lines;
-      std::size_t pos = 0;
-      while (pos < out.size()) {
-        const auto nl = out.find('\n', pos);
-        lines.push_back(out.substr(pos, nl - pos));
-        if (nl == std::string::npos) break;
-        pos = nl + 1;
-      }
-      for (std::size_t i = 0; i + 3 < lines.size(); ++i) {
-        char* e1 = nullptr;
-        char* e2 = nullptr;
-        const long lo = std::strtol(lines[i].c_str(), &e1, 10);
-        const long hi = std::strtol(lines[i + 1].c_str(), &e2, 10);
-        if (*e1 != '\0' || *e2 != '\0' || lines[i].empty() || lines[i + 1].empty()) continue;
-        if (lines[i + 2] != "127.0.0.1") continue;
-        if (slot >= lo && slot <= hi) return std::atoi(lines[i + 3].c_str());
-      }
+      const int port = master_of_slot_seen_by(n->port(), slot);
+      if (port != 0) return port;
     }
     throw std::runtime_error("no master found for slot " + std::to_string(slot));
+  }
+  /// Port of the master that serves `slot` in the view of the node on `node_port` (0: none).
+  /// Nodes learn of a change at different times, so a test waits until all of them agree.
+  static int master_of_slot_seen_by(int node_port, int slot) {
+    const std::string out = redis_cli(node_port, {"CLUSTER", "SLOTS"});
+    // Raw output: start, end, then ip, port, id of the master, then replicas.
+    std::vector<std::string> lines;
+    std::size_t pos = 0;
+    while (pos < out.size()) {
+      const auto nl = out.find('\n', pos);
+      lines.push_back(out.substr(pos, nl - pos));
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+    for (std::size_t i = 0; i + 3 < lines.size(); ++i) {
+      char* e1 = nullptr;
+      char* e2 = nullptr;
+      const long lo = std::strtol(lines[i].c_str(), &e1, 10);
+      const long hi = std::strtol(lines[i + 1].c_str(), &e2, 10);
+      if (*e1 != '\0' || *e2 != '\0' || lines[i].empty() || lines[i + 1].empty()) continue;
+      if (lines[i + 2] != "127.0.0.1") continue;
+      if (slot >= lo && slot <= hi) return std::atoi(lines[i + 3].c_str());
+    }
+    return 0;
   }
   /// The cluster node id of the node on `port`.
   std::string node_id(int port) {
