@@ -1,12 +1,15 @@
 // Results of `run_many`: one per item, each the item's value or the error it raised.
 #pragma once
 
+#include "version.hpp"
+
 #include <exception>
 #include <optional>
 #include <string>
 #include <utility>
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// The outcome of one item of a `run_many` batch: its result, or the error it raised. One
 /// item's failure (a bad argument, an error reply, a value of the wrong type) does not affect
@@ -59,4 +62,5 @@ class batch_result {
   std::exception_ptr error_;
 };
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

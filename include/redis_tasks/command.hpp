@@ -1,6 +1,8 @@
 // A Redis command for RedisExecute: a redis-cli style line, or an argument vector.
 #pragma once
 
+#include "version.hpp"
+
 #include <cctype>
 #include <iterator>
 #include <string>
@@ -12,6 +14,7 @@
 #include "errors.hpp"
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 namespace detail {
 
@@ -225,4 +228,5 @@ inline std::string command_label(const command& cmd) {
 
 }  // namespace detail
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

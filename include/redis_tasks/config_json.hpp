@@ -2,6 +2,8 @@
 // JSON file can build its tasks: `RedisSet<T>::config c = j.get<RedisSet<T>::config>();`.
 #pragma once
 
+#include "version.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -22,6 +24,7 @@
 #include "values.hpp"
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// Reads a JSON file; a syntax error is a `config_error` naming the file, line and column.
 inline nlohmann::json load_json_file(const std::string& path) {
@@ -291,4 +294,5 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
 }
 
 }  // namespace detail
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

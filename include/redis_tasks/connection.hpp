@@ -2,6 +2,8 @@
 // and `redis://` URLs.
 #pragma once
 
+#include "version.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +19,7 @@
 #include "observe.hpp"
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// How strictly a TLS client checks the server's certificate (redis-py's `ssl_cert_reqs`).
 enum class tls_verify {
@@ -107,11 +110,11 @@ struct connection_params {
   /// `socket_connect_timeout` (seconds, number or null for no limit), `socket_keepalive` (bool),
   /// `username`, `client_name`, `unix_socket_path`, `health_check_interval` (seconds),
   /// `max_connections` (pool size, 1 to 100000), the TLS settings `ssl` (bool), `ssl_ca_certs`,
-  /// `ssl_ca_path`, `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs` ("required", "optional",
-  /// "none" or null), `ssl_check_hostname` (bool) and `ssl_server_hostname`, Redis Cluster's
-  /// `cluster` (bool), `cluster_nodes` (["host:port", …], turns cluster on) and `max_redirects`
-  /// (0 to 100), Redis Sentinel's `sentinels` (["host:port", …]), `sentinel_master` (or
-  /// redis-py's `service_name`), `sentinel_password_secret` and `sentinel_username`, plus this
+  /// `ssl_ca_path`, `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs` ("required", "optional"
+  /// or "none"; empty or null is an error), `ssl_check_hostname` (bool) and `ssl_server_hostname`,
+  /// Redis Cluster's `cluster` (bool), `cluster_nodes` (["host:port", …], turns cluster on) and
+  /// `max_redirects` (0 to 100), Redis Sentinel's `sentinels` (["host:port", …]), `sentinel_master`
+  /// (or redis-py's `service_name`), `sentinel_password_secret` and `sentinel_username`, plus this
   /// library's `pool_wait_timeout` (seconds), `keepalive_interval` (seconds) and `shared_pool`
   /// (bool). Seconds may be fractional, from 0 to 1e9: they are rounded to the nearest
   /// millisecond, but a positive value under 1 ms becomes 1 ms, never 0 ("no limit").
@@ -268,18 +271,29 @@ inline const std::vector<param_rule>& param_rules() {
       {"ssl_keyfile", [](P p, N n, J v) { p.tls.keyfile = string_param(n, v); }},
       {"ssl_cert_reqs",
        [](P p, N n, J v) {
-         const std::string r = string_param(n, v);
+         // Only the word "none" turns verification off: an empty or null value (a template
+         // variable left unset, a config key with no value) must not silently drop it, so it
+         // is an error like any other unknown value. (redis-py's Python `None` means "none";
+         // here it must be written out.)
+         if (!v.is_string()) {
+           bad_param(
+               n,
+               "\"required\", \"optional\" or \"none\" (write \"none\" to turn verification off)",
+               v);
+         }
+         const std::string r = v.get<std::string>();
          if (r == "required") {
            p.tls.cert_reqs = tls_verify::required;
          } else if (r == "optional") {
            p.tls.cert_reqs = tls_verify::optional;
-         } else if (r == "none" || r.empty()) {
+         } else if (r == "none") {
            p.tls.cert_reqs = tls_verify::none;
          } else {
            throw config_error(
                "redis_connection_params: `ssl_cert_reqs` must be \"required\", "
-               "\"optional\" or \"none\", got \"" +
-               r + "\"");
+               "\"optional\" or \"none\", got " +
+               (r.empty() ? std::string("an empty string") : "\"" + r + "\"") +
+               "; only \"none\" turns certificate verification off");
          }
        }},
       {"ssl_check_hostname", [](P p, N n, J v) { p.tls.check_hostname = bool_param(n, v); }},
@@ -344,4 +358,5 @@ inline void detail::apply_params(connection_params& p, const nlohmann::json& j) 
   }
 }
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

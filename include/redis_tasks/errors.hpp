@@ -2,11 +2,14 @@
 // endpoint) and never contains a password or a stored value.
 #pragma once
 
+#include "version.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// Base of every exception the library throws.
 class error : public std::runtime_error {
@@ -74,4 +77,5 @@ class type_error : public error {
   using error::error;
 };
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

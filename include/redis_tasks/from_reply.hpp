@@ -1,6 +1,8 @@
 // Where a reply is converted to T: RedisExecute<T>'s typed results.
 #pragma once
 
+#include "version.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -20,6 +22,7 @@
 #include "values.hpp"
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 template <class T>
 T from_reply(reply&& r, const std::string& context);
@@ -298,4 +301,5 @@ T from_reply(reply&& r, const std::string& context) {
   }
 }
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

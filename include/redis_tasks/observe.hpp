@@ -2,6 +2,8 @@
 // carry names, the endpoint, timings and outcomes — never a value or a password.
 #pragma once
 
+#include "version.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -12,6 +14,7 @@
 #include <utility>
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// One attempt of one run, as told to a run hook. The views are valid during the call only.
 struct run_event {
@@ -72,4 +75,5 @@ inline void set_global_run_hook(run_hook hook) {
   detail::global_hook_slot() = std::move(h);
 }
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

@@ -2,16 +2,17 @@
 // This header brings the whole public API.
 #pragma once
 
-#include "batch.hpp"        // IWYU pragma: export
-#include "command.hpp"      // IWYU pragma: export
-#include "config_json.hpp"  // IWYU pragma: export
-#include "connection.hpp"   // IWYU pragma: export
-#include "errors.hpp"       // IWYU pragma: export
-#include "from_reply.hpp"   // IWYU pragma: export
-#include "observe.hpp"      // IWYU pragma: export
-#include "reply.hpp"        // IWYU pragma: export
-#include "secrets.hpp"      // IWYU pragma: export
-#include "tasks.hpp"        // IWYU pragma: export
-#include "url.hpp"          // IWYU pragma: export
-#include "values.hpp"       // IWYU pragma: export
-#include "version.hpp"      // IWYU pragma: export
+#include "batch.hpp"              // IWYU pragma: export
+#include "command.hpp"            // IWYU pragma: export
+#include "config_json.hpp"        // IWYU pragma: export
+#include "connection.hpp"         // IWYU pragma: export
+#include "connection_handle.hpp"  // IWYU pragma: export
+#include "errors.hpp"             // IWYU pragma: export
+#include "from_reply.hpp"         // IWYU pragma: export
+#include "observe.hpp"            // IWYU pragma: export
+#include "reply.hpp"              // IWYU pragma: export
+#include "secrets.hpp"            // IWYU pragma: export
+#include "tasks.hpp"              // IWYU pragma: export
+#include "url.hpp"                // IWYU pragma: export
+#include "values.hpp"             // IWYU pragma: export
+#include "version.hpp"            // IWYU pragma: export

@@ -2,6 +2,8 @@
 // redis-cli prints it, and converted to JSON. It does not depend on hiredis.
 #pragma once
 
+#include "version.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// The kinds of RESP reply. The RESP3 kinds (`double_value` … `attribute`) only arrive when the
 /// library is built against hiredis 1.x and the connection speaks RESP3.
@@ -473,4 +476,5 @@ class reply {
   std::vector<reply> elements_;
 };
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

@@ -2,6 +2,8 @@
 // so a rotated password is picked up without restarting anything.
 #pragma once
 
+#include "version.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include <vector>
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// Looks up a secret (such as a Redis password) by name; `std::nullopt` when it has none.
 /// Implementations must be safe to call from several threads at once.
@@ -107,4 +110,5 @@ class ChainSecretProvider : public SecretProvider {
   std::vector<std::shared_ptr<const SecretProvider>> providers_;
 };
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

@@ -2,6 +2,8 @@
 // run's overrides, validates before any network I/O, and runs on a pooled connection.
 #pragma once
 
+#include "version.hpp"
+
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -19,9 +21,11 @@
 #include "command.hpp"
 #include "config_json.hpp"
 #include "connection.hpp"
+#include "connection_handle.hpp"
 #include "detail/batch.hpp"
 #include "detail/client.hpp"
 #include "detail/codec.hpp"
+#include "detail/settings.hpp"
 #include "detail/store.hpp"
 #include "errors.hpp"
 #include "from_reply.hpp"
@@ -30,41 +34,15 @@
 #include "values.hpp"
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 namespace detail {
 
-/// The connection settings shared by the three configs, checked before any I/O.
+/// The client a task runs on: its handle's, or one for its own connection fields.
 template <class Config>
-endpoint_settings settings_of(const Config& c, const std::string& task) {
-  const auto& p = c.redis_connection_params;
-  auto fail = [&](const std::string& what) { throw config_error(task + ": " + what); };
-  if (p.unix_socket.empty()) {
-    if (c.host.empty()) fail("host is empty; give a host name or address, or a unix_socket");
-    if (c.port < 1 || c.port > 65535) {
-      fail("port " + std::to_string(c.port) + " is out of range 1..65535");
-    }
-  }
-  if (c.db < 0) fail("db " + std::to_string(c.db) + " is negative; databases are numbered from 0");
-  if (p.connect_timeout.count() < 0 || p.socket_timeout.count() < 0 ||
-      p.pool_wait_timeout.count() < 0 || p.health_check_interval.count() < 0 ||
-      p.keepalive_interval.count() < 0) {
-    fail("redis_connection_params has a negative duration; use 0 for no limit");
-  }
-  if (p.pool_size < 1) fail("redis_connection_params.pool_size must be at least 1");
-  if (p.client_name.find_first_of(" \n\r\t") != std::string::npos) {
-    fail("client_name may not contain spaces or line breaks");
-  }
-  if (c.password_secret && c.password_secret->empty()) {
-    fail("password_secret is an empty name; use std::nullopt for no password");
-  }
-  endpoint_settings s;
-  s.host = c.host;
-  s.port = c.port;
-  s.db = c.db;
-  s.password_secret = c.password_secret;
-  s.secrets = c.secrets;
-  s.params = p;
-  return s;
+std::shared_ptr<client> client_for(const Config& c, const std::string& label) {
+  if (c.connection) return c.connection->client();
+  return std::make_shared<client>(settings_of(c, label));
 }
 
 inline std::string task_label(const task_options& t, const char* kind) {
@@ -243,16 +221,16 @@ auto told_batch(const task_options& t, const run_info& info, std::size_t n, F&& 
   throw connection_error(msg);
 }
 
-/// Runs `f`, again up to `max_retries` times after a connection_error (timeouts included),
-/// within the task's `timeout`, telling the run hook (the task's, else the global one) of
-/// every attempt.
+/// Runs `f(deadline)`, again up to `max_retries` times after a connection_error (timeouts
+/// included), within the task's `timeout` (the deadline every attempt is given), telling the
+/// run hook (the task's, else the global one) of every attempt.
 template <class F>
-auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltype(f()) {
+auto with_retries(const task_options& t, const run_info& info, F&& f)
+    -> decltype(f(clock::time_point())) {
   const hook_ref hr = hook_for(t);
   const run_hook* hook = hr.hook;
-  const bool bounded = t.timeout.count() > 0;
-  const auto deadline = bounded ? clock::now() + t.timeout : clock::time_point::max();
-  const run_deadline_scope scope(deadline);
+  const auto deadline = deadline_after(t.timeout);
+  const bool bounded = deadline != no_deadline;
   for (int attempt = 1;; ++attempt) {
     const auto start = hook != nullptr ? clock::now() : clock::time_point();
     auto tell = [&](bool ok, bool retry, const std::exception* e) {
@@ -276,19 +254,19 @@ auto with_retries(const task_options& t, const run_info& info, F&& f) -> decltyp
       if (bounded && clock::now() >= deadline) {
         throw timeout_error("the run took longer than task.timeout " + ms_text(t.timeout));
       }
-      auto result = f();
+      auto result = f(deadline);
       tell(true, false, nullptr);
       return result;
     } catch (const connection_error& e) {
-      const bool retry =
-          attempt <= t.max_retries && (!bounded || clock::now() + t.retry_delay < deadline);
+      const bool retry = attempt <= t.max_retries &&
+                         (!bounded || saturating_add(clock::now(), t.retry_delay) < deadline);
       tell(false, retry, &e);
       if (!retry) rethrow_in_context(e, info);
     } catch (const std::exception& e) {
       tell(false, false, &e);
       throw;
     }
-    if (t.retry_delay.count() > 0) std::this_thread::sleep_for(t.retry_delay);
+    if (t.retry_delay.count() > 0) sleep_within(t.retry_delay, deadline);
   }
 }
 
@@ -384,6 +362,9 @@ class RedisSet {
     bool xx = false;                                  ///< only if the key exists
     task_options task{};                              ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
+    /// Run on this shared connection instead: when set, the handle's server and settings are
+    /// used and the connection fields above are not.
+    std::shared_ptr<connection_handle> connection{};
     /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
     /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
     /// a wrong name or type is a `config_error` naming the field.
@@ -410,7 +391,7 @@ class RedisSet {
     detail::check_retry_options(cfg_.task, label_);
     cfg_expiry_ = detail::expiry_of(cfg_.ex, cfg_.px, label_, "the config");
     cfg_cond_ = detail::condition_of(cfg_.nx, cfg_.xx, label_, "the config");
-    client_ = std::make_shared<detail::client>(detail::settings_of(cfg_, label_));
+    client_ = detail::client_for(cfg_, label_);
   }
 
   /// Stores the value; true if stored, false if nx/xx prevented it.
@@ -424,9 +405,10 @@ class RedisSet {
                  : cfg_cond_;
     return detail::with_prepared(val, label_, [&](const auto& stored) {
       const detail::run_info info{name_, key, detail::write_command_name<T>(), client_->endpoint()};
-      return detail::with_retries(cfg_.task, info, [&] {
-        return client_->run(
-            key, [&](detail::connection& c) { return detail::write_value(c, key, stored, w); });
+      return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
+        return client_->run(key, deadline, [&](detail::connection& c) {
+          return detail::write_value(c, key, stored, w);
+        });
       });
     });
   }
@@ -478,8 +460,9 @@ class RedisSet {
       }
     }
     std::vector<detail::queued_write> queued(n);
+    const auto deadline = detail::deadline_after(cfg_.task.timeout);
     return detail::run_pipelined<bool>(
-        *client_, n, std::move(errors),
+        *client_, deadline, n, std::move(errors),
         [&](std::size_t i, detail::connection& c) {
           queued[i] = detail::queue_write(c, *prepared[i].key, *prepared[i].value, prepared[i].w);
         },
@@ -488,7 +471,7 @@ class RedisSet {
         },
         [](std::size_t, detail::connection&) -> bool { throw detail::finish_later(); },
         [&](std::size_t i) {
-          return client_->run(*prepared[i].key, [&](detail::connection& c) {
+          return client_->run(*prepared[i].key, deadline, [&](detail::connection& c) {
             return detail::write_value(c, *prepared[i].key, *prepared[i].value, prepared[i].w);
           });
         });
@@ -535,6 +518,9 @@ class RedisGet {
     std::optional<std::string> redis_key{};           ///< key to read
     task_options task{};                              ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
+    /// Run on this shared connection instead: when set, the handle's server and settings are
+    /// used and the connection fields above are not.
+    std::shared_ptr<connection_handle> connection{};
     /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
     /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
     /// a wrong name or type is a `config_error` naming the field.
@@ -555,7 +541,7 @@ class RedisGet {
         name_(detail::task_name(cfg_.task, "RedisGet", cfg_.redis_key.value_or(""))),
         type_label_("RedisGet<" + detail::value_type_name<T>() + ">") {
     detail::check_retry_options(cfg_.task, label_);
-    client_ = std::make_shared<detail::client>(detail::settings_of(cfg_, label_));
+    client_ = detail::client_for(cfg_, label_);
   }
 
   /// The key's value as T, or std::nullopt when the key does not exist.
@@ -568,9 +554,10 @@ class RedisGet {
       throw config_error(label_ + ": redis_key is missing; give it in the config or in run()");
     }
     const detail::run_info info{name_, *key, detail::read_command_name<T>(), client_->endpoint()};
-    return detail::with_retries(cfg_.task, info, [&] {
-      return client_->run(
-          *key, [&](detail::connection& c) { return detail::read_value<T>(c, *key, type_label_); });
+    return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
+      return client_->run(*key, deadline, [&](detail::connection& c) {
+        return detail::read_value<T>(c, *key, type_label_);
+      });
     });
   }
 
@@ -602,8 +589,9 @@ class RedisGet {
             config_error(label_ + ": redis_key is missing; give it in the config or in run()"));
       }
     }
+    const auto deadline = detail::deadline_after(cfg_.task.timeout);
     auto single = [&](std::size_t i) {
-      return client_->run(*keys[i], [&](detail::connection& c) {
+      return client_->run(*keys[i], deadline, [&](detail::connection& c) {
         return detail::read_value<T>(c, *keys[i], type_label_);
       });
     };
@@ -628,7 +616,7 @@ class RedisGet {
     } else {
       constexpr auto kind = detail::kind_of(detail::category_of<T>());
       return detail::run_pipelined<result_t>(
-          *client_, n, std::move(errors),
+          *client_, deadline, n, std::move(errors),
           [&](std::size_t i, detail::connection& c) { detail::append_read(c, kind, *keys[i]); },
           [&](std::size_t i, detail::connection& c) -> result_t {
             reply r = c.read();
@@ -785,6 +773,9 @@ class RedisExecute {
     std::optional<command> redis_cmd{};               ///< the command to run
     task_options task{};                              ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
+    /// Run on this shared connection instead: when set, the handle's server and settings are
+    /// used and the connection fields above are not.
+    std::shared_ptr<connection_handle> connection{};
     /// Loads a config from JSON with Prefect's argument names (`host`, `port`, `db`,
     /// `password_secret`, `redis_connection_params`, the task's own fields, `task`) plus `url`;
     /// a wrong name or type is a `config_error` naming the field.
@@ -807,7 +798,7 @@ class RedisExecute {
                                 cfg_.redis_cmd ? cfg_.redis_cmd->name() : std::string())) {
     detail::check_retry_options(cfg_.task, label_);
     if (cfg_.redis_cmd) check_command(*cfg_.redis_cmd);
-    client_ = std::make_shared<detail::client>(detail::settings_of(cfg_, label_));
+    client_ = detail::client_for(cfg_, label_);
   }
 
   /// Runs the command; its reply converted to T. A server error reply is a `reply_error`.
@@ -821,7 +812,9 @@ class RedisExecute {
     const std::string context = "reply to " + detail::command_label(*cmd);
     const std::string name = cmd->name();
     const detail::run_info info{name_, {}, name, client_->endpoint()};
-    return detail::with_retries(cfg_.task, info, [&] { return execute(*cmd, block, context); });
+    return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
+      return execute(*cmd, block, context, deadline);
+    });
   }
 
   /// Same as `run(o)`.
@@ -862,8 +855,9 @@ class RedisExecute {
         errors[i] = std::current_exception();
       }
     }
+    const auto deadline = detail::deadline_after(cfg_.task.timeout);
     return detail::run_pipelined<T>(
-        *client_, n, std::move(errors),
+        *client_, deadline, n, std::move(errors),
         [&](std::size_t i, detail::connection& c) {
           // Repeated for every item, so that a resent batch's new connection is stretched too;
           // the client gives the connection its socket timeout back before it is reused.
@@ -883,7 +877,8 @@ class RedisExecute {
         },
         [](std::size_t, detail::connection&) -> T { throw detail::finish_later(); },
         [&](std::size_t i) {
-          return execute(*cmds[i], detail::block_time(*cmds[i]), "reply to " + cmds[i]->name());
+          return execute(*cmds[i], detail::block_time(*cmds[i]), "reply to " + cmds[i]->name(),
+                         deadline);
         });
   }
 
@@ -921,11 +916,11 @@ class RedisExecute {
   }
 
   T execute(const command& cmd, std::optional<std::chrono::milliseconds> block,
-            const std::string& context) const {
+            const std::string& context, detail::clock::time_point deadline) const {
     const auto& args = cmd.args();
     // Routed by the keys the command really has (EVAL, XREAD … STREAMS, BLMPOP put them
     // elsewhere than second), not by its second argument.
-    reply r = client_->run(detail::route::for_command(args), [&](detail::connection& c) {
+    reply r = client_->run(detail::route::for_command(args), deadline, [&](detail::connection& c) {
       // The client gives the connection its socket timeout back before it is reused.
       const bool stretch = block.has_value();
       const bool by_deadline = stretch && c.stretch_timeout(*block);
@@ -939,12 +934,9 @@ class RedisExecute {
       try {
         out = c.read();
       } catch (const timeout_error& e) {
-        if (!stretch) throw;
-        // The socket's message names only the stretched timeout; say where it came from.
-        if (by_deadline) {
-          throw timeout_error(std::string(e.what()) + " (" + detail::command_label(cmd) +
-                              " was cut short by what was left of task.timeout)");
-        }
+        // The message names only the stretched timeout; say where it came from. (When the
+        // run's deadline cut it short, the message says so already.)
+        if (!stretch || by_deadline) throw;
         throw timeout_error(std::string(e.what()) + " (" + detail::command_label(cmd) +
                             " may block " + std::to_string(block->count()) +
                             " ms, plus socket_timeout " +
@@ -966,4 +958,5 @@ class RedisExecute {
   std::shared_ptr<detail::client> client_;
 };
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

@@ -2,11 +2,15 @@
 // connection parameters in one string, as redis-py's `from_url` does.
 #pragma once
 
+#include "version.hpp"
+
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +25,7 @@
 #include "secrets.hpp"
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// What a Redis URL says. `password` is kept apart so it can go into a secret provider.
 struct redis_url {
@@ -52,6 +57,7 @@ inline std::string percent_decode(std::string_view s, std::string_view what) {
 }
 
 // A query value as JSON: true/false/null and numbers as such, anything else as a string.
+// (Not for `ssl_cert_reqs`, which parse_redis_url passes on as written.)
 inline nlohmann::json query_value(const std::string& v) {
   if (v == "true" || v == "True" || v == "yes") return true;
   if (v == "false" || v == "False" || v == "no") return false;
@@ -67,6 +73,62 @@ inline nlohmann::json query_value(const std::string& v) {
     }
   }
   return v;
+}
+
+/// The provider that serves a URL's password as the secret `name`, and in front of `base` when
+/// a config has its own provider. Configs given equal URL credentials (and the same `base`)
+/// get the same provider object while one of them is alive, so their tasks share a connection
+/// pool: pools are keyed by the provider's address. Entries are weak, so a provider lives only
+/// as long as the configs and tasks that hold it; dead entries are dropped on the next call.
+/// The registry keeps no copy of a password: a live provider is asked for its own.
+inline std::shared_ptr<const SecretProvider> url_secrets(
+    const std::string& name, const std::string& password,
+    const std::shared_ptr<const SecretProvider>& base) {
+  struct registry {
+    std::mutex mutex;
+    std::vector<std::weak_ptr<const MapSecretProvider>> providers;
+    std::map<std::pair<const SecretProvider*, const SecretProvider*>,
+             std::weak_ptr<const SecretProvider>>
+        chains;
+  };
+  static registry r;
+  // Providers locked to compare them are released after the mutex (declared first), so that
+  // no provider is destroyed while it is held.
+  std::vector<std::shared_ptr<const SecretProvider>> looked_at;
+  std::shared_ptr<const SecretProvider> from_url;
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto& ps = r.providers;
+  ps.erase(std::remove_if(ps.begin(), ps.end(), [](const auto& w) { return w.expired(); }),
+           ps.end());
+  for (const auto& w : ps) {
+    auto p = w.lock();
+    if (!p) continue;
+    looked_at.push_back(p);
+    // Each interned provider holds exactly one secret, so one lookup compares both parts.
+    if (p->get(name) == password) {
+      from_url = std::move(p);
+      break;
+    }
+  }
+  if (!from_url) {
+    auto created =
+        std::make_shared<MapSecretProvider>(std::map<std::string, std::string>{{name, password}});
+    ps.push_back(created);
+    from_url = std::move(created);
+  }
+  if (!base) return from_url;
+
+  // A chain holds both of its providers, so while its entry is alive neither address can be
+  // reused by another object: the pair of addresses names it exactly.
+  for (auto it = r.chains.begin(); it != r.chains.end();) {
+    it = it->second.expired() ? r.chains.erase(it) : std::next(it);
+  }
+  auto& slot = r.chains[{from_url.get(), base.get()}];
+  if (auto existing = slot.lock()) return existing;
+  std::shared_ptr<const SecretProvider> chain = std::make_shared<ChainSecretProvider>(
+      std::vector<std::shared_ptr<const SecretProvider>>{from_url, base});
+  slot = chain;
+  return chain;
 }
 
 inline int parse_int(std::string_view s, std::string_view what) {
@@ -86,8 +148,9 @@ inline int parse_int(std::string_view s, std::string_view what) {
 /// `redis+sentinel://[cred@]host:26379,host:26379,…/master_name[/db][?…]` (Redis Sentinel; the
 /// credentials are the data nodes'). `rediss+cluster` and `rediss+sentinel` add TLS. Options are
 /// the redis-py names that `connection_params::from_json` accepts (`socket_timeout=2.5`,
-/// `ssl_cert_reqs=none`, `client_name=etl`, …) plus `db`. Throws `config_error` (which never
-/// quotes the password) on anything else. The URL's parameters are applied onto `base`.
+/// `ssl_cert_reqs=none`, `client_name=etl`, …) plus `db`; `ssl_cert_reqs` takes exactly
+/// `required`, `optional` or `none` (an empty value is an error). Throws `config_error` (which
+/// never quotes the password) on anything else. The URL's parameters are applied onto `base`.
 inline redis_url parse_redis_url(std::string_view url, connection_params base = {}) {
   redis_url out;
   out.params = std::move(base);
@@ -229,6 +292,10 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
       throw config_error(
           "redis URL: give the password before the host (user:password@host), "
           "or better in the secret named by password_secret");
+    } else if (name == "ssl_cert_reqs") {
+      // Kept as written: query_value would turn `none` (and `null`) into JSON null, and an
+      // empty or null ssl_cert_reqs is refused so that it never turns verification off.
+      options[name] = value;
     } else {
       options[name] = detail::query_value(value);
     }
@@ -239,8 +306,10 @@ inline redis_url parse_redis_url(std::string_view url, connection_params base = 
 
 /// Points a task config at the server a URL names: sets `host`, `port`, `db` and the URL's
 /// connection parameters (other fields of `redis_connection_params` are kept). A password in
-/// the URL is served to that config alone, as the secret named by `password_secret` (default
-/// "REDIS_PASSWORD"), ahead of the config's own provider; it never appears in a message.
+/// the URL is served only to configs given that URL, as the secret named by `password_secret`
+/// (default "REDIS_PASSWORD"), ahead of the config's own provider; it never appears in a
+/// message. Configs given the same URL password (and the same own provider) get the same
+/// provider object, so their tasks share connection pools as tasks with equal settings do.
 template <class Config>
 Config& apply_url(Config& cfg, std::string_view url) {
   redis_url u = parse_redis_url(url, cfg.redis_connection_params);
@@ -251,16 +320,10 @@ Config& apply_url(Config& cfg, std::string_view url) {
   if (u.password) {
     const std::string name = cfg.password_secret.value_or("REDIS_PASSWORD");
     cfg.password_secret = name;
-    std::shared_ptr<const SecretProvider> from_url = std::make_shared<MapSecretProvider>(
-        std::map<std::string, std::string>{{name, std::move(*u.password)}});
-    if (cfg.secrets) {
-      cfg.secrets = std::make_shared<ChainSecretProvider>(
-          std::vector<std::shared_ptr<const SecretProvider>>{from_url, cfg.secrets});
-    } else {
-      cfg.secrets = std::move(from_url);
-    }
+    cfg.secrets = detail::url_secrets(name, *u.password, cfg.secrets);
   }
   return cfg;
 }
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

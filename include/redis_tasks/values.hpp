@@ -2,6 +2,8 @@
 // customization point that makes a user's own type storable.
 #pragma once
 
+#include "version.hpp"
+
 #include <algorithm>
 #include <initializer_list>
 #include <map>
@@ -13,6 +15,7 @@
 #include <vector>
 
 namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
 
 /// A Redis sorted set: members with double scores. Build it from `{{"a", 1.0}, {"b", 2.5}}`;
 /// RedisGet returns it in ascending score order (ties by member, as Redis orders them: bytewise
@@ -106,4 +109,5 @@ using value = std::variant<std::string, std::vector<std::string>, std::set<std::
 template <class T, class Enable = void>
 struct value_traits {};
 
+}  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

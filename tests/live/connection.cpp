@@ -150,3 +150,23 @@ TEST_CASE("client_name is set on the connection") {
   CHECK(test_support::redis_cli(port, {"CLIENT", "LIST"}).find("name=" + name + " ") !=
         std::string::npos);
 }
+
+TEST_CASE("tasks configured from one URL with a password share one pool") {
+  const int port = fixture("auth").port;
+  const std::string name = "urlpool" + std::to_string(::getpid());
+  const std::string url = "redis://:" + test_support::auth_password +
+                          "@127.0.0.1:" + std::to_string(port) + "/0?client_name=" + name;
+  std::vector<std::unique_ptr<RedisGet<>>> tasks;
+  for (int i = 0; i < 6; ++i) {
+    RedisGet<>::config c;
+    redis_tasks::apply_url(c, url);
+    c.redis_key = unique_key("urlpool");
+    tasks.push_back(std::make_unique<RedisGet<>>(c));
+  }
+  // One after another: each run finds the connection the previous one gave back to the pool
+  // they share (six pools would hold six connections).
+  for (auto& t : tasks)
+    REQUIRE_FALSE(t->run());
+  CHECK(test_support::clients_named(port, name,
+                                    {"--no-auth-warning", "-a", test_support::auth_password}) == 1);
+}

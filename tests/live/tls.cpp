@@ -302,3 +302,24 @@ TEST_CASE("a rediss:// URL turns TLS on") {
   c.redis_cmd = "PING";
   CHECK(redis_tasks::RedisExecute<std::string>(c).run() == "PONG");
 }
+
+TEST_CASE("a rediss:// URL turns verification off only with ssl_cert_reqs=none, spelled out") {
+  test_support::redis_process untrusted(tls_server_args("untrusted", false), true);
+  const std::string base = "rediss://localhost:" + std::to_string(untrusted.port()) + "/0";
+  auto config = [](const std::string& url) {
+    RedisGet<>::config c;
+    redis_tasks::apply_url(c, url);
+    c.password_secret = std::nullopt;
+    c.redis_key = "k";
+    c.redis_connection_params.connect_timeout = 2000ms;
+    return c;
+  };
+  // `none` reaches the connection as a word (the URL's other options read it as null).
+  CHECK(RedisGet<>(config(base + "?ssl_cert_reqs=none")).run() == std::nullopt);
+  // An empty value is refused before any I/O, rather than dropping verification.
+  CHECK_THROWS_WITH(config(base + "?ssl_cert_reqs="),
+                    Contains("\"required\", \"optional\" or \"none\""));
+  // `optional` verifies: the untrusted certificate is refused.
+  CHECK_THROWS_AS(RedisGet<>(config(base + "?ssl_cert_reqs=optional")).run(),
+                  redis_tasks::connection_error);
+}

@@ -1,18 +1,25 @@
-// Numbers as stored text, and which Redis type each C++ type maps to.
+// Numbers as stored text, and which Redis type each C++ type maps to; how the commands behind
+// RedisSet and RedisGet fail when a (scripted) server answers what they do not expect.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <list>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <redis_tasks/redis_tasks.hpp>
 #include "catch.hpp"
+#include "test_support.hpp"
 
 namespace d = redis_tasks::detail;
+using Catch::Matchers::Contains;
 
 template <class N>
 std::string text(N v) {
@@ -126,4 +133,159 @@ TEST_CASE("sorted sets compare by content, not order") {
   redis_tasks::sorted_set<std::string> c{{"b", 2.0}, {"a", 1.0}};
   CHECK(a == b);
   CHECK(a != c);
+}
+
+// ---- the commands behind RedisSet and RedisGet, against a scripted server ---------------------
+
+namespace {
+
+/// Serves one connection of a fake_server: reads each command (a RESP array of bulk strings)
+/// and writes what `answer` returns for it, until the client hangs up (or is silent for 5 s).
+void serve_commands(int fd,
+                    const std::function<std::string(const std::vector<std::string>&)>& answer) {
+  timeval quiet{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof quiet);
+  std::string buf;
+  auto more = [&] {
+    char tmp[4096];
+    const ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf.append(tmp, static_cast<std::size_t>(n));
+    return true;
+  };
+  auto line = [&](std::string& out) {
+    std::size_t end;
+    while ((end = buf.find("\r\n")) == std::string::npos) {
+      if (!more()) return false;
+    }
+    out = buf.substr(0, end);
+    buf.erase(0, end + 2);
+    return true;
+  };
+  for (std::string header; line(header);) {
+    if (header.empty() || header[0] != '*') return;
+    std::vector<std::string> argv(std::stoul(header.substr(1)));
+    for (auto& a : argv) {
+      std::string len;
+      if (!line(len) || len.empty() || len[0] != '$') return;
+      const std::size_t n = std::stoul(len.substr(1));
+      while (buf.size() < n + 2) {
+        if (!more()) return;
+      }
+      a = buf.substr(0, n);
+      buf.erase(0, n + 2);
+    }
+    const std::string reply = answer(argv);
+    ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+  }
+}
+
+/// Answers a collection write's MULTI, queued commands and EXEC as Redis does, except that
+/// `exec` decides EXEC's reply from the number of commands queued and the connection's number
+/// (1, 2, …).
+struct transaction_server {
+  explicit transaction_server(std::function<std::string(std::size_t, int)> exec_reply)
+      : exec(std::move(exec_reply)) {}
+  std::atomic<int> connections{0};
+  std::function<std::string(std::size_t queued, int connection)> exec;
+  test_support::fake_server server{[this](int fd) {
+    const int number = ++connections;
+    std::size_t queued = 0;
+    serve_commands(fd, [&](const std::vector<std::string>& argv) -> std::string {
+      if (argv[0] == "MULTI") {
+        queued = 0;
+        return "+OK\r\n";
+      }
+      if (argv[0] == "EXEC") return exec(queued, number);
+      ++queued;
+      return "+QUEUED\r\n";
+    });
+  }};
+};
+
+/// EXEC's reply when every queued command ran (each answering :1).
+std::string exec_ran(std::size_t queued) {
+  std::string r = "*" + std::to_string(queued) + "\r\n";
+  for (std::size_t i = 0; i < queued; ++i)
+    r += ":1\r\n";
+  return r;
+}
+
+template <class Task>
+typename Task::config scripted_config(int port, int max_retries) {
+  auto c = test_support::config_for<Task>(port);
+  c.redis_key = "k";
+  c.redis_connection_params.shared_pool = false;
+  c.redis_connection_params.socket_timeout = std::chrono::seconds(5);
+  c.task.max_retries = max_retries;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a discarded transaction (EXEC nil) wrote nothing: a connection_error, retried") {
+  using Set = redis_tasks::RedisSet<std::vector<std::string>>;
+  transaction_server s([](std::size_t queued, int connection) {
+    return connection == 1 ? std::string("*-1\r\n") : exec_ran(queued);
+  });
+  {
+    auto c = scripted_config<Set>(s.server.port(), 0);
+    c.redis_val = std::vector<std::string>{"a", "b"};
+    try {
+      Set(c).run();
+      FAIL("expected connection_error");
+    } catch (const redis_tasks::connection_error& e) {
+      CHECK_THAT(std::string(e.what()), Contains("\"k\"") && Contains("wrote nothing"));
+    }
+  }
+  // Nothing was written, so a task retry may run it again, on a new connection.
+  s.connections = 0;
+  auto c = scripted_config<Set>(s.server.port(), 1);
+  c.redis_val = std::vector<std::string>{"a", "b"};
+  CHECK(Set(c).run());
+  CHECK(s.connections == 2);
+}
+
+TEST_CASE("an EXEC reply that does not match the transaction is a type_error, never retried") {
+  using Set = redis_tasks::RedisSet<std::vector<std::string>>;
+  transaction_server s([](std::size_t queued, int) { return exec_ran(queued - 1); });
+  auto c = scripted_config<Set>(s.server.port(), 3);
+  c.redis_val = std::vector<std::string>{"a", "b"};
+  c.nx = true;
+  try {
+    Set(c).run();
+    FAIL("expected type_error");
+  } catch (const redis_tasks::type_error& e) {
+    CHECK_THAT(std::string(e.what()), Contains("\"k\"") && Contains("EXEC answered an array of") &&
+                                          Contains("may or may not have been written") &&
+                                          Contains("not retried"));
+  }
+  // The write may have happened: no retry, although max_retries allows 3.
+  CHECK(s.connections == 1);
+}
+
+TEST_CASE("a key whose type keeps changing is a type_error that says how to read it") {
+  // TYPE answers list, hash, set, list, …: each attempt of RedisGet<value> sees the type
+  // change under it (TYPE, LRANGE refused with WRONGTYPE, TYPE again twice).
+  std::atomic<int> connections{0};
+  test_support::fake_server server([&](int fd) {
+    ++connections;
+    int types = 0;
+    serve_commands(fd, [&](const std::vector<std::string>& argv) -> std::string {
+      if (argv[0] == "TYPE") {
+        static const char* const cycle[] = {"+list\r\n", "+hash\r\n", "+set\r\n"};
+        return cycle[types++ % 3];
+      }
+      return "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    });
+  });
+  using Get = redis_tasks::RedisGet<redis_tasks::value>;
+  try {
+    Get(scripted_config<Get>(server.port(), 2)).run();
+    FAIL("expected type_error");
+  } catch (const redis_tasks::type_error& e) {
+    CHECK_THAT(std::string(e.what()), Contains("\"k\"") && Contains("100 times in a row") &&
+                                          Contains("RedisGet<std::vector<std::string>>"));
+  }
+  CHECK(connections == 1);  // not retried
 }

@@ -178,6 +178,27 @@ TEST_CASE("unknown or mistyped connection parameters are config errors") {
   CHECK_THROWS_AS(connection_params::from_json(nlohmann::json::array()), config_error);
 }
 
+TEST_CASE("an empty or null ssl_cert_reqs is a config_error, never verification off") {
+  using redis_tasks::connection_params;
+  using redis_tasks::tls_verify;
+  for (const auto& v : {nlohmann::json(""), nlohmann::json(nullptr), nlohmann::json(0),
+                        nlohmann::json("None"), nlohmann::json(false)}) {
+    INFO(v.dump());
+    CHECK_THROWS_WITH(connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", v}}),
+                      Contains("`ssl_cert_reqs` must be \"required\", \"optional\" or \"none\""));
+  }
+  CHECK_THROWS_WITH(connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", nullptr}}),
+                    Contains("got null"));
+  CHECK_THROWS_WITH(connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", ""}}),
+                    Contains("got an empty string"));
+  CHECK(connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "none"}}).tls.cert_reqs ==
+        tls_verify::none);
+  CHECK(connection_params::from_json(nlohmann::json{{"ssl_cert_reqs", "required"}}).tls.cert_reqs ==
+        tls_verify::required);
+  CHECK(connection_params::from_json(nlohmann::json::object()).tls.cert_reqs ==
+        tls_verify::required);
+}
+
 TEST_CASE("commands that would corrupt a shared connection are refused with a hint") {
   using Exec = redis_tasks::RedisExecute<>;
   Exec task(cfg<Exec>());

@@ -3,6 +3,7 @@
 #include "catch.hpp"
 
 using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
 using redis_tasks::config_error;
 using redis_tasks::parse_redis_url;
 
@@ -104,6 +105,104 @@ TEST_CASE("cluster redirections: a node without a host is on the host that redir
   CHECK(split_host_port(node, "node") == std::pair<std::string, int>{"10.0.0.1", 6381});
   CHECK(parse_redirect("MOVED 7 :6381", slot, node, "::1"));
   CHECK(split_host_port(node, "node") == std::pair<std::string, int>{"::1", 6381});
+  // An IPv6 node starts with ':' too, but has its host (it was taken for a host-less one).
+  CHECK(parse_redirect("MOVED 8 ::1:6390", slot, node, "10.0.0.1"));
+  CHECK(slot == 8);
+  CHECK(split_host_port(node, "node") == std::pair<std::string, int>{"::1", 6390});
+  CHECK_FALSE(parse_redirect("MOVED x12 a:1", slot, node, "h"));
   CHECK_FALSE(parse_redirect("MOVED 16384 a:1", slot, node, "h"));
   CHECK_FALSE(parse_redirect("MOVED 1", slot, node, "h"));
+}
+
+TEST_CASE("ssl_cert_reqs in a URL is taken as written: none turns checks off, empty never does") {
+  using redis_tasks::tls_verify;
+  CHECK(parse_redis_url("rediss://h?ssl_cert_reqs=none").params.tls.cert_reqs == tls_verify::none);
+  CHECK(parse_redis_url("rediss://h?ssl_cert_reqs=optional").params.tls.cert_reqs ==
+        tls_verify::optional);
+  CHECK(parse_redis_url("rediss://h?ssl_cert_reqs=required").params.tls.cert_reqs ==
+        tls_verify::required);
+  CHECK(parse_redis_url("rediss://h").params.tls.cert_reqs == tls_verify::required);
+  // An empty value, no value, or a word that other options read as null: an error that says
+  // what is accepted, never verification off.
+  for (const char* url : {"rediss://h?ssl_cert_reqs=", "rediss://h?ssl_cert_reqs",
+                          "rediss://h?ssl_cert_reqs=null", "rediss://h?ssl_cert_reqs=None",
+                          "rediss://h?ssl_cert_reqs=NONE", "rediss://h?ssl_cert_reqs=0"}) {
+    INFO(url);
+    CHECK_THROWS_WITH(parse_redis_url(url),
+                      Contains("`ssl_cert_reqs` must be \"required\", \"optional\" or \"none\""));
+  }
+  // ... also over a config that had turned verification off: the URL's bad value is refused,
+  // not ignored.
+  redis_tasks::connection_params relaxed;
+  relaxed.tls.cert_reqs = tls_verify::none;
+  CHECK_THROWS_AS(parse_redis_url("rediss://h?ssl_cert_reqs=", relaxed), config_error);
+}
+
+TEST_CASE("configs given the same URL password share one secret provider") {
+  using Get = redis_tasks::RedisGet<>;
+  const std::string url = "redis://:pw1@cache.internal:7000/1";
+  // Six tasks configured from one URL: one provider, hence one pool key.
+  std::vector<Get::config> six(6);
+  for (auto& c : six)
+    redis_tasks::apply_url(c, url);
+  REQUIRE(six[0].secrets);
+  for (const auto& c : six)
+    CHECK(c.secrets == six[0].secrets);
+  CHECK(six[0].secrets->get("REDIS_PASSWORD") == "pw1");
+  redis_tasks::RedisSet<>::config set_cfg;  // another task type, same URL
+  redis_tasks::apply_url(set_cfg, url);
+  CHECK(set_cfg.secrets == six[0].secrets);
+
+  // Another password, or the same one under another secret name: another provider.
+  Get::config other;
+  redis_tasks::apply_url(other, "redis://:pw2@cache.internal:7000/1");
+  CHECK(other.secrets != six[0].secrets);
+  CHECK(other.secrets->get("REDIS_PASSWORD") == "pw2");
+  CHECK(six[0].secrets->get("REDIS_PASSWORD") == "pw1");
+  Get::config renamed;
+  renamed.password_secret = "CACHE_PW";
+  redis_tasks::apply_url(renamed, url);
+  CHECK(renamed.secrets != six[0].secrets);
+  CHECK(renamed.secrets->get("CACHE_PW") == "pw1");
+  CHECK_FALSE(renamed.secrets->get("REDIS_PASSWORD"));
+
+  // A config with its own provider: one chain per (URL password, own provider) pair, asking
+  // the URL first.
+  auto own = std::make_shared<redis_tasks::MapSecretProvider>(
+      std::map<std::string, std::string>{{"REDIS_PASSWORD", "own"}, {"X", "x"}});
+  auto own2 = std::make_shared<redis_tasks::MapSecretProvider>(
+      std::map<std::string, std::string>{{"X", "x"}});
+  Get::config c1, c2, c3, c4;
+  c1.secrets = own;
+  c2.secrets = own;
+  c3.secrets = own2;
+  c4.secrets = own;
+  redis_tasks::apply_url(c1, url);
+  redis_tasks::apply_url(c2, url);
+  redis_tasks::apply_url(c3, url);
+  redis_tasks::apply_url(c4, "redis://:pw2@cache.internal:7000/1");
+  CHECK(c1.secrets == c2.secrets);
+  CHECK(c1.secrets != own);
+  CHECK(c1.secrets != six[0].secrets);
+  CHECK(c1.secrets != c3.secrets);
+  CHECK(c1.secrets != c4.secrets);
+  CHECK(c1.secrets->get("REDIS_PASSWORD") == "pw1");
+  CHECK(c1.secrets->get("X") == "x");
+  CHECK(c4.secrets->get("REDIS_PASSWORD") == "pw2");
+
+  // The sharing keeps nothing alive: a provider (or chain) goes with the last config that
+  // holds it, and the next config from that URL gets a new one.
+  Get::config lone;
+  redis_tasks::apply_url(lone, "redis://:pw3@cache.internal:7000/1");
+  std::weak_ptr<const redis_tasks::SecretProvider> gone = lone.secrets;
+  lone.secrets.reset();
+  CHECK(gone.expired());
+  std::weak_ptr<const redis_tasks::SecretProvider> chain_gone = c1.secrets;
+  c1.secrets.reset();
+  CHECK_FALSE(chain_gone.expired());  // c2 still holds it
+  c2.secrets.reset();
+  CHECK(chain_gone.expired());
+  Get::config again;
+  redis_tasks::apply_url(again, "redis://:pw3@cache.internal:7000/1");
+  CHECK(again.secrets->get("REDIS_PASSWORD") == "pw3");
 }

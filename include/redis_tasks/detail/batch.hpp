@@ -2,6 +2,8 @@
 // then read each item's replies in order. Shared by the three tasks' run_many.
 #pragma once
 
+#include "../version.hpp"
+
 #include <cstddef>
 #include <exception>
 #include <optional>
@@ -13,7 +15,9 @@
 #include "../errors.hpp"
 #include "client.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// Thrown by a batch item's `finish` to ask for `late` once all replies are read (an item
 /// that needs another command, such as TYPE after WRONGTYPE, cannot send it mid-pipeline).
@@ -24,9 +28,9 @@ struct finish_later {};
 /// commands; `finish(i, c)` reads its replies and returns its result (an error it throws is
 /// the item's, except a connection_error, which fails every item still waiting); `late(i, c)`
 /// serves items that threw `finish_later`. On a Redis Cluster the items run one at a time,
-/// each routed by `single(i)`.
+/// each routed by `single(i)`. Nothing waits past `deadline`.
 template <class R, class Queue, class Finish, class Late, class Single>
-std::vector<batch_result<R>> run_pipelined(client& cl, std::size_t n,
+std::vector<batch_result<R>> run_pipelined(client& cl, clock::time_point deadline, std::size_t n,
                                            std::vector<std::exception_ptr> errors, Queue&& queue,
                                            Finish&& finish, Late&& late, Single&& single) {
   std::vector<std::optional<R>> results(n);
@@ -45,7 +49,7 @@ std::vector<batch_result<R>> run_pipelined(client& cl, std::size_t n,
   } else if (first < n) {
     const std::vector<std::exception_ptr> refused = errors;
     try {
-      cl.run(std::string_view(), [&](connection& c) {
+      cl.run(std::string_view(), deadline, [&](connection& c) {
         // A retried attempt (nothing of the first reached the server) starts from scratch.
         errors = refused;
         for (auto& r : results)
@@ -95,4 +99,6 @@ std::vector<batch_result<R>> run_pipelined(client& cl, std::size_t n,
   return out;
 }
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -3,6 +3,8 @@
 // master); the tasks only call `run`, so one task runs unchanged on all three.
 #pragma once
 
+#include "../version.hpp"
+
 #include <chrono>
 #include <iterator>
 #include <map>
@@ -16,11 +18,15 @@
 #include <utility>
 #include <vector>
 
+#include "address.hpp"
 #include "cluster.hpp"
+#include "deadline.hpp"
 #include "pool.hpp"
 #include "sentinel.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// What a run is about, for routing: one key, the keys of a command, or nothing.
 struct route {
@@ -40,21 +46,6 @@ struct route {
     return r;
   }
 };
-
-/// Parses "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381". A node without a host
-/// (":6381", a node that does not know its own address) is on `from_host`, the host of the
-/// node that sent the redirection.
-inline bool parse_redirect(const std::string& msg, int& slot, std::string& node,
-                           std::string_view from_host) {
-  const auto a = msg.find(' ');
-  const auto b = msg.find(' ', a + 1);
-  if (a == std::string::npos || b == std::string::npos) return false;
-  slot = std::atoi(msg.c_str() + a + 1);
-  node = msg.substr(b + 1);
-  // Unbracketed, as Redis writes IPv6 nodes here and in CLUSTER SLOTS (split at the last ':').
-  if (!node.empty() && node.front() == ':') node.insert(0, from_host);
-  return slot >= 0 && slot < cluster_slots && !node.empty();
-}
 
 /// Routes runs to connections.
 class client {
@@ -82,18 +73,21 @@ class client {
   }
 
   /// Calls `fn(connection&)` on a connection of the server that serves `r`, and returns what it
-  /// returns. A request that cannot have reached a server (nothing was written before the
-  /// connection failed, or the server redirected it with MOVED/ASK/READONLY) is sent again;
-  /// any other failure propagates, so nothing runs twice.
+  /// returns; every wait (for a pooled connection, connecting, each reply, back-off pauses)
+  /// ends by `deadline` at the latest. A request that cannot have reached a server (nothing was
+  /// written before the connection failed, or the server redirected it with MOVED/ASK/READONLY)
+  /// is sent again; any other failure propagates, so nothing runs twice.
   template <class F>
-  auto run(const route& r, F&& fn) -> std::invoke_result_t<F&, connection&> {
+  auto run(const route& r, clock::time_point deadline, F&& fn)
+      -> std::invoke_result_t<F&, connection&> {
     // The routing below is compiled once, not once per caller: `fn` reaches it through a
     // plain function pointer, and its result comes back through `result`.
     using result_t = std::invoke_result_t<F&, connection&>;
     std::optional<result_t> result;
     auto call = [&](connection& c) { result.emplace(fn(c)); };
-    run_erased(
-        r, callback{&call, [](void* f, connection& c) { (*static_cast<decltype(call)*>(f))(c); }});
+    run_erased(r, deadline, callback{&call, [](void* f, connection& c) {
+                                       (*static_cast<decltype(call)*>(f))(c);
+                                     }});
     return std::move(*result);
   }
 
@@ -109,6 +103,7 @@ class client {
   // a sentinel master lookup are made once.
   template <class Router>
   static std::shared_ptr<Router> shared_router(const endpoint_settings& s, const char* kind) {
+    if (!s.params.shared_pool) return std::make_shared<Router>(s);  // a router of its own
     static std::mutex registry_mutex;
     static std::map<std::string, std::weak_ptr<Router>> registry;
     std::string key = std::string(kind) + '\x1e' + s.pool_key();
@@ -131,32 +126,6 @@ class client {
     return created;
   }
 
-  // While a run has a deadline (task_options.timeout), each read and write waits at most
-  // what is left of it. On the way out the connection gets its socket timeout back, whatever
-  // changed it (this guard, or a blocking command's stretch), before the pool reuses it.
-  class deadline_guard {
-   public:
-    explicit deadline_guard(connection& c) : c_(c) {
-      const auto deadline = current_run_deadline();
-      if (deadline == clock::time_point::max()) return;
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-      if (left.count() <= 0) {
-        throw timeout_error("the run took longer than task.timeout before its command was sent");
-      }
-      const auto t = c.socket_timeout();
-      c.set_timeout(t.count() > 0 && t < left ? t : left);
-    }
-    deadline_guard(const deadline_guard&) = delete;
-    deadline_guard& operator=(const deadline_guard&) = delete;
-    ~deadline_guard() {
-      if (c_.timeout_changed() && !c_.broken()) c_.restore_timeout();
-    }
-
-   private:
-    connection& c_;
-  };
-
   // A non-owning reference to the caller's callable.
   struct callback {
     void* object;
@@ -164,26 +133,27 @@ class client {
     void operator()(connection& c) const { invoke(object, c); }
   };
 
-  void run_erased(const route& r, callback fn) {
+  void run_erased(const route& r, clock::time_point deadline, callback fn) {
     if (cluster_) {
-      run_cluster(r, fn);
+      run_cluster(r, deadline, fn);
     } else if (sentinel_) {
-      run_sentinel(fn);
+      run_sentinel(deadline, fn);
     } else {
-      run_on(*pool_, fn, false);
+      run_on(*pool_, deadline, fn, false);
     }
   }
 
   // Runs fn on a connection of `pool`; sent once more on a new connection when nothing of the
   // request left (see not_sent_error). `asking`: prefix commands with ASKING (cluster ASK).
-  static void run_on(connection_pool& pool, callback fn, bool asking) {
+  // The pool bounds the connection by `deadline` while it is on loan. Returns true when a reply
+  // said READONLY (read by `fn` as a result, e.g. a batch item's error): the server was demoted.
+  static bool run_on(connection_pool& pool, clock::time_point deadline, callback fn, bool asking) {
     for (int attempt = 0;; ++attempt) {
-      auto lease = pool.acquire();
+      auto lease = pool.acquire(deadline);
       try {
-        const deadline_guard bounded(*lease);
         if (!asking) {
           fn(*lease);
-          return;
+          return lease->saw_readonly();
         }
         lease->set_asking(true);
         struct reset {
@@ -191,24 +161,24 @@ class client {
           ~reset() { c.set_asking(false); }
         } guard{*lease};
         fn(*lease);
-        return;
+        return lease->saw_readonly();
       } catch (const not_sent_error&) {
         if (attempt >= 1) throw;
       }
     }
   }
 
-  void run_cluster(const route& r, callback fn) {
-    const int slot =
-        r.command ? cluster_->slot_of_command(*r.command) : (r.keyed ? key_slot(r.key) : -1);
+  void run_cluster(const route& r, clock::time_point deadline, callback fn) {
+    const int slot = r.command ? cluster_->slot_of_command(*r.command, deadline)
+                               : (r.keyed ? key_slot(r.key) : -1);
     std::string ask_node;
     const int max_redirects = max_redirects_;
     for (int redirects = 0, busy = 0;;) {
-      std::shared_ptr<connection_pool> pool =
-          !ask_node.empty() ? cluster_->pool_for_node(ask_node)
-                            : (slot >= 0 ? cluster_->pool_for_slot(slot) : cluster_->any_pool());
+      std::shared_ptr<connection_pool> pool = !ask_node.empty() ? cluster_->pool_for_node(ask_node)
+                                              : slot >= 0 ? cluster_->pool_for_slot(slot, deadline)
+                                                          : cluster_->any_pool(deadline);
       try {
-        run_on(*pool, fn, !ask_node.empty());
+        run_on(*pool, deadline, fn, !ask_node.empty());
         return;
       } catch (const reply_error& e) {
         const std::string code = e.code();
@@ -230,16 +200,17 @@ class client {
           continue;
         }
         if (code == "TRYAGAIN") {  // keys of the slot are being migrated
-          if (++busy <= 20) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10 * busy));
+          // Back off, but never past the run's deadline: out of time, the run ends below.
+          if (++busy <= 20 && sleep_within(std::chrono::milliseconds(10 * busy), deadline)) {
             continue;
           }
           // A multi-key request (e.g. the swap key of an nx/xx collection write) can get
           // TRYAGAIN for the whole migration: a connection_error, so task retries cover it.
           throw connection_error("cluster " + cluster_->name() + ": " +
                                  (slot >= 0 ? "slot " + std::to_string(slot) : "a slot") +
-                                 " is being migrated (" + e.server_message() +
-                                 ", 20 times in a row); task retries will try again");
+                                 " is being migrated (" + e.server_message() + ", " +
+                                 std::to_string(busy) +
+                                 " times in a row); task retries will try again");
         }
         if (code == "CLUSTERDOWN") {
           cluster_->mark_stale();
@@ -254,24 +225,30 @@ class client {
     }
   }
 
-  void run_sentinel(callback fn) {
+  void run_sentinel(clock::time_point deadline, callback fn) {
     for (int attempt = 0;; ++attempt) {
-      auto pool = sentinel_->master_pool();
+      auto pool = sentinel_->master_pool(deadline);
       try {
-        run_on(*pool, fn, false);
+        // A batch reads READONLY as an item's error: the next run asks the sentinels again.
+        if (run_on(*pool, deadline, fn, false)) sentinel_->invalidate(pool);
         return;
       } catch (const reply_error& e) {
         // READONLY: this server was demoted; the write was refused, so it may go to the new
         // master.
-        if (e.code() != "READONLY" || attempt >= 3) throw;
+        if (e.code() != "READONLY") throw;
         sentinel_->invalidate(pool);
-        std::this_thread::sleep_for(std::chrono::milliseconds(100 * (attempt + 1)));
+        if (attempt >= 3 ||
+            !sleep_within(std::chrono::milliseconds(100 * (attempt + 1)), deadline)) {
+          throw;
+        }
       } catch (const not_master_error&) {
         // A new connection found a replica at the master's address (a failover demoted it):
         // nothing of the run was sent, so it goes to the master the sentinels name now.
         sentinel_->invalidate(pool);
-        if (attempt >= 3) throw;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100 * (attempt + 1)));
+        if (attempt >= 3 ||
+            !sleep_within(std::chrono::milliseconds(100 * (attempt + 1)), deadline)) {
+          throw;
+        }
       } catch (const connection_error&) {
         sentinel_->invalidate(pool);
         throw;
@@ -286,4 +263,6 @@ class client {
   int max_redirects_ = 5;
 };
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

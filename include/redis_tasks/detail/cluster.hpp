@@ -1,11 +1,15 @@
 // Redis Cluster: key slots, the slot map, and which node's pool serves a run.
 #pragma once
 
+#include "../version.hpp"
+
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,9 +23,13 @@
 
 #include "../errors.hpp"
 #include "../reply.hpp"
+#include "address.hpp"
+#include "deadline.hpp"
 #include "pool.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// CRC16-CCITT (XMODEM), the checksum Redis Cluster hashes keys with.
 inline std::uint16_t crc16(std::string_view data) {
@@ -36,9 +44,6 @@ inline std::uint16_t crc16(std::string_view data) {
   return crc;
 }
 
-/// Number of hash slots in a Redis Cluster.
-inline constexpr int cluster_slots = 16384;
-
 /// The slot of `key`: only the part inside the first `{…}` counts when it is non-empty, so
 /// `{user1}.name` and `{user1}.mail` land on the same node.
 inline int key_slot(std::string_view key) {
@@ -50,25 +55,6 @@ inline int key_slot(std::string_view key) {
     }
   }
   return crc16(key) & (cluster_slots - 1);
-}
-
-/// Splits "host:port" (or "[v6]:port"); throws config_error naming `what`.
-inline std::pair<std::string, int> split_host_port(std::string_view hp, std::string_view what) {
-  auto fail = [&]() -> std::pair<std::string, int> {
-    throw config_error(std::string(what) + ": '" + std::string(hp) +
-                       "' is not host:port (e.g. 10.0.0.5:6379)");
-  };
-  const auto colon = hp.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return fail();
-  std::string_view host = hp.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  int port = 0;
-  const auto p = hp.substr(colon + 1);
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-  if (ec != std::errc() || ptr != p.data() + p.size() || port < 1 || port > 65535) return fail();
-  return {std::string(host), port};
 }
 
 /// The slot map of one cluster and a pool per node. Shared by every task with the same
@@ -86,9 +72,9 @@ class cluster_router {
     }
   }
 
-  /// The pool of the node serving `slot` (loads the slot map first if needed).
-  std::shared_ptr<connection_pool> pool_for_slot(int slot) {
-    ensure_map();
+  /// The pool of the node serving `slot` (loads the slot map first if needed, by `deadline`).
+  std::shared_ptr<connection_pool> pool_for_slot(int slot, clock::time_point deadline) {
+    ensure_map(deadline);
     std::string node;
     {
       std::shared_lock<std::shared_mutex> lock(mutex_);
@@ -120,8 +106,8 @@ class cluster_router {
   }
 
   /// A pool for a command with no key: any known node, in turn.
-  std::shared_ptr<connection_pool> any_pool() {
-    ensure_map();
+  std::shared_ptr<connection_pool> any_pool(clock::time_point deadline) {
+    ensure_map(deadline);
     std::string node;
     {
       std::shared_lock<std::shared_mutex> lock(mutex_);
@@ -150,11 +136,14 @@ class cluster_router {
 
   /// The slot a command's keys hash to, as the server describes the command's key positions
   /// (COMMAND INFO, cached; COMMAND GETKEYS for commands whose keys move); -1 when it has none.
-  int slot_of_command(const std::vector<std::string>& args) {
+  /// Scripts and functions (EVAL, EVALSHA, FCALL and their _RO forms) name their keys in their
+  /// arguments, so they need no round trip.
+  int slot_of_command(const std::vector<std::string>& args, clock::time_point deadline) {
     if (args.empty()) return -1;
     std::string name = args[0];
     for (auto& c : name)
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (const auto slot = script_slot(name, args)) return *slot;
     std::optional<key_spec> spec;
     {
       std::shared_lock<std::shared_mutex> lock(mutex_);
@@ -162,11 +151,11 @@ class cluster_router {
       if (it != specs_.end()) spec = it->second;
     }
     if (!spec) {
-      spec = describe(name);
+      spec = describe(name, deadline);
       std::unique_lock<std::shared_mutex> lock(mutex_);
       specs_[name] = *spec;
     }
-    if (spec->ask_server) return slot_from_getkeys(args);
+    if (spec->ask_server) return slot_from_getkeys(args, deadline);
     if (spec->first <= 0) return -1;
     const auto argc = static_cast<long long>(args.size());
     if (spec->first >= argc) return -1;
@@ -184,9 +173,28 @@ class cluster_router {
     bool ask_server = false;  // keys move with the arguments: ask COMMAND GETKEYS
   };
 
-  // Runs `fn(connection&)` on some reachable node (seeds and known nodes, in turn).
+  // EVAL-like commands: `name script numkeys key…`. The slot of the first key, -1 for no keys,
+  // nullopt for other commands (and for a numkeys that is not a number: the server says why).
+  static std::optional<int> script_slot(const std::string& name,
+                                        const std::vector<std::string>& args) {
+    if (name != "eval" && name != "evalsha" && name != "eval_ro" && name != "evalsha_ro" &&
+        name != "fcall" && name != "fcall_ro") {
+      return std::nullopt;
+    }
+    if (args.size() < 3) return -1;
+    long long numkeys = 0;
+    const std::string& n = args[2];
+    auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), numkeys);
+    if (ec != std::errc() || ptr != n.data() + n.size() || numkeys < 0) return -1;
+    if (numkeys == 0 || args.size() < 4) return -1;
+    return key_slot(args[3]);
+  }
+
+  // Runs `fn(connection&)` on some reachable node (seeds and known nodes, in turn), by
+  // `deadline`.
   template <class F>
-  auto on_any_node(F&& fn) -> decltype(fn(std::declval<connection&>())) {
+  auto on_any_node(clock::time_point deadline, F&& fn)
+      -> decltype(fn(std::declval<connection&>())) {
     std::vector<std::string> candidates;
     {
       std::shared_lock<std::shared_mutex> lock(mutex_);
@@ -196,10 +204,11 @@ class cluster_router {
     std::string last_error;
     for (const auto& node : candidates) {
       try {
-        auto lease = pool_for_node(node)->acquire();
+        auto lease = pool_for_node(node)->acquire(deadline);
         return fn(*lease);
       } catch (const connection_error& e) {
         last_error = e.what();
+        if (clock::now() >= deadline) break;  // out of time: no other node gets a try
       }
     }
     throw connection_error("no node of the cluster answered (seeds: " + seeds_.front() +
@@ -209,21 +218,28 @@ class cluster_router {
                            "): " + last_error);
   }
 
-  void ensure_map() {
+  void ensure_map(clock::time_point deadline) {
     {
       std::shared_lock<std::shared_mutex> lock(mutex_);
       if (!stale_) return;
     }
-    std::lock_guard<std::mutex> once(refresh_mutex_);  // one reload at a time
+    // One reload at a time; the others wait for it, each no longer than its own deadline.
+    std::unique_lock<std::timed_mutex> once(refresh_mutex_, std::defer_lock);
+    if (!lock_by(once, deadline)) {
+      throw timeout_error(
+          "the run took longer than task.timeout waiting for the slot map of "
+          "cluster " +
+          name());
+    }
     {
       std::shared_lock<std::shared_mutex> lock(mutex_);
       if (!stale_) return;
     }
-    refresh();
+    refresh(deadline);
   }
 
-  void refresh() {
-    reply r = on_any_node([](connection& c) { return c.call({"CLUSTER", "SLOTS"}); });
+  void refresh(clock::time_point deadline) {
+    reply r = on_any_node(deadline, [](connection& c) { return c.call({"CLUSTER", "SLOTS"}); });
     if (r.is_error()) {
       throw reply_error(
           r.str(), "CLUSTER SLOTS on " + seeds_.front() + " (is cluster mode on for this server?)");
@@ -251,10 +267,19 @@ class cluster_router {
     slots_ = std::move(slots);
     nodes_ = std::move(nodes);
     stale_ = false;
+    // Pools of nodes that left the map go (runs still using one keep it alive until done), so
+    // a cluster whose nodes come and go does not keep every pool it ever had.
+    for (auto it = pools_.begin(); it != pools_.end();) {
+      const bool known = std::find(nodes_.begin(), nodes_.end(), it->first) != nodes_.end() ||
+                         std::find(seeds_.begin(), seeds_.end(), it->first) != seeds_.end();
+      it = known ? std::next(it) : pools_.erase(it);
+    }
   }
 
-  key_spec describe(const std::string& name) {
-    reply r = on_any_node([&](connection& c) { return c.call({"COMMAND", "INFO", name}); });
+  key_spec describe(const std::string& name, clock::time_point deadline) {
+    reply r = on_any_node(deadline, [&](connection& c) {
+      return c.call({"COMMAND", "INFO", name});
+    });
     key_spec spec;
     if (r.is_error() || r.elements().empty() || r.elements()[0].is_nil()) {
       spec.ask_server = true;  // unknown here: let COMMAND GETKEYS decide (or fail clearly)
@@ -271,8 +296,8 @@ class cluster_router {
     return spec;
   }
 
-  int slot_from_getkeys(const std::vector<std::string>& args) {
-    reply r = on_any_node([&](connection& c) {
+  int slot_from_getkeys(const std::vector<std::string>& args, clock::time_point deadline) {
+    reply r = on_any_node(deadline, [&](connection& c) {
       std::vector<std::string_view> argv{"COMMAND", "GETKEYS"};
       argv.insert(argv.end(), args.begin(), args.end());
       c.begin_request();
@@ -287,7 +312,7 @@ class cluster_router {
   endpoint_settings base_;
   std::vector<std::string> seeds_;
   std::shared_mutex mutex_;
-  std::mutex refresh_mutex_;
+  std::timed_mutex refresh_mutex_;
   std::vector<std::uint16_t> slots_ = std::vector<std::uint16_t>(cluster_slots, no_node);
   std::vector<std::string> nodes_;
   std::map<std::string, std::shared_ptr<connection_pool>> pools_;
@@ -296,4 +321,6 @@ class cluster_router {
   bool stale_ = true;
 };
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -2,6 +2,8 @@
 // Pure functions: tests call them without a server.
 #pragma once
 
+#include "../version.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <deque>
@@ -25,7 +27,9 @@
 #include "../reply.hpp"
 #include "../values.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// The Redis data types a C++ value can be stored as.
 enum class redis_kind { string, list, set, hash, zset };
@@ -387,4 +391,6 @@ inline const char* category_description(category c) {
   }
 }
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -2,6 +2,8 @@
 // vectors, read replies. Knows whether a failed request can have reached the server.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -15,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include "../connection.hpp"
 #include "../errors.hpp"
 #include "../reply.hpp"
@@ -23,27 +27,9 @@
 #include "socket.hpp"
 #include "tls.hpp"
 
-namespace redis_tasks::detail {
-
-/// The deadline of the run in progress on this thread (task_options.timeout), or max().
-inline clock::time_point& current_run_deadline() {
-  thread_local clock::time_point deadline = clock::time_point::max();
-  return deadline;
-}
-
-/// Sets the current run's deadline for its lifetime (restoring the outer one after).
-class run_deadline_scope {
- public:
-  explicit run_deadline_scope(clock::time_point d) : saved_(current_run_deadline()) {
-    current_run_deadline() = d;
-  }
-  run_deadline_scope(const run_deadline_scope&) = delete;
-  run_deadline_scope& operator=(const run_deadline_scope&) = delete;
-  ~run_deadline_scope() { current_run_deadline() = saved_; }
-
- private:
-  clock::time_point saved_;
-};
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// The provider used when a task names none: environment variables.
 inline std::shared_ptr<const SecretProvider> default_secrets() {
@@ -81,7 +67,8 @@ struct endpoint_settings {
     add(std::to_string(db));
     add(params.username);
     add(password_secret ? "s:" + *password_secret : "-");
-    add(std::to_string(reinterpret_cast<std::uintptr_t>(secrets.get())));
+    // The default provider (environment variables) is one whatever object stands for it.
+    add(secrets ? std::to_string(reinterpret_cast<std::uintptr_t>(secrets.get())) : "env");
     add(params.client_name);
     add(std::to_string(params.connect_timeout.count()));
     add(std::to_string(params.socket_timeout.count()));
@@ -113,30 +100,60 @@ class not_master_error : public connection_error {
 };
 
 /// A connection to one server. Not thread-safe: a pool hands it to one run at a time.
+///
+/// Every read and write waits against an absolute deadline: the earlier of the run's deadline
+/// (task_options.timeout, given with `set_run_deadline`) and the request's own bound, which is
+/// `socket_timeout` for each reply as a whole (not for each system call), or a blocking
+/// command's block time plus `socket_timeout` (see `stretch_timeout`).
 class connection {
  public:
-  /// Opens the connection and runs the handshake (AUTH, SELECT, CLIENT SETNAME), all within
-  /// `connect_timeout`. The password is looked up now, so a rotated secret is picked up.
-  explicit connection(const endpoint_settings& s)
-      : endpoint_(s.name()), socket_timeout_(s.params.socket_timeout) {
-    const std::chrono::milliseconds connect_timeout = connect_timeout_for(s.params, endpoint_);
-    socket_options o{connect_timeout, s.params.keepalive, s.params.keepalive_interval};
-    unique_fd fd = s.params.unix_socket.empty() ? connect_tcp(s.host, s.port, o, endpoint_)
-                                                : connect_unix(s.params.unix_socket, o, endpoint_);
+  /// Opens the connection and runs the handshake (AUTH, SELECT, CLIENT SETNAME): name
+  /// resolution, connecting, TLS and handshake all by one deadline, the earlier of
+  /// `connect_timeout` from now and `run_deadline`. The password is looked up now, so a rotated
+  /// secret is picked up.
+  explicit connection(const endpoint_settings& s, clock::time_point run_deadline = no_deadline)
+      : endpoint_(s.name()),
+        socket_timeout_(s.params.socket_timeout),
+        reply_timeout_(s.params.socket_timeout),
+        owner_(::getpid()) {
+    const connect_bound bound = connect_bound_for(s.params, run_deadline);
+    socket_options o{s.params.keepalive, s.params.keepalive_interval};
+    unique_fd fd = s.params.unix_socket.empty()
+                       ? connect_tcp(s.host, s.port, o, endpoint_, bound)
+                       : connect_unix(s.params.unix_socket, endpoint_, bound);
     if (s.params.tls.enabled) {
       if (!s.tls) throw config_error("TLS is on for " + endpoint_ + " but no TLS context was made");
-      stream_ =
-          std::make_unique<tls_stream>(std::move(fd), *s.tls, s.host, endpoint_, connect_timeout);
+      stream_ = std::make_unique<tls_stream>(std::move(fd), *s.tls, s.host, endpoint_, bound);
     } else {
-      stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, connect_timeout);
+      stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, socket_timeout_);
     }
+    // The handshake's replies are bounded by the connect deadline alone.
+    run_deadline_ = bound.deadline;
+    reply_timeout_ = std::chrono::milliseconds(0);
+    run_bound_ = bound.what;
     handshake(s);
-    stream_->set_timeout(socket_timeout_);
+    reply_timeout_ = socket_timeout_;
+    run_deadline_ = no_deadline;
+    run_bound_.clear();
     last_used_ = clock::now();
   }
 
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
+  ~connection() {
+    // In a child after fork(), the connection is the parent's: let go without a word.
+    if (stream_ && ::getpid() != owner_) stream_->abandon();
+  }
+
+  /// The process that opened the connection (a child after fork() must never use it).
+  pid_t owner() const noexcept { return owner_; }
+
+  /// Bounds every read and write from now on by `deadline` (the run's task_options.timeout),
+  /// until set again; `no_deadline` for none.
+  void set_run_deadline(clock::time_point deadline) noexcept {
+    run_deadline_ = deadline;
+    run_bound_.clear();
+  }
 
   /// Starts a new request: forgets what was written for the previous one.
   void begin_request() {
@@ -181,7 +198,8 @@ class connection {
     if (encoder_.buffered_bytes() >= flush_threshold) flush();
   }
 
-  /// Writes everything queued. Throws `not_sent_error` if nothing of this request left.
+  /// Writes everything queued, within `socket_timeout` and the run's deadline. Throws
+  /// `not_sent_error` if nothing of this request left.
   void flush() {
     const auto& segs = encoder_.segments();
     if (segs.empty()) return;
@@ -191,11 +209,22 @@ class connection {
       iovecs_.push_back(
           iovec{const_cast<char*>(sg.external ? sg.external : base + sg.offset), sg.size});
     }
+    const auto now = clock::now();
+    const auto own = saturating_add(now, socket_timeout_);
+    const auto deadline = socket_timeout_.count() > 0 ? earlier(own, run_deadline_) : run_deadline_;
+    bool done = false;
     try {
-      stream_->write_all(iovecs_.data(), static_cast<int>(iovecs_.size()), request_written_);
+      done = stream_->write_all(iovecs_.data(), static_cast<int>(iovecs_.size()), request_written_,
+                                deadline);
     } catch (...) {
       broken_ = true;
       throw;
+    }
+    if (!done) {
+      broken_ = true;
+      if (deadline == run_deadline_) throw_past_run_deadline("writing to ");
+      throw timeout_error("writing to " + endpoint_ + " took longer than socket_timeout " +
+                          ms_text(socket_timeout_));
     }
     encoder_.clear();
   }
@@ -212,7 +241,14 @@ class connection {
     }
     reply r = read_one();
     --pending_;
-    if (r.is_error() && r.str().compare(0, 6, "NOAUTH") == 0) throw_noauth();
+    if (r.is_error()) {
+      if (r.str().compare(0, 6, "NOAUTH") == 0) throw_noauth();
+      if (r.str().compare(0, 8, "READONLY") == 0) {
+        // The server was demoted: its connections go (once this request's replies are read).
+        saw_readonly_ = true;
+        broken_ = true;
+      }
+    }
     return r;
   }
 
@@ -223,6 +259,9 @@ class connection {
     flush();
     return read();
   }
+
+  /// True when a reply said READONLY: the server is a replica now (a demoted master).
+  bool saw_readonly() const noexcept { return saw_readonly_; }
 
   /// True when an I/O error left the connection unusable, or replies are still unread.
   bool broken() const noexcept { return broken_ || pending_ != 0 || !asked_.empty(); }
@@ -236,39 +275,28 @@ class connection {
   /// True when the server has not closed this idle connection and sent nothing unasked.
   bool idle_and_intact() { return !broken_ && stream_->idle_and_intact(); }
 
-  /// Uses `t` as the I/O timeout until `restore_timeout()`.
-  void set_timeout(std::chrono::milliseconds t) {
-    stream_->set_timeout(t);
-    timeout_changed_ = true;
-  }
-  /// Lets the next reads wait for a blocking command that may block `block` (0: forever):
+  /// Lets the next replies wait for a blocking command that may block `block` (0: forever):
   /// that long plus the socket timeout (no limit when either is 0), but never past the run's
-  /// deadline (task_options.timeout). Returns true when the deadline is what bounds it.
-  /// Undone by `restore_timeout()`, which the client runs before the connection is reused.
+  /// deadline. Returns true when the run's deadline is what bounds it. Undone by
+  /// `restore_timeout()`, which the client runs before the connection is reused.
   bool stretch_timeout(std::chrono::milliseconds block) {
     using std::chrono::milliseconds;
     milliseconds t{0};
-    if (socket_timeout_.count() > 0 && block.count() > 0) t = block + socket_timeout_;
-    bool by_deadline = false;
-    const auto deadline = current_run_deadline();
-    if (deadline != clock::time_point::max()) {
-      const auto left = std::max(milliseconds(1),
-                                 std::chrono::duration_cast<milliseconds>(deadline - clock::now()));
-      if (t.count() == 0 || left < t) {
-        t = left;
-        by_deadline = true;
-      }
+    if (socket_timeout_.count() > 0 && block.count() > 0) {
+      // Saturating: the largest durations mean "no limit", never an overflow.
+      t = block > milliseconds::max() - socket_timeout_ ? milliseconds(0) : block + socket_timeout_;
     }
-    set_timeout(t);
-    return by_deadline;
+    reply_timeout_ = t;
+    const auto own = t.count() > 0 ? saturating_add(clock::now(), t) : no_deadline;
+    return run_deadline_ != no_deadline && run_deadline_ <= own;
   }
-  /// Back to the configured socket timeout.
-  void restore_timeout() {
-    stream_->set_timeout(socket_timeout_);
-    timeout_changed_ = false;
+  /// Back to the configured socket timeout, and no run deadline.
+  void restore_timeout() noexcept {
+    reply_timeout_ = socket_timeout_;
+    run_deadline_ = no_deadline;
   }
-  /// True between `set_timeout`/`stretch_timeout` and `restore_timeout`.
-  bool timeout_changed() const noexcept { return timeout_changed_; }
+  /// True while a blocking command's stretch is in force.
+  bool timeout_changed() const noexcept { return reply_timeout_ != socket_timeout_; }
   /// The configured socket timeout.
   std::chrono::milliseconds socket_timeout() const noexcept { return socket_timeout_; }
 
@@ -278,14 +306,23 @@ class connection {
 
   reply read_one() {
     reply r;
+    // Replies already buffered need no clock reading and no deadline.
+    if (parser_.next(r)) {
+      last_used_ = clock::now();
+      return r;
+    }
+    // One deadline for the whole reply, however its bytes trickle in.
+    const auto own =
+        reply_timeout_.count() > 0 ? saturating_add(clock::now(), reply_timeout_) : no_deadline;
+    const auto deadline = earlier(own, run_deadline_);
     try {
-      while (!parser_.next(r)) {
+      do {
         if (!rbuf_) rbuf_ = std::make_unique<char[]>(read_buffer_size);
         const bool fresh = parser_.at_reply_start();
-        const std::size_t n = stream_->read_some(rbuf_.get(), read_buffer_size);
-        if (fresh && read_large_bulk(n, r)) break;
+        const std::size_t n = receive(deadline);
+        if (fresh && read_large_bulk(n, r, deadline)) break;
         parser_.feed(rbuf_.get(), n);
-      }
+      } while (!parser_.next(r));
     } catch (...) {
       broken_ = true;
       throw;
@@ -294,12 +331,26 @@ class connection {
     return r;
   }
 
+  // Reads into the read buffer by `deadline`; a deadline that passes is a timeout_error saying
+  // which bound it was.
+  std::size_t receive(clock::time_point deadline) {
+    const std::size_t n = stream_->read_some(rbuf_.get(), read_buffer_size, deadline);
+    if (n > 0) return n;
+    broken_ = true;
+    if (deadline == run_deadline_) throw_past_run_deadline("waiting for a reply from ");
+    if (reply_timeout_ != socket_timeout_) {
+      throw timeout_error("no reply from " + endpoint_ + " within " + ms_text(reply_timeout_));
+    }
+    throw timeout_error("no reply from " + endpoint_ + " within socket_timeout " +
+                        ms_text(socket_timeout_));
+  }
+
   // A reply that is one bulk string longer than the read buffer (a large GET) is read into its
   // string here, not through hiredis: each byte is copied once (read buffer to string) instead
   // of twice (into hiredis's buffer, then out of it), and hiredis's buffer is not regrown to
   // the value's size for every such reply. `n` bytes that start a reply are in the read buffer;
   // false leaves them for hiredis, as for every reply of another form.
-  bool read_large_bulk(std::size_t n, reply& out) {
+  bool read_large_bulk(std::size_t n, reply& out, clock::time_point deadline) {
     std::size_t len = 0;
     const std::size_t header = bulk_header(rbuf_.get(), n, len);
     if (header == 0 || len < read_buffer_size || header + len + 2 <= n) return false;
@@ -320,7 +371,7 @@ class connection {
       rest += k;
       rest_n -= k;
       if (s.size() == len) break;
-      rest_n = stream_->read_some(rbuf_.get(), read_buffer_size);
+      rest_n = receive(deadline);
       rest = rbuf_.get();
     }
     // The CR LF after the data (skipped unchecked, as hiredis does); what follows it starts
@@ -331,12 +382,21 @@ class connection {
       rest_n -= k;
       crlf -= k;
       if (crlf == 0) break;
-      rest_n = stream_->read_some(rbuf_.get(), read_buffer_size);
+      rest_n = receive(deadline);
       rest = rbuf_.get();
     }
     if (rest_n > 0) parser_.feed(rest, rest_n);
     out = reply::make_string(std::move(s));
     return true;
+  }
+
+  [[noreturn]] void throw_past_run_deadline(const char* doing) const {
+    if (run_bound_.empty()) {
+      throw timeout_error("the run took longer than task.timeout " + std::string(doing) +
+                          endpoint_);
+    }
+    throw timeout_error("connecting to " + endpoint_ + " (" + doing +
+                        "it in the handshake) took longer than " + run_bound_);
   }
 
   // Asking mode, before a command named `name` (empty when not known): queues ASKING unless
@@ -361,19 +421,25 @@ class connection {
     asked_.push_back(ask);
   }
 
-  // The timeout for connecting and the handshake: connect_timeout, else (0) socket_timeout, as
-  // in redis-py; cut to what is left of the run's deadline (task_options.timeout), if any.
-  static std::chrono::milliseconds connect_timeout_for(const connection_params& p,
-                                                       const std::string& endpoint) {
-    using std::chrono::milliseconds;
-    milliseconds t = p.connect_timeout.count() > 0 ? p.connect_timeout : p.socket_timeout;
-    const auto deadline = current_run_deadline();
-    if (deadline == clock::time_point::max()) return t;
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
-    if (left.count() <= 0) {
-      throw timeout_error("the run took longer than task.timeout before connecting to " + endpoint);
+  // The deadline for connecting and the handshake: connect_timeout, else (0) socket_timeout,
+  // as in redis-py; or the run's deadline (task_options.timeout) when that comes first.
+  connect_bound connect_bound_for(const connection_params& p, clock::time_point run_deadline) {
+    const bool by_connect = p.connect_timeout.count() > 0;
+    const auto t = by_connect ? p.connect_timeout : p.socket_timeout;
+    connect_bound b;
+    b.deadline = deadline_after(t);
+    b.what = (by_connect ? "connect_timeout " : "socket_timeout ") + ms_text(t);
+    b.hint = by_connect ? " or raise connect_timeout" : " or set connect_timeout";
+    if (run_deadline < b.deadline) {
+      if (clock::now() >= run_deadline) {
+        throw timeout_error("the run took longer than task.timeout before connecting to " +
+                            endpoint_);
+      }
+      b.deadline = run_deadline;
+      b.what = "what was left of task.timeout";
+      b.hint = " or raise task.timeout";
     }
-    return t.count() == 0 || left < t ? left : t;
+    return b;
   }
 
   static std::string scrub(std::string text, const std::optional<std::string>& password) {
@@ -481,6 +547,10 @@ class connection {
 
   std::string endpoint_;
   std::chrono::milliseconds socket_timeout_;
+  std::chrono::milliseconds reply_timeout_;  // bound of one reply: socket_timeout, or stretched
+  clock::time_point run_deadline_ = no_deadline;  // the run's own deadline
+  std::string run_bound_;  // what set run_deadline_ when not task.timeout: the connect bound
+  pid_t owner_;            // the process that opened the connection
   std::unique_ptr<stream> stream_;
   request_encoder encoder_;
   reply_parser parser_;
@@ -492,9 +562,11 @@ class connection {
   bool asking_ = false;
   bool in_multi_ = false;  // asking mode: the commands being queued are inside MULTI … EXEC
   bool broken_ = false;
-  bool timeout_changed_ = false;  // the stream's timeout is not socket_timeout_
+  bool saw_readonly_ = false;  // a reply said READONLY: the server was demoted
   clock::time_point last_used_;
   std::string secret_desc_;
 };
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -1,6 +1,8 @@
 // A bounded pool of connections to one server, shared by every task with the same settings.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -12,13 +14,22 @@
 #include <utility>
 #include <vector>
 
-#include "connection.hpp"
+#include <unistd.h>
 
-namespace redis_tasks::detail {
+#include "connection.hpp"
+#include "deadline.hpp"
+
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// Hands out connections to one server, at most `pool_size` at once. Idle connections are
 /// checked before reuse: one the server closed is dropped without a command being written to it
 /// (except right after a reply, when it cannot have idled out; see `recently_used`).
+///
+/// A pool remembers its process: in a child after fork() it lets go of every connection it had
+/// (without a word to the server: they are the parent's) and opens its own, so parent and child
+/// never read each other's replies.
 class connection_pool {
  public:
   /// A connection on loan; returns it to the pool when destroyed (or drops it if broken).
@@ -43,30 +54,34 @@ class connection_pool {
     std::unique_ptr<connection> conn_;
   };
 
-  explicit connection_pool(endpoint_settings s) : settings_(std::move(s)) {}
+  explicit connection_pool(endpoint_settings s) : settings_(std::move(s)), owner_(::getpid()) {}
   connection_pool(const connection_pool&) = delete;
   connection_pool& operator=(const connection_pool&) = delete;
 
-  /// A connection ready for a command: an idle one that passed its checks, or a new one.
-  /// Waits up to `pool_wait_timeout` when all `pool_size` connections are in use, and never
-  /// past the run's deadline (task_options.timeout).
-  lease acquire() {
+  /// A connection ready for a command, bound by `run_deadline` (task_options.timeout) until
+  /// it is given back: an idle one that passed its checks, or a new one. Waits up to
+  /// `pool_wait_timeout` when all `pool_size` connections are in use, and never past
+  /// `run_deadline`.
+  lease acquire(clock::time_point run_deadline) {
     const auto& p = settings_.params;
     std::unique_lock<std::mutex> lock(mutex_);
+    forget_parent_connections();
     // One clock reading serves the wait deadline and the reuse checks. It is taken with the
     // lock held, and again whenever time may have passed (a wait, a candidate that failed its
     // checks), so that a connection never looks more recently used than it was.
     auto now = clock::now();
     const auto pool_deadline =
-        p.pool_wait_timeout.count() > 0 ? now + p.pool_wait_timeout : clock::time_point::max();
-    const auto run_deadline = current_run_deadline();
-    const auto deadline = std::min(pool_deadline, run_deadline);
+        p.pool_wait_timeout.count() > 0 ? saturating_add(now, p.pool_wait_timeout) : no_deadline;
+    const auto deadline = earlier(pool_deadline, run_deadline);
     for (;;) {
       if (!idle_.empty()) {
         std::unique_ptr<connection> c = std::move(idle_.back());
         idle_.pop_back();
         lock.unlock();
-        if (ready_for_reuse(*c, now)) return lease(this, std::move(c));
+        if (ready_for_reuse(*c, now, run_deadline)) {
+          c->set_run_deadline(run_deadline);
+          return lease(this, std::move(c));
+        }
         c.reset();
         lock.lock();
         --open_;
@@ -77,18 +92,22 @@ class connection_pool {
         ++open_;
         lock.unlock();
         try {
-          return lease(this, std::make_unique<connection>(settings_));
+          auto c = std::make_unique<connection>(settings_, run_deadline);
+          c->set_run_deadline(run_deadline);
+          return lease(this, std::move(c));
         } catch (...) {
           lock.lock();
-          --open_;
+          // A fork may have reset the count while the connection was being opened.
+          if (open_ > 0) --open_;
           available_.notify_one();
           throw;
         }
       }
-      if (deadline == clock::time_point::max()) {
-        available_.wait(lock);
-      } else if (available_.wait_until(lock, deadline) == std::cv_status::timeout &&
-                 idle_.empty() && open_ >= p.pool_size) {
+      const bool ready = wait_until(available_, lock, deadline, [&] {
+        return !idle_.empty() || open_ < p.pool_size || owner_ != ::getpid();
+      });
+      forget_parent_connections();
+      if (!ready) {
         if (run_deadline < pool_deadline) {
           throw timeout_error("the run took longer than task.timeout waiting for one of the " +
                               std::to_string(p.pool_size) + " busy connections to " +
@@ -102,6 +121,9 @@ class connection_pool {
       now = clock::now();
     }
   }
+
+  /// A connection as `acquire` gives it, with no run deadline.
+  lease acquire() { return acquire(no_deadline); }
 
   /// Connections currently open (idle or on loan).
   std::size_t open_connections() const {
@@ -133,13 +155,15 @@ class connection_pool {
   // time between runs, so checking then is cheap.
   static constexpr std::chrono::microseconds recently_used{100};
 
-  bool ready_for_reuse(connection& c, clock::time_point now) const {
+  bool ready_for_reuse(connection& c, clock::time_point now, clock::time_point run_deadline) const {
     const auto idle_for = now - c.last_used();
     if (idle_for < recently_used) return !c.broken();
     if (!c.idle_and_intact()) return false;
     const auto& hc = settings_.params.health_check_interval;
     if (hc.count() > 0 && idle_for > hc) {
+      // The PING waits as any reply does (socket_timeout), and never past the run's deadline.
       try {
+        c.set_run_deadline(run_deadline);
         reply r = c.call({"PING"});
         return !r.is_error();
       } catch (const error&) {
@@ -151,13 +175,28 @@ class connection_pool {
 
   void give_back(std::unique_ptr<connection> c) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (c->broken()) {
+    if (c->owner() != owner_) {
+      // Opened before a fork that this process's pool has since forgotten: not counted.
+      c.reset();
+    } else if (c->broken()) {
       --open_;
       c.reset();
     } else {
+      c->restore_timeout();
       idle_.push_back(std::move(c));
     }
     available_.notify_one();
+  }
+
+  // In a child after fork(): the idle connections, and those that other threads of the parent
+  // had on loan, are the parent's. Drops them (closing only this process's descriptors, with no
+  // TLS close_notify) and starts counting afresh. Called with the lock held.
+  void forget_parent_connections() {
+    const pid_t me = ::getpid();
+    if (owner_ == me) return;
+    owner_ = me;
+    idle_.clear();  // each connection's destructor sees it is not its process's, and says nothing
+    open_ = 0;
   }
 
   endpoint_settings settings_;
@@ -165,6 +204,7 @@ class connection_pool {
   std::condition_variable available_;
   std::vector<std::unique_ptr<connection>> idle_;
   std::size_t open_ = 0;
+  pid_t owner_;  // the process whose connections these are
 };
 
 /// The pool for `s`: shared with every other task whose settings match (unless the task asked
@@ -185,4 +225,6 @@ inline std::shared_ptr<connection_pool> pool_for(const endpoint_settings& s) {
   return created;
 }
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

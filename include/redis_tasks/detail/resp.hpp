@@ -2,6 +2,8 @@
 // `reply` trees directly so that a bulk string is copied once, as hiredis itself copies it).
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -18,7 +20,9 @@
 #include "../errors.hpp"
 #include "../reply.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// Encodes commands into RESP without copying large arguments: small pieces are gathered in one
 /// buffer, arguments of `external_threshold` bytes or more are referenced where they lie.
@@ -311,4 +315,6 @@ class reply_parser {
   build_state state_;
 };
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -1,6 +1,9 @@
 // Redis Sentinel: find the master by name, and find it again after a failover.
 #pragma once
 
+#include "../version.hpp"
+
+#include <charconv>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -8,10 +11,13 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "cluster.hpp"
+#include "address.hpp"
+#include "deadline.hpp"
 #include "pool.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// Asks the sentinels where the master is (SENTINEL get-master-addr-by-name), checks the answer
 /// with ROLE, and keeps the master's pool until told the master is gone.
@@ -31,11 +37,27 @@ class sentinel_router {
                                  : std::string());
   }
 
-  /// The current master's pool, looking the master up if it is not known.
-  std::shared_ptr<connection_pool> master_pool() {
+  /// The current master's pool, looking the master up if it is not known, by `deadline`. One
+  /// thread looks it up at a time; the others wait for it, each no longer than its own deadline
+  /// (no lock is held across the lookup's network I/O).
+  std::shared_ptr<connection_pool> master_pool(clock::time_point deadline) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (master_) return master_;
+    }
+    std::unique_lock<std::timed_mutex> once(resolve_mutex_, std::defer_lock);
+    if (!lock_by(once, deadline)) {
+      throw timeout_error("the run took longer than task.timeout waiting for the lookup of the " +
+                          description_);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (master_) return master_;
+    }
+    auto pool = resolve(deadline);
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!master_) master_ = resolve();
-    return master_;
+    master_ = pool;
+    return pool;
   }
 
   /// The master answered READONLY, the connection broke or a new one found a replica: look it
@@ -49,9 +71,11 @@ class sentinel_router {
   const std::string& name() const noexcept { return description_; }
 
  private:
-  std::shared_ptr<connection_pool> resolve() {
+  // Asks each sentinel in turn, until one names a master that says it is one.
+  std::shared_ptr<connection_pool> resolve(clock::time_point deadline) {
     const auto& sp = base_.params.sentinel;
     std::string why;
+    bool auth_failed = false;
     for (const auto& address : sp.sentinels) {
       auto [host, port] = split_host_port(address, "sentinel address");
       endpoint_settings ss = base_;
@@ -62,7 +86,8 @@ class sentinel_router {
       ss.params.username = sp.username;
       ss.params.unix_socket.clear();
       try {
-        connection sentinel(ss);
+        connection sentinel(ss, deadline);
+        sentinel.set_run_deadline(deadline);
         reply r = sentinel.call({"SENTINEL", "get-master-addr-by-name", sp.master_name});
         if (r.is_error()) {
           why = address + " said " + r.str();
@@ -74,7 +99,13 @@ class sentinel_router {
         }
         endpoint_settings ms = base_;
         ms.host = r.elements()[0].str();
-        ms.port = std::stoi(r.elements()[1].str());
+        const std::string port = r.elements()[1].str();
+        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), ms.port);
+        if (ec != std::errc() || ptr != port.data() + port.size() || ms.port < 1 ||
+            ms.port > 65535 || ms.host.empty()) {
+          why = address + " named a master at an address that is not host:port";
+          continue;
+        }
         // Every new connection of the pool checks ROLE in its handshake: after a failover the
         // old master's clients are killed, and a reconnect to its address must not go on
         // against what is now a replica (not_master_error sends the run back here).
@@ -82,7 +113,7 @@ class sentinel_router {
         auto pool = pool_for(ms);
         // A sentinel may still name the old master for a moment after a failover: believe the
         // server's own ROLE (asked again here, since the lease may be an idle connection).
-        auto lease = pool->acquire();
+        auto lease = pool->acquire(deadline);
         reply role = lease->call({"ROLE"});
         if (!role.is_error() && !role.elements().empty() && role.elements()[0].str() == "master") {
           return pool;
@@ -90,15 +121,26 @@ class sentinel_router {
         why = address + " named " + ms.name() + ", which is not a master (yet)";
       } catch (const connection_error& e) {
         why = e.what();
+      } catch (const auth_error& e) {
+        // This sentinel (or the master it named) refused our credentials: another may not.
+        why = e.what();
+        auth_failed = true;
+      } catch (const reply_error& e) {
+        why = address + ": " + e.what();
       }
+      if (clock::now() >= deadline) break;  // out of time: the sentinels left get no try
     }
+    if (auth_failed) throw auth_error("cannot find the " + description_ + ": " + why);
     throw connection_error("cannot find the " + description_ + ": " + why);
   }
 
   endpoint_settings base_;
   std::string description_;
-  std::mutex mutex_;
+  std::mutex mutex_;                // guards master_
+  std::timed_mutex resolve_mutex_;  // one lookup at a time
   std::shared_ptr<connection_pool> master_;
 };
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -1,15 +1,23 @@
-// Sockets owned by the library: connecting with a deadline, keepalive, timeouts, and a byte
-// stream interface that plain TCP/unix sockets (and TLS) implement. hiredis is used only to
-// parse replies, so one code path serves every hiredis version and every transport.
+// Sockets owned by the library: name resolution and connecting against a deadline, keepalive,
+// and a byte stream interface that plain TCP/unix sockets (and TLS) implement, every read and
+// write bounded by an absolute deadline. hiredis is used only to parse replies, so one code
+// path serves every hiredis version and every transport.
 #pragma once
+
+#include "../version.hpp"
 
 #include <cerrno>
 #include <chrono>
+#include <climits>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -22,10 +30,11 @@
 #include <unistd.h>
 
 #include "../errors.hpp"
+#include "deadline.hpp"
 
-namespace redis_tasks::detail {
-
-using clock = std::chrono::steady_clock;
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// Thrown when a write failed before any byte of the request left: the command cannot have run,
 /// so it may be sent again on a fresh connection.
@@ -42,10 +51,6 @@ inline std::string errno_text(int e) {
   if (strerror_r(e, buf, sizeof buf) != 0) return "error " + std::to_string(e);
   return std::string(buf);
 #endif
-}
-
-inline std::string ms_text(std::chrono::milliseconds ms) {
-  return std::to_string(ms.count()) + " ms";
 }
 
 /// Owns a file descriptor.
@@ -78,12 +83,13 @@ class unique_fd {
   int fd_ = -1;
 };
 
-/// Sets (or clears, for 0) the kernel's per-call receive and send timeouts.
-inline void set_io_timeout(int fd, std::chrono::milliseconds t) {
+/// Sets the kernel's per-call receive and send timeouts (0: none).
+inline void set_io_timeout(int fd, std::chrono::microseconds t) {
   timeval tv{};
   if (t.count() > 0) {
-    tv.tv_sec = static_cast<time_t>(t.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+    const auto secs = t.count() / 1000000;
+    tv.tv_sec = static_cast<time_t>(secs > INT_MAX ? INT_MAX : secs);
+    tv.tv_usec = static_cast<suseconds_t>(t.count() % 1000000);
   }
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -96,72 +102,126 @@ inline void set_blocking(int fd, bool blocking) {
   ::fcntl(fd, F_SETFL, flags);
 }
 
-inline int remaining_ms(clock::time_point deadline) {
-  if (deadline == clock::time_point::max()) return -1;
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-  if (left.count() <= 0) return 0;
-  return static_cast<int>(left.count());
-}
-
-/// Connects a non-blocking socket to `addr`, waiting until `deadline`; returns 0 or an errno.
+/// Connects a non-blocking socket to `addr`, waiting until `deadline`; returns 0 or an errno
+/// (ETIMEDOUT when the deadline passed).
 inline int connect_with_deadline(int fd, const sockaddr* addr, socklen_t len,
                                  clock::time_point deadline) {
   if (::connect(fd, addr, len) == 0) return 0;
-  if (errno != EINPROGRESS && errno != EAGAIN) return errno;
-  for (;;) {
-    pollfd p{fd, POLLOUT, 0};
-    const int rc = ::poll(&p, 1, remaining_ms(deadline));
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc < 0) return errno;
-    if (rc == 0) return ETIMEDOUT;
-    int err = 0;
-    socklen_t elen = sizeof err;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return errno;
-    return err;
-  }
+  // EINTR: connecting goes on in the background, as with EINPROGRESS. EAGAIN on a unix socket
+  // means its listen backlog is full, not that connecting goes on.
+  if (errno != EINPROGRESS && errno != EINTR) return errno;
+  if (!wait_fd(fd, POLLOUT, deadline)) return ETIMEDOUT;
+  int err = 0;
+  socklen_t elen = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return errno;
+  return err;
 }
 
 /// Options for opening a socket.
 struct socket_options {
-  std::chrono::milliseconds connect_timeout{0};  ///< 0: no limit
-  bool keepalive = true;                         ///< TCP keepalive probes
-  std::chrono::seconds keepalive_interval{15};   ///< idle time and probe interval
+  bool keepalive = true;                        ///< TCP keepalive probes
+  std::chrono::seconds keepalive_interval{15};  ///< idle time and probe interval
 };
 
-/// Opens a TCP connection to host:port (every address the name resolves to, in order).
-/// Throws `timeout_error` when the deadline passes, `connection_error` otherwise.
-inline unique_fd connect_tcp(const std::string& host, int port, const socket_options& o,
-                             const std::string& endpoint) {
-  const auto deadline =
-      o.connect_timeout.count() > 0 ? clock::now() + o.connect_timeout : clock::time_point::max();
+/// Frees what getaddrinfo returned.
+struct addrinfo_deleter {
+  void operator()(addrinfo* a) const noexcept {
+    if (a != nullptr) ::freeaddrinfo(a);
+  }
+};
+/// A getaddrinfo result.
+using addrinfo_list = std::unique_ptr<addrinfo, addrinfo_deleter>;
+
+/// One name lookup, shared by the caller and the thread that runs it: the caller may stop
+/// waiting at its deadline and go, and the thread finishes on its own.
+struct resolution {
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  int gai = 0;
+  addrinfo_list result;
+};
+
+/// Resolves host:port to stream socket addresses, giving up at `deadline`. getaddrinfo cannot
+/// be interrupted and its own timeouts (resolv.conf's, several seconds per server and try) know
+/// nothing of ours, so a name that is not a numeric address is looked up on a thread of its own
+/// and waited for with the deadline. Returns the list or sets `gai` (EAI_AGAIN with an empty
+/// list when the deadline passed).
+inline addrinfo_list resolve_host(const std::string& host, int port, clock::time_point deadline,
+                                  int& gai) {
+  const std::string service = std::to_string(port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  const std::string service = std::to_string(port);
-  const int gai = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-  if (gai != 0) {
+  gai = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (gai == 0) return addrinfo_list(res);  // an address: nothing to look up
+  hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+  auto job = std::make_shared<resolution>();
+  try {
+    std::thread([job, host, service, hints] {
+      addrinfo* out = nullptr;
+      const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &out);
+      const std::lock_guard<std::mutex> lock(job->mutex);
+      job->gai = rc;
+      job->result.reset(out);
+      job->done = true;
+      job->done_cv.notify_all();
+    }).detach();
+  } catch (const std::system_error&) {
+    // No thread to be had: look the name up here, unbounded, rather than not at all.
+    gai = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+    return addrinfo_list(gai == 0 ? res : nullptr);
+  }
+  std::unique_lock<std::mutex> lock(job->mutex);
+  if (!wait_until(job->done_cv, lock, deadline, [&] { return job->done; })) {
+    gai = EAI_AGAIN;
+    return addrinfo_list();
+  }
+  gai = job->gai;
+  return std::move(job->result);
+}
+
+/// What bounds a connect, for messages: e.g. "connect_timeout 5000 ms".
+struct connect_bound {
+  clock::time_point deadline = no_deadline;  ///< when connecting must be done
+  std::string what;                          ///< what set it
+  std::string hint;                          ///< what to do about it
+};
+
+/// Opens a TCP connection to host:port (every address the name resolves to, in order), name
+/// resolution included, by `bound.deadline`. The socket is returned non-blocking.
+/// Throws `timeout_error` when the deadline passes, `connection_error` otherwise.
+inline unique_fd connect_tcp(const std::string& host, int port, const socket_options& o,
+                             const std::string& endpoint, const connect_bound& bound) {
+  int gai = 0;
+  addrinfo_list res = resolve_host(host, port, bound.deadline, gai);
+  if (!res) {
+    if (gai == EAI_AGAIN && clock::now() >= bound.deadline) {
+      throw timeout_error("resolving the host name of " + endpoint + " took longer than " +
+                          bound.what + "; check the DNS resolver or use an address" + bound.hint);
+    }
     throw connection_error("cannot resolve host of " + endpoint + ": " + gai_strerror(gai) +
                            "; check the `host` setting");
   }
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
   int last_err = ECONNREFUSED;
-  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+  for (addrinfo* a = res.get(); a != nullptr; a = a->ai_next) {
     unique_fd fd(
         ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
     if (!fd) {
       last_err = errno;
       continue;
     }
-    const int err = connect_with_deadline(fd.get(), a->ai_addr, a->ai_addrlen, deadline);
+    const int err = connect_with_deadline(fd.get(), a->ai_addr, a->ai_addrlen, bound.deadline);
     if (err == 0) {
-      set_blocking(fd.get(), true);
       int one = 1;
       ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       if (o.keepalive) {
         ::setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        int secs =
-            static_cast<int>(o.keepalive_interval.count() > 0 ? o.keepalive_interval.count() : 15);
+        // The kernel takes at most 32767 s here.
+        const long long want = o.keepalive_interval.count() > 0 ? o.keepalive_interval.count() : 15;
+        int secs = static_cast<int>(want > 32767 ? 32767 : want);
         int count = 3;
         ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
         ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof secs);
@@ -170,19 +230,19 @@ inline unique_fd connect_tcp(const std::string& host, int port, const socket_opt
       return fd;
     }
     last_err = err;
-    if (err == ETIMEDOUT && remaining_ms(deadline) == 0) {
-      throw timeout_error("connecting to " + endpoint + " timed out after " +
-                          ms_text(o.connect_timeout) +
-                          "; check that the server is reachable or raise connect_timeout");
+    if (err == ETIMEDOUT && clock::now() >= bound.deadline) {
+      throw timeout_error("connecting to " + endpoint + " took longer than " + bound.what +
+                          "; check that the server is reachable" + bound.hint);
     }
   }
   throw connection_error("cannot connect to " + endpoint + ": " + errno_text(last_err) +
                          "; check that redis-server is running there");
 }
 
-/// Opens a unix-socket connection to `path`.
-inline unique_fd connect_unix(const std::string& path, const socket_options& o,
-                              const std::string& endpoint) {
+/// Opens a unix-socket connection to `path` by `bound.deadline`; the socket is returned
+/// non-blocking.
+inline unique_fd connect_unix(const std::string& path, const std::string& endpoint,
+                              const connect_bound& bound) {
   sockaddr_un addr{};
   if (path.size() >= sizeof addr.sun_path) {
     throw config_error("unix socket path is too long (" + std::to_string(path.size()) +
@@ -193,49 +253,67 @@ inline unique_fd connect_unix(const std::string& path, const socket_options& o,
   unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd)
     throw connection_error("cannot create a socket for " + endpoint + ": " + errno_text(errno));
-  const auto deadline =
-      o.connect_timeout.count() > 0 ? clock::now() + o.connect_timeout : clock::time_point::max();
   const int err = connect_with_deadline(fd.get(), reinterpret_cast<const sockaddr*>(&addr),
-                                        sizeof addr, deadline);
+                                        sizeof addr, bound.deadline);
   if (err == ETIMEDOUT) {
-    throw timeout_error("connecting to " + endpoint + " timed out after " +
-                        ms_text(o.connect_timeout));
+    throw timeout_error("connecting to " + endpoint + " took longer than " + bound.what +
+                        bound.hint);
+  }
+  if (err == EAGAIN) {
+    throw connection_error("cannot connect to " + endpoint +
+                           ": the server's listen backlog is full (it accepts no more "
+                           "connections for now); task retries will try again");
   }
   if (err != 0) {
     throw connection_error("cannot connect to " + endpoint + ": " + errno_text(err) +
                            "; check the unix_socket path and that redis-server listens on it");
   }
-  set_blocking(fd.get(), true);
   return fd;
 }
 
-/// A connected byte stream. Reads and writes block up to the socket timeout and throw
-/// `timeout_error` / `connection_error`; `endpoint` names the peer in messages.
+/// A connected byte stream. Every call waits at most until the deadline it is given.
 class stream {
  public:
   virtual ~stream() = default;
-  /// Reads at least one byte into `buf`; throws on EOF, error or timeout.
-  virtual std::size_t read_some(char* buf, std::size_t n) = 0;
-  /// Writes `n` segments completely; returns normally or throws. `written` counts bytes
-  /// accepted so far, so the caller knows whether anything left.
-  virtual void write_all(const iovec* iov, int n, std::size_t& written) = 0;
+  /// Reads at least one byte into `buf`, waiting until `deadline`; returns 0 when the deadline
+  /// passed first. Throws `connection_error` on EOF or error. Signals never end the wait.
+  virtual std::size_t read_some(char* buf, std::size_t n, clock::time_point deadline) = 0;
+  /// Writes `n` segments completely by `deadline`; returns false when the deadline passed first.
+  /// `written` counts bytes accepted so far, so the caller knows whether anything left; a
+  /// failure with nothing written is a `not_sent_error`.
+  virtual bool write_all(const iovec* iov, int n, std::size_t& written,
+                         clock::time_point deadline) = 0;
   /// True when the connection is idle and intact: no EOF and no unexpected bytes waiting.
   virtual bool idle_and_intact() = 0;
-  /// Changes the per-call I/O timeout (0: none).
-  virtual void set_timeout(std::chrono::milliseconds t) = 0;
+  /// In a child process after fork(): let the connection go without a word to the server (the
+  /// parent still uses it); only this process's descriptor is closed.
+  virtual void abandon() noexcept = 0;
 };
 
 /// A plain TCP or unix socket.
+///
+/// The socket stays in blocking mode with kernel timeouts a little shorter than
+/// `socket_timeout`: while a deadline is at least that far away, a read is one blocking recv
+/// (as raw hiredis does it), and the kernel timeout keeps it from overrunning the deadline. A
+/// nearer deadline (task.timeout, the rest of a reply's socket_timeout, a signal) switches to
+/// non-blocking calls and poll against the deadline itself.
 class plain_stream : public stream {
  public:
-  plain_stream(unique_fd fd, std::string endpoint, std::chrono::milliseconds timeout)
-      : fd_(std::move(fd)), endpoint_(std::move(endpoint)), timeout_(timeout) {
-    set_io_timeout(fd_.get(), timeout_);
+  plain_stream(unique_fd fd, std::string endpoint, std::chrono::milliseconds socket_timeout)
+      : fd_(std::move(fd)), endpoint_(std::move(endpoint)) {
+    if (socket_timeout.count() > 0 && socket_timeout < std::chrono::hours(24) * 365) {
+      kernel_timeout_ =
+          std::chrono::duration_cast<std::chrono::microseconds>(socket_timeout) * 15 / 16;
+      if (kernel_timeout_.count() == 0) kernel_timeout_ = std::chrono::microseconds(1);
+    }
+    set_blocking(fd_.get(), true);
+    set_io_timeout(fd_.get(), kernel_timeout_);
   }
 
-  std::size_t read_some(char* buf, std::size_t n) override {
+  std::size_t read_some(char* buf, std::size_t n, clock::time_point deadline) override {
     for (;;) {
-      const ssize_t r = ::recv(fd_.get(), buf, n, 0);
+      const int flags = may_block(deadline) ? 0 : MSG_DONTWAIT;
+      const ssize_t r = ::recv(fd_.get(), buf, n, flags);
       if (r > 0) {
         received_any_ = true;
         return static_cast<std::size_t>(r);
@@ -243,8 +321,9 @@ class plain_stream : public stream {
       const int e = errno;
       if (r < 0 && e == EINTR) continue;
       if (r < 0 && (e == EAGAIN || e == EWOULDBLOCK)) {
-        throw timeout_error("no reply from " + endpoint_ + " within socket_timeout " +
-                            ms_text(timeout_));
+        if (flags == 0) continue;  // the kernel timeout ran out; the loop looks at the deadline
+        if (!wait_fd(fd_.get(), POLLIN, deadline)) return 0;
+        continue;
       }
       // A server that closes before saying anything may be a TLS-only one hearing plain text.
       const std::string hint =
@@ -259,7 +338,8 @@ class plain_stream : public stream {
     }
   }
 
-  void write_all(const iovec* iov, int n, std::size_t& written) override {
+  bool write_all(const iovec* iov, int n, std::size_t& written,
+                 clock::time_point deadline) override {
     iovec local[64];
     while (n > 0) {
       const int batch = n < 64 ? n : 64;
@@ -267,19 +347,21 @@ class plain_stream : public stream {
         local[i] = iov[i];
       int first = 0;
       while (first < batch) {
+        const int flags = MSG_NOSIGNAL | (may_block(deadline) ? 0 : MSG_DONTWAIT);
         msghdr msg{};
         msg.msg_iov = local + first;
         msg.msg_iovlen = static_cast<std::size_t>(batch - first);
         // One piece (every small request) goes by send(): the kernel then skips copying and
         // checking a msghdr and an iovec array (about 0.5% of a loopback round trip).
         const ssize_t w = batch - first == 1 ? ::send(fd_.get(), local[first].iov_base,
-                                                      local[first].iov_len, MSG_NOSIGNAL)
-                                             : ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+                                                      local[first].iov_len, flags)
+                                             : ::sendmsg(fd_.get(), &msg, flags);
         if (w < 0) {
           if (errno == EINTR) continue;
           if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            throw timeout_error("writing to " + endpoint_ + " timed out after socket_timeout " +
-                                ms_text(timeout_));
+            if ((flags & MSG_DONTWAIT) == 0) continue;
+            if (!wait_fd(fd_.get(), POLLOUT, deadline)) return false;
+            continue;
           }
           const std::string what = "writing to " + endpoint_ + " failed: " + errno_text(errno);
           if (written == 0) throw not_sent_error(what);
@@ -299,6 +381,7 @@ class plain_stream : public stream {
       iov += batch;
       n -= batch;
     }
+    return true;
   }
 
   bool idle_and_intact() override {
@@ -307,17 +390,22 @@ class plain_stream : public stream {
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
-  void set_timeout(std::chrono::milliseconds t) override {
-    if (t == timeout_) return;
-    timeout_ = t;
-    set_io_timeout(fd_.get(), t);
-  }
+  void abandon() noexcept override {}  // closing a descriptor says nothing to the server
 
  private:
+  // True when one blocking call, which the kernel timeout ends, cannot overrun `deadline`.
+  bool may_block(clock::time_point deadline) const {
+    if (deadline == no_deadline) return true;
+    if (kernel_timeout_.count() == 0) return false;
+    return saturating_add(clock::now(), kernel_timeout_) <= deadline;
+  }
+
   unique_fd fd_;
   std::string endpoint_;
-  std::chrono::milliseconds timeout_;
+  std::chrono::microseconds kernel_timeout_{0};  // 0: the kernel never ends a call
   bool received_any_ = false;
 };
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

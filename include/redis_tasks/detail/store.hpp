@@ -2,6 +2,8 @@
 // commands behind RedisSet and RedisGet.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -17,12 +19,15 @@
 #include <nlohmann/json.hpp>
 
 #include "../errors.hpp"
+#include "../from_reply.hpp"
 #include "../reply.hpp"
 #include "../values.hpp"
 #include "codec.hpp"
 #include "connection.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// SET's condition.
 enum class condition { none, nx, xx };
@@ -244,19 +249,43 @@ inline bool finish_write(connection& c, std::string_view key, const queued_write
     return !r.is_nil();
   }
   reply multi = c.read();
+  // In step: MULTI answered +OK and every command +QUEUED (or an error, which EXECABORT
+  // reports), so EXEC's reply below really is the answer to this transaction.
+  bool in_step = multi.type() == reply_type::status && multi.str() == "OK";
   std::optional<reply> first_error;
   if (multi.is_error()) first_error = std::move(multi);
   for (std::size_t i = 0; i < q.queued; ++i) {
     reply r = c.read();
+    if (!r.is_error() && !(r.type() == reply_type::status && r.str() == "QUEUED")) in_step = false;
     if (r.is_error() && !first_error) first_error = std::move(r);
   }
   reply exec = c.read();
   // A command refused while queuing (EXECABORT) names the real cause in its own reply.
   if (exec.is_error()) throw_reply(first_error ? *first_error : exec, "writing", key, c);
-  if (exec.is_nil() || exec.elements().size() != q.queued) {
-    c.mark_broken();  // nothing we sent WATCHes, so the connection is not in the state we think
-    throw error("writing " + key_subject(key) + " on " + c.endpoint() +
-                ": the transaction was not executed as sent");
+  if (in_step && exec.is_nil()) {
+    // EXEC answers nil only when it discarded every queued command (a WATCHed key changed).
+    // Nothing we send WATCHes, so a WATCH was left on this connection: close it. Nothing was
+    // written, so running the write again on a new connection is safe, and a connection_error
+    // is what task retries (task.max_retries) repeat.
+    c.mark_broken();
+    throw connection_error("writing " + key_subject(key) + " on " + c.endpoint() +
+                           ": the server discarded the transaction (EXEC answered nil, as after "
+                           "a WATCHed key changed) and wrote nothing; the connection was closed, "
+                           "so a retry starts on a new one");
+  }
+  if (exec.type() != reply_type::array || exec.elements().size() != q.queued) {
+    // The replies are out of step with the commands (or something between us and the server
+    // changed the transaction): whether, and what, EXEC ran is unknown, so the write may have
+    // happened. Not a connection_error, which task retries would repeat without saying so
+    // (an NX write that did happen would then report "not stored"): a type_error, which is
+    // never retried and, as for any reply of the wrong shape, names what came back.
+    c.mark_broken();
+    throw type_error("writing " + key_subject(key) + " on " + c.endpoint() + ": EXEC answered " +
+                     describe_reply(exec) + " for the " + std::to_string(q.queued) +
+                     " commands of the transaction" +
+                     (in_step ? "" : ", and earlier replies were out of step") +
+                     "; the connection was closed. The value may or may not have been written, "
+                     "so the run is not retried: read the key before writing it again");
   }
   for (const auto& r : exec.elements()) {
     if (r.is_error()) throw_reply(r, "writing", key, c);
@@ -478,7 +507,8 @@ std::optional<T> read_direct(connection& c, std::string_view key, std::string_vi
 
 inline std::optional<value> read_any(connection& c, std::string_view key,
                                      std::string_view cpp_type) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
+  constexpr int attempts = 100;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
     const std::string t = type_of_key(c, key);
     try {
       if (t == "none") return std::nullopt;
@@ -507,8 +537,15 @@ inline std::optional<value> read_any(connection& c, std::string_view key,
       if (type_of_key(c, key) == t) throw;
     }
   }
-  throw error("reading " + key_subject(key) + " on " + c.endpoint() +
-              ": its type kept changing under concurrent writers");
+  // Writers keep replacing the key with values of other types. That is no connection fault
+  // (and a connection_error would also make a cluster reload its slot map and a sentinel setup
+  // look up its master again), so a type_error about the key's type, never retried, whose
+  // message says how to read the key.
+  throw type_error("reading " + key_subject(key) + " on " + c.endpoint() +
+                   ": its type changed between TYPE and the read " + std::to_string(attempts) +
+                   " times in a row, as concurrent writers replace it with values of other "
+                   "types; read it as the one type the writers agree on (e.g. RedisGet<"
+                   "std::vector<std::string>> for a list) or read it again once they settle");
 }
 
 template <class T>
@@ -538,4 +575,6 @@ std::optional<T> read_value(connection& c, std::string_view key, std::string_vie
   }
 }
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -6,6 +6,8 @@
 // hiredis version, instead of two transports that behave differently.
 #pragma once
 
+#include "../version.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -26,7 +28,9 @@
 #include "../errors.hpp"
 #include "socket.hpp"
 
-namespace redis_tasks::detail {
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
 
 /// The oldest OpenSSL error in this thread's queue as text (and clears the queue).
 inline std::string openssl_error_text() {
@@ -170,14 +174,15 @@ inline bool is_ip_address(const std::string& host) {
          ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
-/// A TLS connection on a connected socket. The handshake runs in the constructor under the
-/// socket's current timeout (the connect timeout).
+/// A TLS connection on a connected socket, which stays non-blocking: every wait for the peer is
+/// a poll against the deadline of the call, so signals (EINTR) and slow peers never end or
+/// stretch it. The handshake runs in the constructor, by the connect deadline.
 class tls_stream : public stream {
  public:
   tls_stream(unique_fd fd, const tls_context& ctx, const std::string& host, std::string endpoint,
-             std::chrono::milliseconds timeout)
-      : fd_(std::move(fd)), endpoint_(std::move(endpoint)), timeout_(timeout) {
-    set_io_timeout(fd_.get(), timeout_);
+             const connect_bound& bound)
+      : fd_(std::move(fd)), endpoint_(std::move(endpoint)) {
+    set_blocking(fd_.get(), false);
     ERR_clear_error();
     ssl_ = SSL_new(ctx.get());
     if (ssl_ == nullptr)
@@ -219,13 +224,33 @@ class tls_stream : public stream {
                                       : "add the CA that signed it to " + trust_settings_;
     if (!path.empty()) add_ca_ += " (a folder needs its hash links: run `openssl rehash` on it)";
 
-    const int rc = SSL_connect(ssl_);
-    if (rc != 1) {
-      const std::string why = handshake_failure(rc);
-      SSL_free(ssl_);
-      ssl_ = nullptr;
-      if (timed_out_) throw timeout_error(why);
-      throw connection_error(why);
+    for (;;) {
+      errno = 0;
+      const int rc = SSL_connect(ssl_);
+      if (rc == 1) break;
+      const int err = SSL_get_error(ssl_, rc);
+      const int saved_errno = errno;
+      bool ready = true;
+      if (err == SSL_ERROR_WANT_READ) {
+        ready = wait_fd(fd_.get(), POLLIN, bound.deadline);
+      } else if (err == SSL_ERROR_WANT_WRITE) {
+        ready = wait_fd(fd_.get(), POLLOUT, bound.deadline);
+      } else if (err == SSL_ERROR_SYSCALL && saved_errno == EINTR) {
+        continue;
+      } else {
+        const std::string why = handshake_failure(err, saved_errno);
+        SSL_free(ssl_);
+        ssl_ = nullptr;
+        throw connection_error(why);
+      }
+      if (!ready) {
+        failed_ = true;
+        ERR_clear_error();
+        SSL_free(ssl_);
+        ssl_ = nullptr;
+        throw timeout_error("TLS handshake with " + endpoint_ + " took longer than " + bound.what +
+                            "; is the server speaking TLS on that port?" + bound.hint);
+      }
     }
   }
 
@@ -234,39 +259,55 @@ class tls_stream : public stream {
 
   ~tls_stream() override {
     if (ssl_ != nullptr) {
-      if (!failed_) {
-        // Best effort close_notify without waiting for the peer's; never block for long.
-        set_io_timeout(fd_.get(), std::chrono::milliseconds(100));
-        SSL_shutdown(ssl_);
-      }
+      // Best effort close_notify, never waiting (the socket is non-blocking); never in a child
+      // after fork, where it would end the parent's session on the shared socket.
+      if (!failed_ && !abandoned_) SSL_shutdown(ssl_);
       SSL_free(ssl_);
     }
   }
 
-  std::size_t read_some(char* buf, std::size_t n) override {
-    ERR_clear_error();
+  std::size_t read_some(char* buf, std::size_t n, clock::time_point deadline) override {
     const int want = n > 1 << 30 ? 1 << 30 : static_cast<int>(n);
-    const int r = SSL_read(ssl_, buf, want);
-    if (r > 0) {
-      received_any_ = true;
-      return static_cast<std::size_t>(r);
+    for (;;) {
+      ERR_clear_error();
+      errno = 0;
+      const int r = SSL_read(ssl_, buf, want);
+      if (r > 0) {
+        received_any_ = true;
+        return static_cast<std::size_t>(r);
+      }
+      const int err = SSL_get_error(ssl_, r);
+      const int saved_errno = errno;
+      if (!await(err, deadline)) return 0;
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+          (err == SSL_ERROR_SYSCALL && saved_errno == EINTR)) {
+        continue;
+      }
+      io_failure(r, err, saved_errno, "reading from");
     }
-    io_failure(r, "reading from");
   }
 
-  void write_all(const iovec* iov, int n, std::size_t& written) override {
+  bool write_all(const iovec* iov, int n, std::size_t& written,
+                 clock::time_point deadline) override {
     for (int i = 0; i < n; ++i) {
       const char* data = static_cast<const char*>(iov[i].iov_base);
       std::size_t left = iov[i].iov_len;
       while (left > 0) {
         ERR_clear_error();
+        errno = 0;
+        // A retried SSL_write must repeat the same buffer and length, which this loop does.
         const int chunk = left > (1u << 30) ? 1 << 30 : static_cast<int>(left);
         const int w = SSL_write(ssl_, data, chunk);
         if (w <= 0) {
+          const int err = SSL_get_error(ssl_, w);
+          const int saved_errno = errno;
+          if (!await(err, deadline)) return false;
+          if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+              (err == SSL_ERROR_SYSCALL && saved_errno == EINTR)) {
+            continue;
+          }
           try {
-            io_failure(w, "writing to");
-          } catch (const timeout_error&) {
-            throw;
+            io_failure(w, err, saved_errno, "writing to");
           } catch (const connection_error& e) {
             if (written == 0) throw not_sent_error(e.what());
             throw;
@@ -277,6 +318,7 @@ class tls_stream : public stream {
         left -= static_cast<std::size_t>(w);
       }
     }
+    return true;
   }
 
   bool idle_and_intact() override {
@@ -287,28 +329,30 @@ class tls_stream : public stream {
     if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
     if (r == 0) return false;
     // Bytes are waiting: maybe only TLS housekeeping (session tickets, key updates), maybe a
-    // close_notify or data. Let OpenSSL look without blocking.
-    const int flags = ::fcntl(fd_.get(), F_GETFL, 0);
-    ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK);
+    // close_notify or data. Let OpenSSL look (the socket is non-blocking).
     ERR_clear_error();
     const int p = SSL_peek(ssl_, &c, 1);
     const int err = p > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, p);
-    ::fcntl(fd_.get(), F_SETFL, flags);
     ERR_clear_error();
     return p <= 0 && err == SSL_ERROR_WANT_READ;
   }
 
-  void set_timeout(std::chrono::milliseconds t) override {
-    if (t == timeout_) return;
-    timeout_ = t;
-    set_io_timeout(fd_.get(), t);
-  }
+  void abandon() noexcept override { abandoned_ = true; }
 
  private:
-  std::string handshake_failure(int rc) {
+  // For an SSL call that wants to wait: waits for the socket as OpenSSL asks, by `deadline`.
+  // False when the deadline passed (the stream is then unusable: a TLS record may be half
+  // read or written). True for every other outcome, which the caller sorts out.
+  bool await(int err, clock::time_point deadline) {
+    bool ready = true;
+    if (err == SSL_ERROR_WANT_READ) ready = wait_fd(fd_.get(), POLLIN, deadline);
+    if (err == SSL_ERROR_WANT_WRITE) ready = wait_fd(fd_.get(), POLLOUT, deadline);
+    if (!ready) failed_ = true;
+    return ready;
+  }
+
+  std::string handshake_failure(int err, int saved_errno) {
     failed_ = true;
-    const int err = SSL_get_error(ssl_, rc);
-    const int saved_errno = errno;
     const long verify = SSL_get_verify_result(ssl_);
     const std::string ossl = openssl_error_text();
     const std::string prefix = "TLS handshake with " + endpoint_ + " failed: ";
@@ -341,12 +385,6 @@ class tls_stream : public stream {
       return prefix + "certificate verify failed (" + X509_verify_cert_error_string(verify) +
              "): " + hint;
     }
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
-        (err == SSL_ERROR_SYSCALL && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))) {
-      timed_out_ = true;
-      return "TLS handshake with " + endpoint_ + " timed out after " + ms_text(timeout_) +
-             "; is the server speaking TLS on that port?";
-    }
     if (ossl.find("wrong version number") != std::string::npos ||
         ossl.find("unknown protocol") != std::string::npos ||
         ossl.find("packet length too long") != std::string::npos ||
@@ -355,8 +393,10 @@ class tls_stream : public stream {
              "); is this a plain-text port? Use the server's TLS port, or turn ssl off";
     }
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
+      const std::string detail =
+          !ossl.empty() ? ossl : (saved_errno != 0 ? errno_text(saved_errno) : std::string());
       return prefix + "the server closed the connection during the handshake" +
-             (ossl.empty() ? "" : " (" + ossl + ")") +
+             (detail.empty() ? "" : " (" + detail + ")") +
              "; is the server speaking TLS, and does it want a client certificate?";
     }
     return prefix + (ossl.empty() ? "error " + std::to_string(err) : ossl) + hint_for(ossl);
@@ -374,17 +414,8 @@ class tls_stream : public stream {
     return "";
   }
 
-  [[noreturn]] void io_failure(int r, const char* what) {
-    const int err = SSL_get_error(ssl_, r);
-    const int saved_errno = errno;
+  [[noreturn]] void io_failure(int r, int err, int saved_errno, const char* what) {
     const std::string ossl = openssl_error_text();
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
-        (err == SSL_ERROR_SYSCALL && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))) {
-      failed_ = true;
-      throw timeout_error(
-          std::string(what == std::string("reading from") ? "no reply from " : "writing to ") +
-          endpoint_ + " within socket_timeout " + ms_text(timeout_));
-    }
     failed_ = true;
     // With TLS 1.3 a server that rejects the client's certificate (or wants one) hangs up right
     // after the handshake; depending on timing we see its alert, a reset or an EOF.
@@ -412,10 +443,11 @@ class tls_stream : public stream {
   std::string trusted_;         // e.g. "ssl_ca_path '/etc/redis/cas'"
   std::string trust_settings_;  // the settings in use: "ssl_ca_certs", "ssl_ca_path", both or ""
   std::string add_ca_;          // what to do when the issuer is not trusted
-  std::chrono::milliseconds timeout_;
-  bool failed_ = false;
-  bool timed_out_ = false;
+  bool failed_ = false;         // no close_notify: the session is broken or was never set up
+  bool abandoned_ = false;      // inherited through fork(): the parent's session, not ours
   bool received_any_ = false;
 };
 
-}  // namespace redis_tasks::detail
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks
