@@ -48,6 +48,18 @@ std::vector<batch_result<R>> run_pipelined(client& cl, clock::time_point deadlin
     }
   } else if (first < n) {
     const std::vector<std::exception_ptr> refused = errors;
+    // After item `failed` left the replies out of step, none that follow can be matched to its
+    // item: every item still waiting fails, its outcome unknown (never retried on its own).
+    auto fail_rest = [&](connection& c, std::size_t failed) {
+      const connection_error lost("the replies from " + c.endpoint() +
+                                  " went out of step with the batch at item " +
+                                  std::to_string(failed) +
+                                  "; whether this item ran is unknown, and the connection was "
+                                  "closed");
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j != failed && !errors[j] && !results[j]) errors[j] = std::make_exception_ptr(lost);
+      }
+    };
     try {
       cl.run(std::string_view(), deadline, [&](connection& c) {
         // A retried attempt (nothing of the first reached the server) starts from scratch.
@@ -70,6 +82,10 @@ std::vector<batch_result<R>> run_pipelined(client& cl, clock::time_point deadlin
             throw;
           } catch (...) {
             errors[i] = std::current_exception();
+            if (c.out_of_step()) {
+              fail_rest(c, i);
+              return 0;  // nothing more is read from this connection
+            }
           }
         }
         for (std::size_t i : later) {

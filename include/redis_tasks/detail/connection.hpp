@@ -267,6 +267,14 @@ class connection {
   bool broken() const noexcept { return broken_ || pending_ != 0 || !asked_.empty(); }
   /// Marks the connection unusable (its state is unknown, e.g. a reply was left unread).
   void mark_broken() noexcept { broken_ = true; }
+  /// Marks the connection unusable because its replies went out of step with the commands: no
+  /// later reply on it may be trusted (a batch fails the items still waiting).
+  void mark_out_of_step() noexcept {
+    broken_ = true;
+    out_of_step_ = true;
+  }
+  /// True after `mark_out_of_step`.
+  bool out_of_step() const noexcept { return out_of_step_; }
   /// When the last reply arrived.
   clock::time_point last_used() const noexcept { return last_used_; }
   /// The server, as "host:port".
@@ -562,7 +570,9 @@ class connection {
   bool asking_ = false;
   bool in_multi_ = false;  // asking mode: the commands being queued are inside MULTI … EXEC
   bool broken_ = false;
-  bool saw_readonly_ = false;  // a reply said READONLY: the server was demoted
+  bool saw_readonly_ = false;
+  bool out_of_step_ =
+      false;  // replies no longer match commands  // a reply said READONLY: the server was demoted
   clock::time_point last_used_;
   std::string secret_desc_;
 };

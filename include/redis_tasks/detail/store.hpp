@@ -279,7 +279,7 @@ inline bool finish_write(connection& c, std::string_view key, const queued_write
     // happened. Not a connection_error, which task retries would repeat without saying so
     // (an NX write that did happen would then report "not stored"): a type_error, which is
     // never retried and, as for any reply of the wrong shape, names what came back.
-    c.mark_broken();
+    c.mark_out_of_step();
     throw type_error("writing " + key_subject(key) + " on " + c.endpoint() + ": EXEC answered " +
                      describe_reply(exec) + " for the " + std::to_string(q.queued) +
                      " commands of the transaction" +
