@@ -34,7 +34,7 @@ std::optional<std::string> get(int port, const std::string& key, int db = 0) {
 
 }  // namespace
 
-TEST_CASE("set then get a string; a missing key is nullopt") {
+TEST_CASE("set then get a string, and a missing key is nullopt") {
   const int port = fixture("plain").port;
   auto sc = config_for<RedisSet<>>(port);
   sc.redis_key = unique_key("greeting");
@@ -66,7 +66,7 @@ TEST_CASE("run() values win over config values, field by field") {
   CHECK(getter.run({.redis_key = run_key}) == "both");
 }
 
-TEST_CASE("ex and px set the TTL; a run's expiry replaces the config's") {
+TEST_CASE("ex and px set the TTL, and a run's expiry replaces the config's") {
   const int port = fixture("plain").port;
   auto sc = config_for<RedisSet<>>(port);
   sc.redis_key = unique_key("ttl");

@@ -247,10 +247,16 @@ class redis_process {
     for (const auto& a : argv)
       args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    // The server logs to its file; its standard streams go nowhere, so a server orphaned by a
+    // crashed test never holds the test's output open (which would hang whoever reads it).
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    for (int fd = 0; fd <= 2; ++fd)
+      posix_spawn_file_actions_addopen(&quiet, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
     pid_t pid = 0;
-    if (::posix_spawnp(&pid, "redis-server", nullptr, nullptr, args.data(), environ) != 0) {
-      throw std::runtime_error("cannot run redis-server");
-    }
+    const int spawned = ::posix_spawnp(&pid, "redis-server", &quiet, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&quiet);
+    if (spawned != 0) throw std::runtime_error("cannot run redis-server");
     for (int i = 0; i < 250; ++i) {
       int status = 0;
       if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // exited: a port was taken

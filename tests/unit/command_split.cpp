@@ -160,7 +160,7 @@ TEST_CASE("command_label adds the subcommand of container commands, and nothing 
   CHECK(command_label(command("CONFIG")) == "CONFIG");
 }
 
-TEST_CASE("refused_command_hint names what to use instead; other commands pass") {
+TEST_CASE("refused_command_hint names what to use instead, and other commands pass") {
   using redis_tasks::command;
   using redis_tasks::detail::refused_command_hint;
   for (const char* line : {"SELECT 1",

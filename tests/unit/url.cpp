@@ -21,7 +21,7 @@ TEST_CASE("redis:// gives host, port, db and user") {
   CHECK(d.db == 0);
 }
 
-TEST_CASE("rediss:// turns TLS on; options use redis-py names") {
+TEST_CASE("rediss:// turns TLS on, and options use redis-py names") {
   const auto u = parse_redis_url(
       "rediss://:p%40ss@[::1]:6390?ssl_cert_reqs=none&socket_timeout=2.5&client_name=etl&db=2");
   CHECK(u.params.tls.enabled);
