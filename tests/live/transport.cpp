@@ -643,3 +643,60 @@ TEST_CASE("the largest durations mean no limit") {
     CHECK(blpop.run().is_nil());
   }
 }
+
+// A fork that lands while other threads are inside runs (holding the pool's lock, or a
+// connection on loan) must leave the child a pool it can use: the library's locks are held by
+// the forking thread across fork(). Under ThreadSanitizer a multi-threaded fork is its own
+// hazard (the sanitizer's locks), so the test runs in the other builds only.
+TEST_CASE("fork while other threads run: every child can run the task") {
+#if defined(__SANITIZE_THREAD__)
+  WARN("skipped under ThreadSanitizer, which does not support a multi-threaded fork well");
+#else
+  const auto server = start_server(false);
+  auto gc = config_for<RedisGet<std::string>>(*server, false);
+  gc.redis_key = "fork-load";
+  gc.task.timeout = 5000ms;
+  auto sc = config_for<RedisSet<std::string>>(*server, false);
+  sc.redis_key = "fork-load";
+  sc.redis_val = "v";
+  REQUIRE(RedisSet<std::string>(sc).run());
+  const RedisGet<std::string> get(gc);
+  std::atomic<bool> stop{false};
+  std::atomic<int> busy_runs{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        try {
+          if (get.run() == std::optional<std::string>("v")) ++busy_runs;
+        } catch (...) {
+        }
+      }
+    });
+  }
+  const test_support::at_scope_exit join([&] {
+    stop = true;
+    for (auto& t : threads)
+      t.join();
+  });
+  test_support::wait_until([&] { return busy_runs.load() > 100; }, 10s, "the threads to run");
+  int hung = 0;
+  int failed = 0;
+  for (int i = 0; i < 100; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      try {
+        child_exit(get.run() == std::optional<std::string>("v") ? 0 : 1, "wrong value");
+      } catch (const std::exception& e) {
+        child_exit(2, e.what());
+      }
+    }
+    REQUIRE(pid > 0);
+    const int code = wait_child(pid, 10s);
+    if (code == -2) ++hung;
+    if (code != 0 && code != -2) ++failed;
+  }
+  CHECK(hung == 0);
+  CHECK(failed == 0);
+#endif
+}

@@ -12,6 +12,7 @@
 
 #include <redis_tasks/redis_tasks.hpp>
 #include "catch.hpp"
+#include "thrown.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -459,4 +460,20 @@ TEST_CASE("the unknown-parameter error lists every accepted connection parameter
   }
   CHECK(connection_params::from_json(json{{"service_name", "mymaster"}}).sentinel.master_name ==
         "mymaster");
+}
+
+TEST_CASE("a config with a connection handle may not set connection fields of its own") {
+  auto handle = redis_tasks::connection_handle::make({});
+  redis_tasks::RedisSet<std::string>::config c;
+  c.connection = handle;
+  CHECK_NOTHROW(redis_tasks::RedisSet<std::string>(c));
+  c.db = 5;  // would be ignored: the handle's db 0 is used
+  CHECK_THAT(test_support::thrown<redis_tasks::config_error>(
+                 [&] { redis_tasks::RedisSet<std::string> t(c); }),
+             Catch::Matchers::Contains("sets db") &&
+                 Catch::Matchers::Contains("connection_handle::settings"));
+  redis_tasks::RedisGet<std::string>::config g;
+  g.connection = handle;
+  g.redis_connection_params.pool_size = 2;
+  CHECK_THROWS_AS(redis_tasks::RedisGet<std::string>(g), redis_tasks::config_error);
 }

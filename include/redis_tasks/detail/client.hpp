@@ -104,8 +104,7 @@ class client {
   template <class Router>
   static std::shared_ptr<Router> shared_router(const endpoint_settings& s, const char* kind) {
     if (!s.params.shared_pool) return std::make_shared<Router>(s);  // a router of its own
-    static std::mutex registry_mutex;
-    static std::map<std::string, std::weak_ptr<Router>> registry;
+    static shared_registry<Router> registry;
     std::string key = std::string(kind) + '\x1e' + s.pool_key();
     for (const auto& n : s.params.cluster.seeds)
       key += '\x1e' + n;
@@ -113,17 +112,7 @@ class client {
       key += '\x1e' + n;
     key += '\x1e' + s.params.sentinel.master_name + '\x1e' + s.params.sentinel.username + '\x1e' +
            s.params.sentinel.password_secret.value_or("-");
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    // Entries whose tasks are all gone are dropped as new ones come, so a program that keeps
-    // building tasks for new endpoints does not keep their keys forever.
-    for (auto it = registry.begin(); it != registry.end();) {
-      it = it->second.expired() ? registry.erase(it) : std::next(it);
-    }
-    auto& slot = registry[key];
-    if (auto existing = slot.lock()) return existing;
-    auto created = std::make_shared<Router>(s);
-    slot = created;
-    return created;
+    return registry.get(key, [&] { return std::make_shared<Router>(s); });
   }
 
   // A non-owning reference to the caller's callable.

@@ -14,7 +14,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -26,6 +25,7 @@
 #include "address.hpp"
 #include "deadline.hpp"
 #include "pool.hpp"
+#include "single_flight.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -77,7 +77,7 @@ class cluster_router {
     ensure_map(deadline);
     std::string node;
     {
-      std::shared_lock<std::shared_mutex> lock(mutex_);
+      const std::lock_guard<std::mutex> lock(lock_.mutex());
       const auto idx = slots_[static_cast<std::size_t>(slot)];
       if (idx != no_node) node = nodes_[idx];
     }
@@ -92,7 +92,7 @@ class cluster_router {
   /// The pool of a node given as "host:port" (a redirection target, or any node).
   std::shared_ptr<connection_pool> pool_for_node(const std::string& node) {
     {
-      std::shared_lock<std::shared_mutex> lock(mutex_);
+      const std::lock_guard<std::mutex> lock(lock_.mutex());
       auto it = pools_.find(node);
       if (it != pools_.end()) return it->second;
     }
@@ -101,7 +101,7 @@ class cluster_router {
     s.host = host;
     s.port = port;
     auto pool = pool_for(s);
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    const std::lock_guard<std::mutex> lock(lock_.mutex());
     return pools_.emplace(node, std::move(pool)).first->second;
   }
 
@@ -110,7 +110,7 @@ class cluster_router {
     ensure_map(deadline);
     std::string node;
     {
-      std::shared_lock<std::shared_mutex> lock(mutex_);
+      const std::lock_guard<std::mutex> lock(lock_.mutex());
       if (!nodes_.empty()) node = nodes_[next_any_.fetch_add(1) % nodes_.size()];
     }
     return pool_for_node(node.empty() ? seeds_.front() : node);
@@ -119,7 +119,7 @@ class cluster_router {
   /// A MOVED reply: the slot now lives on `node`. Fixes the entry at once and reloads the
   /// whole map before the next run, since a MOVED usually means more slots changed.
   void moved(int slot, const std::string& node) {
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    const std::lock_guard<std::mutex> lock(lock_.mutex());
     std::size_t idx = 0;
     while (idx < nodes_.size() && nodes_[idx] != node)
       ++idx;
@@ -130,7 +130,7 @@ class cluster_router {
 
   /// The map may be out of date (a node failed): reload it before the next run.
   void mark_stale() {
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    const std::lock_guard<std::mutex> lock(lock_.mutex());
     stale_ = true;
   }
 
@@ -146,13 +146,13 @@ class cluster_router {
     if (const auto slot = script_slot(name, args)) return *slot;
     std::optional<key_spec> spec;
     {
-      std::shared_lock<std::shared_mutex> lock(mutex_);
+      const std::lock_guard<std::mutex> lock(lock_.mutex());
       auto it = specs_.find(name);
       if (it != specs_.end()) spec = it->second;
     }
     if (!spec) {
       spec = describe(name, deadline);
-      std::unique_lock<std::shared_mutex> lock(mutex_);
+      const std::lock_guard<std::mutex> lock(lock_.mutex());
       specs_[name] = *spec;
     }
     if (spec->ask_server) return slot_from_getkeys(args, deadline);
@@ -197,7 +197,7 @@ class cluster_router {
       -> decltype(fn(std::declval<connection&>())) {
     std::vector<std::string> candidates;
     {
-      std::shared_lock<std::shared_mutex> lock(mutex_);
+      const std::lock_guard<std::mutex> lock(lock_.mutex());
       candidates = nodes_;
     }
     candidates.insert(candidates.end(), seeds_.begin(), seeds_.end());
@@ -220,22 +220,18 @@ class cluster_router {
 
   void ensure_map(clock::time_point deadline) {
     {
-      std::shared_lock<std::shared_mutex> lock(mutex_);
+      const std::lock_guard<std::mutex> lock(lock_.mutex());
       if (!stale_) return;
     }
-    // One reload at a time; the others wait for it, each no longer than its own deadline.
-    std::unique_lock<std::timed_mutex> once(refresh_mutex_, std::defer_lock);
-    if (!lock_by(once, deadline)) {
-      throw timeout_error(
-          "the run took longer than task.timeout waiting for the slot map of "
-          "cluster " +
-          name());
-    }
-    {
-      std::shared_lock<std::shared_mutex> lock(mutex_);
-      if (!stale_) return;
-    }
-    refresh(deadline);
+    // One reload at a time; the others wait for it, each no longer than its own deadline, and
+    // share its outcome.
+    refresh_.run(deadline, "the slot map of cluster " + name(), [&] {
+      {
+        const std::lock_guard<std::mutex> lock(lock_.mutex());
+        if (!stale_) return;
+      }
+      refresh(deadline);
+    });
   }
 
   void refresh(clock::time_point deadline) {
@@ -263,7 +259,8 @@ class cluster_router {
         if (s >= 0) slots[static_cast<std::size_t>(s)] = static_cast<std::uint16_t>(idx);
       }
     }
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    std::vector<std::shared_ptr<connection_pool>> gone;  // let go of after the lock
+    const std::lock_guard<std::mutex> lock(lock_.mutex());
     slots_ = std::move(slots);
     nodes_ = std::move(nodes);
     stale_ = false;
@@ -272,7 +269,12 @@ class cluster_router {
     for (auto it = pools_.begin(); it != pools_.end();) {
       const bool known = std::find(nodes_.begin(), nodes_.end(), it->first) != nodes_.end() ||
                          std::find(seeds_.begin(), seeds_.end(), it->first) != seeds_.end();
-      it = known ? std::next(it) : pools_.erase(it);
+      if (known) {
+        ++it;
+      } else {
+        gone.push_back(std::move(it->second));
+        it = pools_.erase(it);
+      }
     }
   }
 
@@ -311,8 +313,8 @@ class cluster_router {
 
   endpoint_settings base_;
   std::vector<std::string> seeds_;
-  std::shared_mutex mutex_;
-  std::timed_mutex refresh_mutex_;
+  fork_safe_lock lock_;    // guards the map, the pools and the specs; held briefly
+  single_flight refresh_;  // one slot-map reload at a time
   std::vector<std::uint16_t> slots_ = std::vector<std::uint16_t>(cluster_slots, no_node);
   std::vector<std::string> nodes_;
   std::map<std::string, std::shared_ptr<connection_pool>> pools_;

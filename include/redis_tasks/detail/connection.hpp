@@ -23,6 +23,7 @@
 #include "../errors.hpp"
 #include "../reply.hpp"
 #include "../secrets.hpp"
+#include "fork.hpp"
 #include "resp.hpp"
 #include "socket.hpp"
 #include "tls.hpp"
@@ -115,7 +116,7 @@ class connection {
       : endpoint_(s.name()),
         socket_timeout_(s.params.socket_timeout),
         reply_timeout_(s.params.socket_timeout),
-        owner_(::getpid()) {
+        owner_(fork_registry::generation()) {
     const connect_bound bound = connect_bound_for(s.params, run_deadline);
     socket_options o{s.params.keepalive, s.params.keepalive_interval};
     unique_fd fd = s.params.unix_socket.empty()
@@ -142,11 +143,11 @@ class connection {
   connection& operator=(const connection&) = delete;
   ~connection() {
     // In a child after fork(), the connection is the parent's: let go without a word.
-    if (stream_ && ::getpid() != owner_) stream_->abandon();
+    if (stream_ && fork_registry::generation() != owner_) stream_->abandon();
   }
 
-  /// The process that opened the connection (a child after fork() must never use it).
-  pid_t owner() const noexcept { return owner_; }
+  /// The fork generation that opened the connection (a child after fork() must never use it).
+  std::uint64_t owner() const noexcept { return owner_; }
 
   /// Bounds every read and write from now on by `deadline` (the run's task_options.timeout),
   /// until set again; `no_deadline` for none.
@@ -558,7 +559,7 @@ class connection {
   std::chrono::milliseconds reply_timeout_;  // bound of one reply: socket_timeout, or stretched
   clock::time_point run_deadline_ = no_deadline;  // the run's own deadline
   std::string run_bound_;  // what set run_deadline_ when not task.timeout: the connect bound
-  pid_t owner_;            // the process that opened the connection
+  std::uint64_t owner_;    // the fork generation (process) that opened the connection
   std::unique_ptr<stream> stream_;
   request_encoder encoder_;
   reply_parser parser_;

@@ -74,7 +74,12 @@ inline bool wait_fd(int fd, short events, clock::time_point deadline) noexcept {
     pollfd p{fd, events, 0};
     const int rc = ::poll(&p, 1, timeout);
     if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR && errno != EAGAIN) return true;  // let the I/O call say why
+    if (rc < 0 && errno != EINTR && errno != EAGAIN) {
+      // poll itself failed (ENOMEM): never take that for "ready", which could report a connect
+      // still under way as done; try again shortly, still bounded by the deadline.
+      const auto retry = saturating_add(clock::now(), std::chrono::milliseconds(1));
+      std::this_thread::sleep_until(earlier(retry, deadline == no_deadline ? retry : deadline));
+    }
   }
 }
 

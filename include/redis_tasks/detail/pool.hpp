@@ -18,6 +18,7 @@
 
 #include "connection.hpp"
 #include "deadline.hpp"
+#include "fork.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -54,7 +55,8 @@ class connection_pool {
     std::unique_ptr<connection> conn_;
   };
 
-  explicit connection_pool(endpoint_settings s) : settings_(std::move(s)), owner_(::getpid()) {}
+  explicit connection_pool(endpoint_settings s)
+      : settings_(std::move(s)), owner_(fork_registry::generation()) {}
   connection_pool(const connection_pool&) = delete;
   connection_pool& operator=(const connection_pool&) = delete;
 
@@ -64,7 +66,7 @@ class connection_pool {
   /// `run_deadline`.
   lease acquire(clock::time_point run_deadline) {
     const auto& p = settings_.params;
-    std::unique_lock<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(lock_.mutex());
     forget_parent_connections();
     // One clock reading serves the wait deadline and the reuse checks. It is taken with the
     // lock held, and again whenever time may have passed (a wait, a candidate that failed its
@@ -78,13 +80,23 @@ class connection_pool {
         std::unique_ptr<connection> c = std::move(idle_.back());
         idle_.pop_back();
         lock.unlock();
-        if (ready_for_reuse(*c, now, run_deadline)) {
+        bool ready = false;
+        try {
+          ready = ready_for_reuse(*c, now, run_deadline);
+        } catch (...) {
+          c.reset();
+          lock.lock();
+          if (open_ > 0) --open_;
+          lock_.cv().notify_one();
+          throw;
+        }
+        if (ready) {
           c->set_run_deadline(run_deadline);
           return lease(this, std::move(c));
         }
         c.reset();
         lock.lock();
-        --open_;
+        if (open_ > 0) --open_;
         now = clock::now();
         continue;
       }
@@ -99,12 +111,12 @@ class connection_pool {
           lock.lock();
           // A fork may have reset the count while the connection was being opened.
           if (open_ > 0) --open_;
-          available_.notify_one();
+          lock_.cv().notify_one();
           throw;
         }
       }
-      const bool ready = wait_until(available_, lock, deadline, [&] {
-        return !idle_.empty() || open_ < p.pool_size || owner_ != ::getpid();
+      const bool ready = wait_until(lock_.cv(), lock, deadline, [&] {
+        return !idle_.empty() || open_ < p.pool_size || owner_ != fork_registry::generation();
       });
       forget_parent_connections();
       if (!ready) {
@@ -127,7 +139,7 @@ class connection_pool {
 
   /// Connections currently open (idle or on loan).
   std::size_t open_connections() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(lock_.mutex());
     return open_;
   }
 
@@ -160,12 +172,18 @@ class connection_pool {
     if (idle_for < recently_used) return !c.broken();
     if (!c.idle_and_intact()) return false;
     const auto& hc = settings_.params.health_check_interval;
-    if (hc.count() > 0 && idle_for > hc) {
+    // Compared in milliseconds: the largest intervals (no check) must not overflow.
+    if (hc.count() > 0 && std::chrono::duration_cast<std::chrono::milliseconds>(idle_for) > hc) {
       // The PING waits as any reply does (socket_timeout), and never past the run's deadline.
       try {
         c.set_run_deadline(run_deadline);
         reply r = c.call({"PING"});
         return !r.is_error();
+      } catch (const timeout_error&) {
+        // Out of the run's own time, the PING says nothing about the connection: the run ends
+        // here (this connection, its state now unknown, goes), and the other idle ones stay.
+        if (clock::now() >= run_deadline) throw;
+        return false;
       } catch (const error&) {
         return false;
       }
@@ -174,7 +192,7 @@ class connection_pool {
   }
 
   void give_back(std::unique_ptr<connection> c) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(lock_.mutex());
     if (c->owner() != owner_) {
       // Opened before a fork that this process's pool has since forgotten: not counted.
       c.reset();
@@ -185,44 +203,68 @@ class connection_pool {
       c->restore_timeout();
       idle_.push_back(std::move(c));
     }
-    available_.notify_one();
+    lock_.cv().notify_one();
   }
 
   // In a child after fork(): the idle connections, and those that other threads of the parent
   // had on loan, are the parent's. Drops them (closing only this process's descriptors, with no
   // TLS close_notify) and starts counting afresh. Called with the lock held.
   void forget_parent_connections() {
-    const pid_t me = ::getpid();
-    if (owner_ == me) return;
-    owner_ = me;
+    const std::uint64_t now = fork_registry::generation();
+    if (owner_ == now) return;
+    owner_ = now;
     idle_.clear();  // each connection's destructor sees it is not its process's, and says nothing
     open_ = 0;
   }
 
   endpoint_settings settings_;
-  mutable std::mutex mutex_;
-  std::condition_variable available_;
+  // Held briefly (never across I/O), and kept usable across fork(): see fork_safe_lock.
+  mutable fork_safe_lock lock_;
   std::vector<std::unique_ptr<connection>> idle_;
   std::size_t open_ = 0;
-  pid_t owner_;  // the process whose connections these are
+  std::uint64_t owner_;  // the fork generation whose connections these are
+};
+
+/// Objects shared by key among the users that hold them: an entry lasts while some user keeps
+/// its object alive. Its lock is held only briefly and never while an object is made (making a
+/// pool registers a lock for fork(): see fork_safe_lock).
+template <class T>
+class shared_registry {
+ public:
+  /// The object for `key`, made by `make()` when there is none.
+  template <class Make>
+  std::shared_ptr<T> get(const std::string& key, Make&& make) {
+    {
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      // Entries whose users are all gone are dropped as new ones come, so a program that
+      // keeps building tasks for new endpoints does not keep their keys forever.
+      for (auto it = entries_.begin(); it != entries_.end();) {
+        it = it->second.expired() ? entries_.erase(it) : std::next(it);
+      }
+      auto found = entries_.find(key);
+      if (found != entries_.end()) {
+        if (auto existing = found->second.lock()) return existing;
+      }
+    }
+    std::shared_ptr<T> created = make();  // destroyed after the lock below, if not kept
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    auto& slot = entries_[key];
+    if (auto existing = slot.lock()) return existing;  // another thread made one first
+    slot = created;
+    return created;
+  }
+
+ private:
+  fork_safe_lock lock_;
+  std::map<std::string, std::weak_ptr<T>> entries_;
 };
 
 /// The pool for `s`: shared with every other task whose settings match (unless the task asked
 /// for a pool of its own). A pool lives as long as some task uses it.
 inline std::shared_ptr<connection_pool> pool_for(const endpoint_settings& s) {
   if (!s.params.shared_pool) return std::make_shared<connection_pool>(s);
-  static std::mutex registry_mutex;
-  static std::map<std::string, std::weak_ptr<connection_pool>> registry;
-  const std::string key = s.pool_key();
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  for (auto it = registry.begin(); it != registry.end();) {
-    it = it->second.expired() ? registry.erase(it) : std::next(it);
-  }
-  auto& slot = registry[key];
-  if (auto existing = slot.lock()) return existing;
-  auto created = std::make_shared<connection_pool>(s);
-  slot = created;
-  return created;
+  static shared_registry<connection_pool> registry;
+  return registry.get(s.pool_key(), [&] { return std::make_shared<connection_pool>(s); });
 }
 
 }  // namespace detail

@@ -14,6 +14,7 @@
 #include "address.hpp"
 #include "deadline.hpp"
 #include "pool.hpp"
+#include "single_flight.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -41,30 +42,29 @@ class sentinel_router {
   /// thread looks it up at a time; the others wait for it, each no longer than its own deadline
   /// (no lock is held across the lookup's network I/O).
   std::shared_ptr<connection_pool> master_pool(clock::time_point deadline) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (master_) return master_;
+    for (;;) {
+      {
+        const std::lock_guard<std::mutex> lock(lock_.mutex());
+        if (master_) return master_;
+      }
+      lookup_.run(deadline, "the lookup of the " + description_, [&] {
+        {
+          const std::lock_guard<std::mutex> lock(lock_.mutex());
+          if (master_) return;
+        }
+        auto pool = resolve(deadline);
+        const std::lock_guard<std::mutex> lock(lock_.mutex());
+        master_ = std::move(pool);
+      });
     }
-    std::unique_lock<std::timed_mutex> once(resolve_mutex_, std::defer_lock);
-    if (!lock_by(once, deadline)) {
-      throw timeout_error("the run took longer than task.timeout waiting for the lookup of the " +
-                          description_);
-    }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (master_) return master_;
-    }
-    auto pool = resolve(deadline);
-    std::lock_guard<std::mutex> lock(mutex_);
-    master_ = pool;
-    return pool;
   }
 
   /// The master answered READONLY, the connection broke or a new one found a replica: look it
   /// up again next time.
   void invalidate(const std::shared_ptr<connection_pool>& seen) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (master_ == seen) master_.reset();
+    std::shared_ptr<connection_pool> old;  // let go of after the lock
+    const std::lock_guard<std::mutex> lock(lock_.mutex());
+    if (master_ == seen) old = std::move(master_);
   }
 
   /// "master 'name' of sentinels host:port …", for messages.
@@ -136,8 +136,8 @@ class sentinel_router {
 
   endpoint_settings base_;
   std::string description_;
-  std::mutex mutex_;                // guards master_
-  std::timed_mutex resolve_mutex_;  // one lookup at a time
+  fork_safe_lock lock_;   // guards master_, briefly
+  single_flight lookup_;  // one lookup at a time
   std::shared_ptr<connection_pool> master_;
 };
 

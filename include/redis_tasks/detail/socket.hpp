@@ -6,15 +6,19 @@
 
 #include "../version.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -31,6 +35,7 @@
 
 #include "../errors.hpp"
 #include "deadline.hpp"
+#include "fork.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -123,32 +128,85 @@ struct socket_options {
   std::chrono::seconds keepalive_interval{15};  ///< idle time and probe interval
 };
 
-/// Frees what getaddrinfo returned.
-struct addrinfo_deleter {
-  void operator()(addrinfo* a) const noexcept {
-    if (a != nullptr) ::freeaddrinfo(a);
-  }
-};
-/// A getaddrinfo result.
-using addrinfo_list = std::unique_ptr<addrinfo, addrinfo_deleter>;
-
-/// One name lookup, shared by the caller and the thread that runs it: the caller may stop
-/// waiting at its deadline and go, and the thread finishes on its own.
+/// One name lookup, shared by the callers waiting for it and the thread that runs it: a
+/// caller may stop waiting at its deadline and go, and the thread finishes on its own.
 struct resolution {
   std::mutex mutex;
   std::condition_variable done_cv;
   bool done = false;
   int gai = 0;
-  addrinfo_list result;
+  std::shared_ptr<addrinfo> result;                        // shared by every caller of this lookup
+  std::uint64_t generation = fork_registry::generation();  // a parent's runs no thread here
+};
+
+/// The lookups under way, one per host and port: callers that need the same name while it is
+/// looked up wait for the same lookup, and at most `max_lookups` run at once, so a resolver
+/// that never answers cannot make threads pile up.
+class resolver_flights {
+ public:
+  static constexpr std::size_t max_lookups = 32;
+
+  /// The registry of this copy of the library (never destroyed: lookups may outlive main).
+  static resolver_flights& instance() {
+    static auto* r = new resolver_flights();
+    return *r;
+  }
+
+  /// The lookup of `host`:`service` under way, or a new one (started on its own thread).
+  /// Throws `connection_error` when too many are under way or no thread can be had.
+  std::shared_ptr<resolution> start(const std::string& host, const std::string& service,
+                                    const addrinfo& hints) {
+    const std::string key = host + '\x1f' + service;
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    auto found = running_.find(key);
+    if (found != running_.end()) {
+      if (found->second->generation == fork_registry::generation()) return found->second;
+      running_.erase(found);  // started before a fork: its thread is in the parent
+    }
+    if (running_.size() >= max_lookups) {
+      throw connection_error("cannot resolve '" + host + "': " + std::to_string(max_lookups) +
+                             " name lookups are already waiting for the DNS resolver; check "
+                             "the resolver (/etc/resolv.conf) or use addresses");
+    }
+    auto job = std::make_shared<resolution>();
+    try {
+      std::thread([this, job, key, host, service, hints] {
+        addrinfo* out = nullptr;
+        const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &out);
+        {
+          const std::lock_guard<std::mutex> lock(job->mutex);
+          job->gai = rc;
+          job->result = std::shared_ptr<addrinfo>(out, [](addrinfo* a) {
+            if (a != nullptr) ::freeaddrinfo(a);
+          });
+          job->done = true;
+        }
+        job->done_cv.notify_all();
+        const std::lock_guard<std::mutex> g2(lock_.mutex());
+        auto it = running_.find(key);
+        if (it != running_.end() && it->second == job) running_.erase(it);
+      }).detach();
+    } catch (const std::system_error& e) {
+      throw connection_error("cannot resolve '" + host + "': no thread for the lookup (" +
+                             e.what() + ")");
+    }
+    running_.emplace(key, job);
+    return job;
+  }
+
+ private:
+  resolver_flights() = default;
+  fork_safe_lock lock_;
+  std::map<std::string, std::shared_ptr<resolution>> running_;
 };
 
 /// Resolves host:port to stream socket addresses, giving up at `deadline`. getaddrinfo cannot
 /// be interrupted and its own timeouts (resolv.conf's, several seconds per server and try) know
 /// nothing of ours, so a name that is not a numeric address is looked up on a thread of its own
-/// and waited for with the deadline. Returns the list or sets `gai` (EAI_AGAIN with an empty
-/// list when the deadline passed).
-inline addrinfo_list resolve_host(const std::string& host, int port, clock::time_point deadline,
-                                  int& gai) {
+/// (see resolver_flights) and waited for with the deadline. Returns the list, or null with
+/// `gai` set (EAI_AGAIN when the deadline passed).
+inline std::shared_ptr<addrinfo> resolve_host(const std::string& host, int port,
+                                              clock::time_point deadline, int& gai) {
   const std::string service = std::to_string(port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -156,31 +214,24 @@ inline addrinfo_list resolve_host(const std::string& host, int port, clock::time
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   gai = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-  if (gai == 0) return addrinfo_list(res);  // an address: nothing to look up
-  hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-  auto job = std::make_shared<resolution>();
-  try {
-    std::thread([job, host, service, hints] {
-      addrinfo* out = nullptr;
-      const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &out);
-      const std::lock_guard<std::mutex> lock(job->mutex);
-      job->gai = rc;
-      job->result.reset(out);
-      job->done = true;
-      job->done_cv.notify_all();
-    }).detach();
-  } catch (const std::system_error&) {
-    // No thread to be had: look the name up here, unbounded, rather than not at all.
-    gai = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-    return addrinfo_list(gai == 0 ? res : nullptr);
+  if (gai == 0) {  // an address: nothing to look up
+    return std::shared_ptr<addrinfo>(res, [](addrinfo* a) { ::freeaddrinfo(a); });
   }
+  hints.ai_flags = AI_NUMERICSERV;
+  if (host == "localhost") {
+    // Answered from /etc/hosts (RFC 6761 keeps it off the DNS): no thread needed.
+    gai = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+    if (gai == 0) return std::shared_ptr<addrinfo>(res, [](addrinfo* a) { ::freeaddrinfo(a); });
+    return nullptr;
+  }
+  auto job = resolver_flights::instance().start(host, service, hints);
   std::unique_lock<std::mutex> lock(job->mutex);
   if (!wait_until(job->done_cv, lock, deadline, [&] { return job->done; })) {
     gai = EAI_AGAIN;
-    return addrinfo_list();
+    return nullptr;
   }
   gai = job->gai;
-  return std::move(job->result);
+  return gai == 0 ? job->result : nullptr;
 }
 
 /// What bounds a connect, for messages: e.g. "connect_timeout 5000 ms".
@@ -196,7 +247,7 @@ struct connect_bound {
 inline unique_fd connect_tcp(const std::string& host, int port, const socket_options& o,
                              const std::string& endpoint, const connect_bound& bound) {
   int gai = 0;
-  addrinfo_list res = resolve_host(host, port, bound.deadline, gai);
+  const std::shared_ptr<addrinfo> res = resolve_host(host, port, bound.deadline, gai);
   if (!res) {
     if (gai == EAI_AGAIN && clock::now() >= bound.deadline) {
       throw timeout_error("resolving the host name of " + endpoint + " took longer than " +
@@ -302,9 +353,12 @@ class plain_stream : public stream {
   plain_stream(unique_fd fd, std::string endpoint, std::chrono::milliseconds socket_timeout)
       : fd_(std::move(fd)), endpoint_(std::move(endpoint)) {
     if (socket_timeout.count() > 0 && socket_timeout < std::chrono::hours(24) * 365) {
-      kernel_timeout_ =
-          std::chrono::duration_cast<std::chrono::microseconds>(socket_timeout) * 15 / 16;
-      if (kernel_timeout_.count() == 0) kernel_timeout_ = std::chrono::microseconds(1);
+      // The kernel rounds its timeouts up to whole timer ticks (up to 10 ms each), so a
+      // blocking call leaves room for that; a socket_timeout too short for the room always
+      // takes the poll path.
+      const auto st = std::chrono::duration_cast<std::chrono::microseconds>(socket_timeout);
+      const auto margin = std::max<std::chrono::microseconds>(st / 16, 2 * kernel_slack);
+      if (st > margin) kernel_timeout_ = st - margin;
     }
     set_blocking(fd_.get(), true);
     set_io_timeout(fd_.get(), kernel_timeout_);
@@ -313,6 +367,9 @@ class plain_stream : public stream {
   std::size_t read_some(char* buf, std::size_t n, clock::time_point deadline) override {
     for (;;) {
       const int flags = may_block(deadline) ? 0 : MSG_DONTWAIT;
+      // Non-blocking, a reply is usually still on its way: wait for it first, which saves a
+      // recv that would only say EAGAIN.
+      if (flags != 0 && !wait_fd(fd_.get(), POLLIN, deadline)) return 0;
       const ssize_t r = ::recv(fd_.get(), buf, n, flags);
       if (r > 0) {
         received_any_ = true;
@@ -397,8 +454,11 @@ class plain_stream : public stream {
   bool may_block(clock::time_point deadline) const {
     if (deadline == no_deadline) return true;
     if (kernel_timeout_.count() == 0) return false;
-    return saturating_add(clock::now(), kernel_timeout_) <= deadline;
+    return saturating_add(clock::now(), kernel_timeout_ + kernel_slack) <= deadline;
   }
+
+  // How late the kernel may end a call with a timeout: timer ticks (HZ=100: 10 ms).
+  static constexpr std::chrono::microseconds kernel_slack{20000};
 
   unique_fd fd_;
   std::string endpoint_;

@@ -268,6 +268,12 @@ class tls_stream : public stream {
 
   std::size_t read_some(char* buf, std::size_t n, clock::time_point deadline) override {
     const int want = n > 1 << 30 ? 1 << 30 : static_cast<int>(n);
+    // A reply is usually still on its way: wait for it first, which saves an SSL_read (and
+    // its recv) that would only want more. Bytes OpenSSL holds already need no wait.
+    if (SSL_has_pending(ssl_) == 0 && !wait_fd(fd_.get(), POLLIN, deadline)) {
+      failed_ = true;
+      return 0;
+    }
     for (;;) {
       ERR_clear_error();
       errno = 0;
@@ -334,6 +340,8 @@ class tls_stream : public stream {
     const int p = SSL_peek(ssl_, &c, 1);
     const int err = p > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, p);
     ERR_clear_error();
+    // A fatal error (or a close_notify) ends the session: no SSL_shutdown after it.
+    if (p <= 0 && err != SSL_ERROR_WANT_READ) failed_ = true;
     return p <= 0 && err == SSL_ERROR_WANT_READ;
   }
 
