@@ -277,9 +277,7 @@ inline const std::vector<param_rule>& param_rules() {
          // here it must be written out.)
          if (!v.is_string()) {
            bad_param(
-               n,
-               "\"required\", \"optional\" or \"none\" (write \"none\" to turn verification off)",
-               v);
+               n, R"("required", "optional" or "none" (write "none" to turn verification off))", v);
          }
          const std::string r = v.get<std::string>();
          if (r == "required") {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -280,4 +281,97 @@ TEST_CASE("run_many on a cluster: items go to the nodes of their slots") {
   const auto got = get.run_many(reads);
   for (std::size_t i = 0; i < keys.size(); ++i)
     CHECK(got[i].value() == "b:" + keys[i]);
+}
+
+namespace {
+
+// How many times the node on `port` ran `command` ("command|getkeys", "eval"), by its
+// INFO commandstats ("cmdstat_command|getkeys:calls=3,usec=…"); 0 when it never did.
+long long command_calls(int port, const std::string& command) {
+  const std::string stat = test_support::info_field(
+      test_support::redis_cli(port, {"INFO", "commandstats"}), "cmdstat_" + command);
+  if (stat.rfind("calls=", 0) != 0) return 0;
+  return std::atoll(stat.c_str() + 6);
+}
+
+// The calls of COMMAND GETKEYS and of COMMAND INFO, summed over every node of `cluster`.
+std::pair<long long, long long> key_lookups(test_cluster& cluster) {
+  std::pair<long long, long long> sum{0, 0};
+  for (const auto* node : cluster.nodes()) {
+    sum.first += command_calls(node->port(), "command|getkeys");
+    sum.second += command_calls(node->port(), "command|info");
+  }
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("scripts and functions are routed by their numkeys without asking the server") {
+  test_cluster cluster;
+  const std::string script = "return redis.call('SET', KEYS[1], ARGV[1])";
+  // The script and a function, known to every master beforehand (EVALSHA and FCALL need them).
+  std::string sha;
+  for (const int port : cluster.master_ports()) {
+    sha = test_support::redis_cli(port, {"SCRIPT", "LOAD", script});
+    while (!sha.empty() && (sha.back() == '\n' || sha.back() == '\r'))
+      sha.pop_back();
+    REQUIRE(sha.size() == 40);
+    REQUIRE(test_support::redis_cli(
+                port, {"FUNCTION", "LOAD",
+                       "#!lua name=rt_lib\nredis.register_function('rt_set', function(keys, args) "
+                       "return redis.call('SET', keys[1], args[1]) end)\n"
+                       "redis.register_function('rt_one', function() return 1 end)"}) ==
+            "rt_lib\n");
+  }
+  const int owner = cluster.master_of_slot(redis_tasks::detail::key_slot("{tag}"));
+  const auto before = key_lookups(cluster);
+  REQUIRE(key_lookups(cluster) == before);  // measuring does not count itself
+
+  RedisExecute<> exec(cluster_config<RedisExecute<>>(cluster));
+  auto run = [&](std::vector<std::string> args) {
+    return exec.run({.redis_cmd = redis_tasks::command{std::move(args)}});
+  };
+  for (int i = 0; i < 5; ++i) {
+    const std::string n = std::to_string(i);
+    CHECK(run({"EVAL", script, "1", "{tag}k", "v" + n}).str() == "OK");
+    CHECK(run({"evalsha", sha, "1", "{tag}sha", "s" + n}).str() == "OK");
+    CHECK(run({"FCALL", "rt_set", "1", "{tag}f", "f" + n}).str() == "OK");
+    CHECK(run({"EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "{tag}k"}).str() == "v" + n);
+  }
+  // Each went straight to the master of the slot: no other node saw one (a MOVED would show
+  // there as a rejected call).
+  for (const auto* node : cluster.nodes()) {
+    if (node->port() == owner) continue;
+    for (const std::string cmd : {"eval", "evalsha", "fcall", "eval_ro"}) {
+      CAPTURE(node->port(), cmd);
+      CHECK(test_support::info_field(
+                test_support::redis_cli(node->port(), {"INFO", "commandstats"}), "cmdstat_" + cmd)
+                .empty());
+    }
+  }
+  CHECK(command_calls(owner, "eval") == 5);
+  CHECK(command_calls(owner, "evalsha") == 5);
+  CHECK(command_calls(owner, "fcall") == 5);
+  CHECK(command_calls(owner, "eval_ro") == 5);
+  // No keys at all: any node runs it, still without asking which keys it has.
+  for (int i = 0; i < 3; ++i) {
+    CHECK(run({"EVAL", "return 1", "0"}).integer() == 1);
+    CHECK(run({"FCALL", "rt_one", "0"}).integer() == 1);
+  }
+  CHECK(key_lookups(cluster) == before);
+
+  // The keys landed, read back through the cluster and from the owning master itself.
+  RedisGet<std::string> get(cluster_config<RedisGet<std::string>>(cluster));
+  CHECK(get.run({.redis_key = "{tag}k"}) == "v4");
+  CHECK(get.run({.redis_key = "{tag}sha"}) == "s4");
+  CHECK(get.run({.redis_key = "{tag}f"}) == "f4");
+  CHECK(test_support::redis_cli(owner, {"GET", "{tag}k"}) == "v4\n");
+
+  // For comparison, a command whose keys move with its arguments does ask: COMMAND INFO once
+  // (then cached), COMMAND GETKEYS on every run. So the counters above could have moved.
+  for (int i = 0; i < 3; ++i)
+    CHECK(run({"ZUNIONSTORE", "{tag}u", "1", "{tag}z"}).integer() == 0);
+  const auto after = key_lookups(cluster);
+  CHECK(after.first - before.first == 3);
+  CHECK(after.second - before.second == 1);
 }

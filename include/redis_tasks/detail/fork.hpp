@@ -27,8 +27,12 @@ class fork_registry {
  public:
   /// The registry (its handlers are installed the first time).
   static fork_registry& instance() {
+    // Never destroyed (a fork may come during exit), and not on the heap: a plugin's copy
+    // lives in the plugin's own static storage and goes with it when it is unloaded (glibc
+    // unregisters its fork handlers then).
+    alignas(fork_registry) static unsigned char storage[sizeof(fork_registry)];
     static fork_registry* r = [] {
-      auto* made = new fork_registry();  // never destroyed: a fork may come during exit
+      auto* made = ::new (storage) fork_registry();
       ::pthread_atfork(&prepare, &in_parent, &in_child);
       return made;
     }();

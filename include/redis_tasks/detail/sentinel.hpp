@@ -85,6 +85,8 @@ class sentinel_router {
       ss.password_secret = sp.password_secret;
       ss.params.username = sp.username;
       ss.params.unix_socket.clear();
+      auth_failed = false;  // the error says what the last sentinel's answer was
+      bool asking_sentinel = true;
       try {
         connection sentinel(ss, deadline);
         sentinel.set_run_deadline(deadline);
@@ -110,6 +112,7 @@ class sentinel_router {
         // old master's clients are killed, and a reconnect to its address must not go on
         // against what is now a replica (not_master_error sends the run back here).
         ms.require_master = true;
+        asking_sentinel = false;
         auto pool = pool_for(ms);
         // A sentinel may still name the old master for a moment after a failover: believe the
         // server's own ROLE (asked again here, since the lease may be an idle connection).
@@ -124,6 +127,9 @@ class sentinel_router {
       } catch (const auth_error& e) {
         // This sentinel (or the master it named) refused our credentials: another may not.
         why = e.what();
+        if (asking_sentinel) {
+          why += " (the sentinels' own password is the secret named by sentinel.password_secret)";
+        }
         auth_failed = true;
       } catch (const reply_error& e) {
         why = address + ": " + e.what();

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -148,7 +149,9 @@ class resolver_flights {
 
   /// The registry of this copy of the library (never destroyed: lookups may outlive main).
   static resolver_flights& instance() {
-    static auto* r = new resolver_flights();
+    // Never destroyed, in static storage (as fork_registry, and for the same reasons).
+    alignas(resolver_flights) static unsigned char storage[sizeof(resolver_flights)];
+    static resolver_flights* r = ::new (storage) resolver_flights();
     return *r;
   }
 
