@@ -6,9 +6,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -129,47 +131,95 @@ T json_value(const nlohmann::json& v) {
   }
 }
 
+/// Reads the fields of a JSON config object, each checked, with messages naming the field.
+struct json_fields {
+  std::string where;  ///< the object, e.g. "config" or "tasks[2].config"
+
+  config_error field_error(const std::string& name, const std::string& want,
+                           const nlohmann::json& got) const {
+    return config_error(where + "." + name + ": must be " + want + ", got " + got.type_name());
+  }
+  std::string string(const std::string& name, const nlohmann::json& v) const {
+    if (!v.is_string()) throw field_error(name, "a string", v);
+    return v.get<std::string>();
+  }
+  /// A whole number in [lo, hi]; out of range is an error naming the field, never truncated.
+  long long whole(const std::string& name, const nlohmann::json& v, long long lo,
+                  long long hi) const {
+    if (!v.is_number_integer()) throw field_error(name, "a whole number", v);
+    if (const auto n = whole_number_in(v, lo, hi)) return *n;
+    throw config_error(where + "." + name + ": must be a whole number from " + std::to_string(lo) +
+                       " to " + std::to_string(hi) + ", got " + json_number_text(v));
+  }
+  bool boolean(const std::string& name, const nlohmann::json& v) const {
+    if (!v.is_boolean()) throw field_error(name, "true or false", v);
+    return v.get<bool>();
+  }
+  /// Seconds as milliseconds: a positive value under 1 ms is 1 ms, not 0 (which means "none").
+  std::chrono::milliseconds seconds(const std::string& name, const nlohmann::json& v) const {
+    if (!v.is_number()) throw field_error(name, "a number of seconds", v);
+    if (const auto ms = milliseconds_from_seconds(v.get<double>())) return *ms;
+    throw config_error(where + "." + name +
+                       ": must be a number of seconds from 0 to 1000000000 (0: none), got " +
+                       json_number_text(v));
+  }
+  /// A string, or null for none.
+  std::optional<std::string> optional_string(const std::string& name,
+                                             const nlohmann::json& v) const {
+    if (v.is_null()) return std::nullopt;
+    return string(name, v);
+  }
+};
+
+/// A config with fields of its own (the coordination tasks) lists them in `own_fields` and
+/// reads them with `load_field(config&, name, value, json_fields) -> bool` (false: not one).
+template <class C, class = void>
+struct has_own_fields : std::false_type {};
+template <class C>
+struct has_own_fields<C, std::void_t<decltype(C::own_fields)>> : std::true_type {};
+
+template <class Config>
+bool load_own_field(Config& c, const std::string& name, const nlohmann::json& v,
+                    const json_fields& f) {
+  if constexpr (has_own_fields<Config>::value) {
+    return Config::load_field(c, name, v, f);
+  } else {
+    (void)c, (void)name, (void)v, (void)f;
+    return false;
+  }
+}
+
 /// Loads a task config from a JSON object with Prefect's argument names. `where` names the
 /// object in messages (e.g. "tasks[2].config"); `kind` is the task class.
 template <class Config>
 void load_config(const nlohmann::json& j, Config& c, const std::string& where, const char* kind) {
   std::string accepted = "url, host, port, db, password_secret, redis_connection_params, task";
   if constexpr (has_redis_key<Config>::value) accepted += ", redis_key";
-  if constexpr (has_redis_val<Config>::value) accepted += ", redis_val, ex, px, nx, xx";
+  if constexpr (has_redis_val<Config>::value)
+    accepted += ", redis_val, ex, px, nx, xx, fence_token";
   if constexpr (has_redis_cmd<Config>::value) accepted += ", redis_cmd";
+  if constexpr (has_own_fields<Config>::value) accepted += std::string(", ") + Config::own_fields;
   if (!j.is_object()) {
     throw config_error(where + ": a " + std::string(kind) + " config must be a JSON object, got " +
                        j.type_name());
   }
+  const json_fields f{where};
   auto field_error = [&](const std::string& name, const std::string& want,
-                         const nlohmann::json& got) {
-    return config_error(where + "." + name + ": must be " + want + ", got " + got.type_name());
-  };
+                         const nlohmann::json& got) { return f.field_error(name, want, got); };
   auto get_string = [&](const std::string& name, const nlohmann::json& v) {
-    if (!v.is_string()) throw field_error(name, "a string", v);
-    return v.get<std::string>();
+    return f.string(name, v);
   };
-  // A whole number in [lo, hi]; out of range is an error naming the field, never truncated.
   auto get_int = [&](const std::string& name, const nlohmann::json& v, long long lo, long long hi) {
-    if (!v.is_number_integer()) throw field_error(name, "a whole number", v);
-    if (const auto n = whole_number_in(v, lo, hi)) return *n;
-    throw config_error(where + "." + name + ": must be a whole number from " + std::to_string(lo) +
-                       " to " + std::to_string(hi) + ", got " + json_number_text(v));
+    return f.whole(name, v, lo, hi);
   };
   constexpr long long int_max = std::numeric_limits<int>::max();
   constexpr long long ll_min = std::numeric_limits<long long>::min();
   constexpr long long ll_max = std::numeric_limits<long long>::max();
   auto get_bool = [&](const std::string& name, const nlohmann::json& v) {
-    if (!v.is_boolean()) throw field_error(name, "true or false", v);
-    return v.get<bool>();
+    return f.boolean(name, v);
   };
-  // Seconds as milliseconds: a positive value under 1 ms is 1 ms, not 0 (which means "none").
   auto get_seconds = [&](const std::string& name, const nlohmann::json& v) {
-    if (!v.is_number()) throw field_error(name, "a number of seconds", v);
-    if (const auto ms = milliseconds_from_seconds(v.get<double>())) return *ms;
-    throw config_error(where + "." + name +
-                       ": must be a number of seconds from 0 to 1000000000 (0: none), got " +
-                       json_number_text(v));
+    return f.seconds(name, v);
   };
   // "url" first, so that the other fields can refine what it sets.
   if (j.contains("url")) apply_url(c, get_string("url", j.at("url")));
@@ -265,6 +315,12 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
       if constexpr (has_redis_val<Config>::value) {
         (name == "nx" ? c.nx : c.xx) = get_bool(name, v);
       }
+    } else if (name == "fence_token" && has_redis_val<Config>::value) {
+      if constexpr (has_redis_val<Config>::value) {
+        c.fence_token = v.is_null() ? std::nullopt
+                                    : std::optional<std::uint64_t>(
+                                          static_cast<std::uint64_t>(get_int(name, v, 0, ll_max)));
+      }
     } else if (name == "redis_cmd" && has_redis_cmd<Config>::value) {
       if constexpr (has_redis_cmd<Config>::value) {
         if (v.is_null()) {
@@ -286,6 +342,8 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
           throw field_error(name, "a command line or an array of strings", v);
         }
       }
+    } else if (load_own_field(c, name, v, f)) {
+      continue;
     } else {
       throw config_error(where + ": unknown field `" + name + "` for " + kind +
                          "; accepted: " + accepted);

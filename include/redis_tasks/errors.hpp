@@ -77,5 +77,12 @@ class type_error : public error {
   using error::error;
 };
 
+/// A lease (a lock or a semaphore permit) is no longer held, or a fenced write came from a
+/// holder that a later one has superseded. Never retried.
+class lease_lost_error : public error {
+ public:
+  using error::error;
+};
+
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

@@ -1,4 +1,5 @@
-// redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++.
+// redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++, and tasks that
+// coordinate processes through Redis (RedisLock, RedisSemaphore, RedisRateLimit).
 // This header brings the whole public API.
 #pragma once
 
@@ -9,9 +10,13 @@
 #include "connection_handle.hpp"  // IWYU pragma: export
 #include "errors.hpp"             // IWYU pragma: export
 #include "from_reply.hpp"         // IWYU pragma: export
+#include "lease.hpp"              // IWYU pragma: export
+#include "lock.hpp"               // IWYU pragma: export
 #include "observe.hpp"            // IWYU pragma: export
+#include "rate_limit.hpp"         // IWYU pragma: export
 #include "reply.hpp"              // IWYU pragma: export
 #include "secrets.hpp"            // IWYU pragma: export
+#include "semaphore.hpp"          // IWYU pragma: export
 #include "tasks.hpp"              // IWYU pragma: export
 #include "url.hpp"                // IWYU pragma: export
 #include "values.hpp"             // IWYU pragma: export

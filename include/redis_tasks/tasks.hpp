@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "detail/run.hpp"
 #include "detail/settings.hpp"
 #include "detail/store.hpp"
+#include "detail/task_client.hpp"
 #include "errors.hpp"
 #include "from_reply.hpp"
 #include "reply.hpp"
@@ -38,36 +40,6 @@ namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 
 namespace detail {
-
-/// The client a task runs on: its handle's, or one for its own connection fields.
-/// A config with a `connection` may not also set connection fields of its own: they would be
-/// silently ignored (a `db` of 5 writing to the handle's db 0).
-template <class Config>
-std::shared_ptr<client> client_for(const Config& c, const std::string& label) {
-  if (!c.connection) return std::make_shared<client>(settings_of(c, label));
-  const connection_params defaults{};
-  const auto& p = c.redis_connection_params;
-  std::string set;
-  auto note = [&set](bool differs, const char* name) {
-    if (differs) set += set.empty() ? name : std::string(", ") + name;
-  };
-  note(c.host != "localhost", "host");
-  note(c.port != 6379, "port");
-  note(c.db != 0, "db");
-  note(c.password_secret != std::optional<std::string>("REDIS_PASSWORD"), "password_secret");
-  note(c.secrets != nullptr, "secrets");
-  note(p.username != defaults.username || p.client_name != defaults.client_name ||
-           p.unix_socket != defaults.unix_socket || p.tls.enabled != defaults.tls.enabled ||
-           p.cluster.enabled != defaults.cluster.enabled || !p.sentinel.sentinels.empty() ||
-           p.connect_timeout != defaults.connect_timeout ||
-           p.socket_timeout != defaults.socket_timeout || p.pool_size != defaults.pool_size,
-       "redis_connection_params");
-  if (!set.empty()) {
-    throw config_error(label + ": the config has a `connection` handle and also sets " + set +
-                       ", which the handle decides; set them in connection_handle::settings");
-  }
-  return c.connection->client();
-}
 
 /// Expiry given as seconds or milliseconds, validated and as milliseconds.
 inline std::optional<std::chrono::milliseconds> expiry_of(
@@ -152,13 +124,16 @@ class RedisSet {
     int port = 6379;                                                ///< Redis port
     int db = 0;                                                     ///< database index
     std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
-    connection_params redis_connection_params{};      ///< timeouts, user, TLS, pool…
-    std::optional<std::string> redis_key{};           ///< key to set
-    std::optional<T> redis_val{};                     ///< value to store
-    std::optional<std::chrono::seconds> ex{};         ///< expiry in seconds
-    std::optional<std::chrono::milliseconds> px{};    ///< expiry in milliseconds
-    bool nx = false;                                  ///< only if the key is absent
-    bool xx = false;                                  ///< only if the key exists
+    connection_params redis_connection_params{};    ///< timeouts, user, TLS, pool…
+    std::optional<std::string> redis_key{};         ///< key to set
+    std::optional<T> redis_val{};                   ///< value to store
+    std::optional<std::chrono::seconds> ex{};       ///< expiry in seconds
+    std::optional<std::chrono::milliseconds> px{};  ///< expiry in milliseconds
+    bool nx = false;                                ///< only if the key is absent
+    bool xx = false;                                ///< only if the key exists
+    /// A lease's fencing token (`lease::token()`): the write is refused with
+    /// `lease_lost_error`, writing nothing, when a larger token already wrote the key.
+    std::optional<std::uint64_t> fence_token{};
     task_options task{};                              ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
     /// Run on this shared connection instead: when set, the handle's server and settings are
@@ -180,6 +155,7 @@ class RedisSet {
     std::optional<std::chrono::milliseconds> px{};  ///< expiry in ms (replaces config ex/px)
     std::optional<bool> nx{};                       ///< condition (replaces config nx/xx)
     std::optional<bool> xx{};                       ///< condition (replaces config nx/xx)
+    std::optional<std::uint64_t> fence_token{};     ///< fencing token (replaces the config's)
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
@@ -202,6 +178,7 @@ class RedisSet {
     w.cond = (o.nx || o.xx)
                  ? detail::condition_of(o.nx.value_or(false), o.xx.value_or(false), label_, "run()")
                  : cfg_cond_;
+    w.fence = o.fence_token ? o.fence_token : cfg_.fence_token;
     return detail::with_prepared(val, label_, [&](const auto& stored) {
       const detail::run_info info{name_, key, detail::write_command_name<T>(), client_->endpoint()};
       return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
@@ -246,6 +223,7 @@ class RedisSet {
         it.w.cond = (o.nx || o.xx) ? detail::condition_of(o.nx.value_or(false),
                                                           o.xx.value_or(false), label_, "run()")
                                    : cfg_cond_;
+        it.w.fence = o.fence_token ? o.fence_token : cfg_.fence_token;
         if constexpr (std::is_same_v<stored_t, T>) {
           detail::check_storable(val, label_);
           it.value = &val;
@@ -266,9 +244,15 @@ class RedisSet {
           queued[i] = detail::queue_write(c, *prepared[i].key, *prepared[i].value, prepared[i].w);
         },
         [&](std::size_t i, detail::connection& c) {
-          return detail::finish_write(c, *prepared[i].key, queued[i]);
+          try {
+            return detail::finish_write(c, *prepared[i].key, queued[i]);
+          } catch (const detail::fence_script_missing&) {
+            throw detail::finish_later();  // sent again once the other replies are read
+          }
         },
-        [](std::size_t, detail::connection&) -> bool { throw detail::finish_later(); },
+        [&](std::size_t i, detail::connection& c) {
+          return detail::write_value(c, *prepared[i].key, *prepared[i].value, prepared[i].w);
+        },
         [&](std::size_t i) {
           return client_->run(*prepared[i].key, deadline, [&](detail::connection& c) {
             return detail::write_value(c, *prepared[i].key, *prepared[i].value, prepared[i].w);

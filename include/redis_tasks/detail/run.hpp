@@ -105,6 +105,7 @@ inline const char* error_type_name(const std::exception& e) {
   if (dynamic_cast<const auth_error*>(&e)) return "auth_error";
   if (dynamic_cast<const reply_error*>(&e)) return "reply_error";
   if (dynamic_cast<const type_error*>(&e)) return "type_error";
+  if (dynamic_cast<const lease_lost_error*>(&e)) return "lease_lost_error";
   if (dynamic_cast<const error*>(&e)) return "error";
   return "std::exception";
 }

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -24,6 +25,8 @@
 #include "../values.hpp"
 #include "codec.hpp"
 #include "connection.hpp"
+#include "keys.hpp"
+#include "script.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -36,11 +39,58 @@ enum class condition { none, nx, xx };
 struct write_options {
   std::optional<std::chrono::milliseconds> expiry;  ///< PX; unset: no expiry
   condition cond = condition::none;                 ///< NX / XX
+  /// A lease's fencing token: the write is refused if a larger one already wrote the key.
+  std::optional<std::uint64_t> fence;
+  /// Send the fenced-write script's text (EVAL), because the server did not have it.
+  bool script_text = false;
 };
+
+/// Where the largest fencing token that wrote `key` is kept.
+inline std::string fence_key_for(std::string_view key) {
+  return companion_key(key, "fence");
+}
+
+/// Thrown by `finish_write` when the server did not have the fenced-write script (NOSCRIPT):
+/// nothing was written, and the write is sent again with the script's text.
+struct fence_script_missing {};
+
+/// Writes one string value if no larger fencing token wrote the key before, and records the
+/// token. KEYS = {key, fence record}; ARGV = {token, value, PX ms or '', 'NX', 'XX' or ''}.
+/// Tokens are compared as decimal digit strings (exact beyond 2^53). Answers {1, ''} when
+/// written, {0, ''} when NX/XX prevented it, {-1, the larger token} when fenced out.
+inline const script& fenced_set_script() {
+  static const script s(R"lua(
+local seen = redis.call('GET', KEYS[2])
+if seen and (#seen > #ARGV[1] or (#seen == #ARGV[1] and seen > ARGV[1])) then
+  return {-1, seen}
+end
+if ARGV[4] ~= '' then
+  local exists = redis.call('EXISTS', KEYS[1]) == 1
+  if (ARGV[4] == 'NX' and exists) or (ARGV[4] == 'XX' and not exists) then return {0, ''} end
+end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+redis.call('SET', KEYS[2], ARGV[1])
+return {1, ''}
+)lua");
+  return s;
+}
 
 /// "key \"name\"" for messages.
 inline std::string key_subject(std::string_view key) {
   return "key " + quote_for_message(key);
+}
+
+/// The lease_lost_error of a fenced write that came after a later holder's.
+[[noreturn]] inline void throw_fenced_out(std::string_view key, std::uint64_t token,
+                                          const std::string& seen, const connection& c) {
+  throw lease_lost_error("writing " + key_subject(key) + " on " + c.endpoint() +
+                         " with fence_token " + std::to_string(token) +
+                         ": a later holder already wrote it with fence_token " + seen +
+                         ", so this holder's lease was lost; nothing was written");
 }
 
 [[noreturn]] inline void throw_reply(const reply& r, std::string_view what, std::string_view key,
@@ -87,31 +137,26 @@ void append_collection(connection& c, std::string_view key, const T& v) {
   }
 }
 
-/// Where a conditional write builds the new collection before the script moves it into place.
-/// Redis Cluster hashes only a key's first non-empty `{…}` part, so the swap key keeps `key`'s
-/// hash tag, or makes `key` itself the tag: both keys then live in the same slot, as EVAL needs.
-/// (A key holding a '}' but no hash tag cannot be wrapped; on a standalone server that does
-/// not matter.)
+/// Where a conditional write builds the new collection before the script moves it into place:
+/// a companion key, in `key`'s cluster slot as EVAL needs.
 inline std::string swap_key_for(std::string_view key) {
-  const auto open = key.find('{');
-  const auto close = open == std::string_view::npos ? open : key.find('}', open + 1);
-  const bool has_tag = close != std::string_view::npos && close > open + 1;
-  std::string k;
-  if (has_tag || key.find('}') != std::string_view::npos) {
-    k = std::string(key);
-  } else {
-    k.reserve(key.size() + 2);
-    k += '{';
-    k += key;
-    k += '}';
-  }
-  return k + ":redis_tasks:swap";
+  return companion_key(key, "redis_tasks:swap");
 }
 
 /// Decides NX/XX and puts the collection built in KEYS[2] in place of KEYS[1] (or deletes
 /// KEYS[1] when KEYS[2] is empty, i.e. the collection was), with the expiry ARGV[2] in ms or
-/// none. Returns 1 when written, 0 when the condition ARGV[1] prevented it.
+/// none. With a fencing token ARGV[3], the write is refused if the fence record KEYS[3] holds a
+/// larger one, and the token is recorded when written. Returns 1 when written, 0 when the
+/// condition ARGV[1] prevented it, the larger token (a string) when fenced out.
 inline constexpr std::string_view conditional_swap_script = R"lua(
+local token = ARGV[3]
+if token then
+  local seen = redis.call('GET', KEYS[3])
+  if seen and (#seen > #token or (#seen == #token and seen > token)) then
+    redis.call('DEL', KEYS[2])
+    return seen
+  end
+end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if (ARGV[1] == 'NX' and exists) or (ARGV[1] == 'XX' and not exists) then
   redis.call('DEL', KEYS[2])
@@ -127,6 +172,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 else
   redis.call('DEL', KEYS[1])
 end
+if token then redis.call('SET', KEYS[3], token) end
 return 1
 )lua";
 
@@ -153,7 +199,13 @@ inline constexpr std::string_view swap_key_ttl_ms = "60000";
 struct queued_write {
   bool transaction = false;  ///< MULTI … EXEC (a collection) rather than one SET
   bool conditional = false;  ///< NX/XX decided by the swap script (its reply is EXEC's last)
-  std::size_t queued = 0;    ///< commands between MULTI and EXEC
+  bool fenced = false;       ///< a fenced write (the fenced-set script, or the swap script)
+  std::uint64_t token = 0;   ///< its fencing token
+  // Companion keys, kept here because a request references long arguments until it is
+  // flushed (see request_encoder::external_threshold).
+  std::string swap_key;
+  std::string fence_key;
+  std::size_t queued = 0;  ///< commands between MULTI and EXEC
 };
 
 template <class T>
@@ -178,8 +230,12 @@ queued_write queue_collection(connection& c, std::string_view key, const T& v,
   }
   queued_write q;
   q.transaction = true;
-  q.conditional = o.cond != condition::none;
-  const std::string swap = q.conditional ? swap_key_for(key) : std::string();
+  q.conditional = o.cond != condition::none || o.fence.has_value();
+  q.fenced = o.fence.has_value();
+  q.token = o.fence.value_or(0);
+  if (q.conditional) q.swap_key = swap_key_for(key);
+  if (q.fenced) q.fence_key = fence_key_for(key);
+  const std::string& swap = q.swap_key;
   const std::string_view target = q.conditional ? std::string_view(swap) : key;
 
   c.append({"MULTI"});
@@ -194,8 +250,15 @@ queued_write queue_collection(connection& c, std::string_view key, const T& v,
       c.append({"PEXPIRE", swap, swap_key_ttl_ms});
       ++q.queued;
     }
-    c.append({"EVAL", conditional_swap_script, "2", key, swap,
-              o.cond == condition::nx ? "NX" : "XX", ms});
+    const std::string_view cond = o.cond == condition::nx   ? "NX"
+                                  : o.cond == condition::xx ? "XX"
+                                                            : "";
+    if (o.fence) {
+      const std::string token = std::to_string(*o.fence);  // short: copied
+      c.append({"EVAL", conditional_swap_script, "3", key, swap, q.fence_key, cond, ms, token});
+    } else {
+      c.append({"EVAL", conditional_swap_script, "2", key, swap, cond, ms});
+    }
     ++q.queued;
   } else if (n > 0 && o.expiry) {
     c.append({"PEXPIRE", key, ms});
@@ -223,9 +286,27 @@ queued_write queue_write(connection& c, std::string_view key, const T& v, const 
     } else {
       value = format_number(v, numbers);  // short: copied into the request right away
     }
+    char ms_buf[32];
+    if (o.fence) {
+      std::string_view ms;
+      if (o.expiry) {
+        auto res = std::to_chars(ms_buf, ms_buf + sizeof ms_buf, o.expiry->count());
+        ms = std::string_view(ms_buf, static_cast<std::size_t>(res.ptr - ms_buf));
+      }
+      queued_write q;
+      q.fenced = true;
+      q.token = *o.fence;
+      q.fence_key = fence_key_for(key);
+      const std::string token = std::to_string(*o.fence);  // short: copied
+      queue_script(c, fenced_set_script(), o.script_text, {key, q.fence_key},
+                   {token, value, ms,
+                    o.cond == condition::nx   ? "NX"
+                    : o.cond == condition::xx ? "XX"
+                                              : ""});
+      return q;
+    }
     std::string_view args[6] = {"SET", key, value};
     std::size_t n = 3;
-    char ms_buf[32];
     if (o.expiry) {
       auto res = std::to_chars(ms_buf, ms_buf + sizeof ms_buf, o.expiry->count());
       args[n++] = "PX";
@@ -243,6 +324,19 @@ queued_write queue_write(connection& c, std::string_view key, const T& v, const 
 /// Reads the replies of a queued write; true when stored, false when NX/XX prevented it.
 /// Throws `reply_error` for a refused write, after reading all of its replies.
 inline bool finish_write(connection& c, std::string_view key, const queued_write& q) {
+  if (!q.transaction && q.fenced) {
+    reply r = c.read();
+    if (is_noscript(r)) throw fence_script_missing{};
+    if (r.is_error()) throw_reply(r, "fenced SET", key, c);
+    const auto& e = r.elements();
+    if (r.type() != reply_type::array || e.size() != 2 || e[0].type() != reply_type::integer) {
+      c.mark_out_of_step();
+      throw type_error("writing " + key_subject(key) + " on " + c.endpoint() +
+                       ": the fenced-write script answered " + describe_reply(r));
+    }
+    if (e[0].integer() < 0) throw_fenced_out(key, q.token, e[1].str(), c);
+    return e[0].integer() == 1;
+  }
   if (!q.transaction) {
     reply r = c.read();
     if (r.is_error()) throw_reply(r, "SET", key, c);
@@ -290,7 +384,9 @@ inline bool finish_write(connection& c, std::string_view key, const queued_write
   for (const auto& r : exec.elements()) {
     if (r.is_error()) throw_reply(r, "writing", key, c);
   }
-  return !q.conditional || exec.elements().back().integer() == 1;
+  const reply& last = exec.elements().back();
+  if (q.fenced && last.type() != reply_type::integer) throw_fenced_out(key, q.token, last.str(), c);
+  return !q.conditional || last.integer() == 1;
 }
 
 /// The type T is written as: a `value_traits` type as (the stored form of) its storage type,
@@ -347,7 +443,16 @@ bool write_value(connection& c, std::string_view key, const T& v, const write_op
     c.begin_request();
     const queued_write q = queue_write(c, key, v, o);
     c.flush();
-    return finish_write(c, key, q);
+    try {
+      return finish_write(c, key, q);
+    } catch (const fence_script_missing&) {
+      write_options with_text = o;
+      with_text.script_text = true;
+      c.begin_request();
+      const queued_write again = queue_write(c, key, v, with_text);
+      c.flush();
+      return finish_write(c, key, again);
+    }
   }
 }
 

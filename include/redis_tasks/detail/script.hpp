@@ -1,0 +1,79 @@
+// Lua scripts, run by EVALSHA: each script's SHA-1 is computed once, so the usual run sends
+// only the hash, and a server that does not know the script yet (NOSCRIPT: restarted, failed
+// over, SCRIPT FLUSH) gets the text once by EVAL, which also loads it.
+#pragma once
+
+#include "../version.hpp"
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "../errors.hpp"
+#include "../reply.hpp"
+#include "connection.hpp"
+#include "sha1.hpp"
+
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
+
+/// A Lua script and its SHA-1. Make each once (a function-local static): the hash is computed
+/// when it is made.
+class script {
+ public:
+  /// `text` must outlive the script (a string literal).
+  explicit script(std::string_view text) : text_(text), sha_(sha1_hex(text)) {}
+  /// The script's text, for EVAL.
+  std::string_view text() const noexcept { return text_; }
+  /// Its lowercase hex SHA-1, for EVALSHA.
+  const std::string& sha() const noexcept { return sha_; }
+
+ private:
+  std::string_view text_;
+  std::string sha_;
+};
+
+/// True when `r` says the server does not have the script (EVALSHA's NOSCRIPT).
+inline bool is_noscript(const reply& r) {
+  return r.is_error() && r.str().compare(0, 8, "NOSCRIPT") == 0;
+}
+
+/// Queues `s` with `keys` and `args`: by EVALSHA, or with its text (EVAL) when `with_text`.
+/// The arguments are not copied and must outlive the next flush.
+inline void queue_script(connection& c, const script& s, bool with_text,
+                         std::initializer_list<std::string_view> keys,
+                         std::initializer_list<std::string_view> args) {
+  const std::string numkeys = std::to_string(keys.size());
+  c.begin_command(3 + keys.size() + args.size());
+  c.arg(with_text ? "EVAL" : "EVALSHA");
+  c.arg(with_text ? s.text() : std::string_view(s.sha()));
+  c.arg(numkeys);  // short: copied into the request now
+  for (const auto& k : keys)
+    c.arg(k);
+  for (const auto& a : args)
+    c.arg(a);
+  c.end_command();
+}
+
+/// Runs `s` and returns its reply: EVALSHA, then EVAL if the server did not have it. An error
+/// reply is thrown as a `reply_error` naming `what` and the endpoint, inside the run, so that
+/// the client follows MOVED/ASK and a demoted master's READONLY.
+inline reply call_script(connection& c, const script& s, std::string_view what,
+                         std::initializer_list<std::string_view> keys,
+                         std::initializer_list<std::string_view> args) {
+  for (const bool with_text : {false, true}) {
+    c.begin_request();
+    queue_script(c, s, with_text, keys, args);
+    c.flush();
+    reply r = c.read();
+    if (!with_text && is_noscript(r)) continue;
+    if (r.is_error()) throw reply_error(r.str(), std::string(what) + " on " + c.endpoint());
+    return r;
+  }
+  throw error("unreachable");  // the loop returns or throws
+}
+
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

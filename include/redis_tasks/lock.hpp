@@ -1,0 +1,185 @@
+// RedisLock: a lock with an expiry and a fencing token, returning a movable `lease`.
+//
+// On the server, the lock key holds its holder's id with an expiry (PX ttl); `{key}:token` counts
+// acquisitions (the fencing tokens, never expiring); a release pushes onto the list
+// `{key}:signal`, which waiters block on. All three share the key's cluster slot.
+#pragma once
+
+#include "version.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "config_json.hpp"
+#include "connection.hpp"
+#include "connection_handle.hpp"
+#include "detail/acquire.hpp"
+#include "detail/run.hpp"
+#include "detail/script.hpp"
+#include "detail/task_client.hpp"
+#include "errors.hpp"
+#include "lease.hpp"
+#include "secrets.hpp"
+
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+
+namespace detail {
+
+/// The lock's scripts (see acquire_spec and lease_scripts for their keys and arguments).
+inline const acquire_spec& lock_spec() {
+  static const script acquire(R"lua(
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[3])
+return {1, redis.call('INCR', KEYS[2])}
+)lua");
+  static const script extend(R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+)lua");
+  static const script release(R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[2], '1')
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+)lua");
+  static const acquire_spec spec{&acquire, lease_scripts{&extend, &release, 1}, 1};
+  return spec;
+}
+
+}  // namespace detail
+
+/// RedisLock's settings: the connection fields, as every task has them, then the lock's own.
+struct lock_config {
+  std::string host = "localhost";                                 ///< Redis host
+  int port = 6379;                                                ///< Redis port
+  int db = 0;                                                     ///< database index
+  std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
+  connection_params redis_connection_params{};                    ///< timeouts, user, TLS, pool…
+  std::optional<std::string> redis_key{};                         ///< the lock's key
+  std::chrono::milliseconds ttl{30000};                           ///< expiry without renewal; > 0
+  std::chrono::milliseconds wait{0};    ///< how long run() waits for it; 0: one try
+  std::optional<std::string> holder{};  ///< who holds it; unset: unique per process and lease
+  bool auto_renew = true;               ///< renew at a third of ttl while the lease lives
+  /// Replicas that must acknowledge an acquisition (Redis WAIT) before it counts; 0: none.
+  int wait_replicas = 0;
+  std::chrono::milliseconds wait_replicas_timeout{1000};  ///< how long WAIT waits; > 0
+  task_options task{};                                    ///< name, retries, timeout
+  std::shared_ptr<const SecretProvider> secrets{};        ///< null: environment variables
+  /// Run on this shared connection instead of the connection fields above.
+  std::shared_ptr<connection_handle> connection{};
+
+  /// The fields of its own that a JSON config may give (beside the connection fields).
+  static constexpr const char* own_fields =
+      "ttl, wait, holder, auto_renew, wait_replicas, wait_replicas_timeout";
+  /// Reads one of `own_fields`; false for any other name.
+  static bool load_field(lock_config& c, const std::string& name, const nlohmann::json& v,
+                         const detail::json_fields& f) {
+    if (name == "ttl") {
+      c.ttl = f.seconds(name, v);
+    } else if (name == "wait") {
+      c.wait = f.seconds(name, v);
+    } else if (name == "holder") {
+      c.holder = f.optional_string(name, v);
+    } else if (name == "auto_renew") {
+      c.auto_renew = f.boolean(name, v);
+    } else if (name == "wait_replicas") {
+      c.wait_replicas = static_cast<int>(f.whole(name, v, 0, 1000));
+    } else if (name == "wait_replicas_timeout") {
+      c.wait_replicas_timeout = f.seconds(name, v);
+    } else {
+      return false;
+    }
+    return true;
+  }
+  /// Loads a config from JSON (durations in seconds); a wrong name or type is a
+  /// `config_error` naming the field.
+  friend void from_json(const nlohmann::json& j, lock_config& c) {
+    detail::load_config(j, c, "config", "RedisLock");
+  }
+};
+
+/// A RedisLock run's settings; a given field wins over the config's.
+struct lock_overrides {
+  std::optional<std::string> redis_key{};           ///< the lock's key
+  std::optional<std::chrono::milliseconds> ttl{};   ///< expiry without renewal
+  std::optional<std::chrono::milliseconds> wait{};  ///< how long to wait for it
+  std::optional<std::string> holder{};              ///< who holds it
+};
+
+/// A lock with an expiry and a fencing token: at most one holder at a time, and a holder that
+/// dies frees it after `ttl` with no help. `run()` returns a `lease` (released when it goes),
+/// or std::nullopt when the lock was not acquired within `wait`.
+///
+/// Failover caveat: Redis replicates asynchronously, so a master that fails right after
+/// granting the lock may leave a replica that never saw it, and the promoted replica can grant
+/// it again. `wait_replicas` narrows that window (the acquisition must reach that many
+/// replicas, or it is released and the run fails); fencing tokens (`RedisSet::fence_token`)
+/// keep a superseded holder's writes out.
+class RedisLock {
+ public:
+  /// The task's settings (see `lock_config`).
+  using config = lock_config;
+  /// A run's settings (see `lock_overrides`).
+  using overrides = lock_overrides;
+
+  /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
+  explicit RedisLock(config cfg = {})
+      : cfg_(std::move(cfg)),
+        label_(detail::task_label(cfg_.task, "RedisLock")),
+        name_(detail::task_name(cfg_.task, "RedisLock", cfg_.redis_key.value_or(""))) {
+    detail::check_retry_options(cfg_.task, label_);
+    detail::check_lease_settings(label_, cfg_.ttl, cfg_.wait, cfg_.holder);
+    if (cfg_.redis_key && cfg_.redis_key->empty()) {
+      throw config_error(label_ + ": redis_key is empty; give the lock's key");
+    }
+    if (cfg_.wait_replicas < 0) throw config_error(label_ + ": wait_replicas must not be negative");
+    if (cfg_.wait_replicas > 0 && cfg_.wait_replicas_timeout.count() <= 0) {
+      throw config_error(label_ +
+                         ": wait_replicas_timeout must be positive (WAIT 0 would wait "
+                         "for ever)");
+    }
+    spec_ = detail::lock_spec();
+    spec_.wait_replicas = cfg_.wait_replicas;
+    spec_.wait_replicas_timeout = cfg_.wait_replicas_timeout;
+    client_ = detail::client_for(cfg_, label_);
+  }
+
+  /// Acquires the lock, waiting up to `wait` (woken by a release, not only by polling): a
+  /// held `lease`, or std::nullopt when another held it all along.
+  std::optional<lease> run(const overrides& o = {}) const {
+    return detail::acquire_lease(client_, cfg_.task, name_, spec_,
+                                 detail::lease_request(cfg_, o, label_));
+  }
+
+  /// Same as `run(o)`.
+  std::optional<lease> operator()(const overrides& o = {}) const { return run(o); }
+
+  /// The settings the task was built with.
+  const config& settings() const noexcept { return cfg_; }
+  /// The task's name: task_options.name, or the class and its key.
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  config cfg_;
+  std::string label_;
+  std::string name_;
+  detail::acquire_spec spec_;
+  std::shared_ptr<detail::client> client_;
+};
+
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

@@ -1,0 +1,191 @@
+// RedisSemaphore: at most `limit` holders at a time, each holding a `lease` (a permit) that
+// frees itself after `ttl` if its holder dies, judged by the server's clock.
+//
+// On the server, the key is a sorted set of holders scored by their permit's expiry in the
+// server's milliseconds (TIME): a permit is live while its score is in the future. Expired ones
+// are removed by the next acquisition, and the key expires with its last permit.
+// `{key}:token` numbers the permits; releases push onto `{key}:signal`, which waiters block on.
+#pragma once
+
+#include "version.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "config_json.hpp"
+#include "connection.hpp"
+#include "connection_handle.hpp"
+#include "detail/acquire.hpp"
+#include "detail/run.hpp"
+#include "detail/script.hpp"
+#include "detail/task_client.hpp"
+#include "errors.hpp"
+#include "lease.hpp"
+#include "secrets.hpp"
+
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+
+namespace detail {
+
+/// The semaphore's scripts (see acquire_spec and lease_scripts for their keys and arguments).
+inline const acquire_spec& semaphore_spec() {
+  static const script acquire(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and
+   redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(first[2]) - now}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return {1, redis.call('INCR', KEYS[2])}
+)lua");
+  static const script extend(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expires or tonumber(expires) <= now then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1
+)lua");
+  static const script release(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expires then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if tonumber(expires) <= now then return 0 end
+redis.call('RPUSH', KEYS[2], '1')
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+)lua");
+  static const acquire_spec spec{&acquire, lease_scripts{&extend, &release, 1}, 1};
+  return spec;
+}
+
+}  // namespace detail
+
+/// RedisSemaphore's settings: the connection fields, as every task has them, then the semaphore's
+/// own.
+struct semaphore_config {
+  std::string host = "localhost";                                 ///< Redis host
+  int port = 6379;                                                ///< Redis port
+  int db = 0;                                                     ///< database index
+  std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
+  connection_params redis_connection_params{};                    ///< timeouts, user, TLS, pool…
+  std::optional<std::string> redis_key{};                         ///< the semaphore's key
+  long long limit = 0;                   ///< permits at once; required, > 0
+  std::chrono::milliseconds ttl{30000};  ///< a permit's expiry without renewal; > 0
+  std::chrono::milliseconds wait{0};     ///< how long run() waits; 0: one try
+  std::optional<std::string> holder{};   ///< who holds it; unset: unique per process and permit
+  bool auto_renew = true;                ///< renew at a third of ttl while the lease lives
+  task_options task{};                   ///< name, retries, timeout
+  std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
+  /// Run on this shared connection instead of the connection fields above.
+  std::shared_ptr<connection_handle> connection{};
+
+  /// The fields of its own that a JSON config may give (beside the connection fields).
+  static constexpr const char* own_fields = "limit, ttl, wait, holder, auto_renew";
+  /// Reads one of `own_fields`; false for any other name.
+  static bool load_field(semaphore_config& c, const std::string& name, const nlohmann::json& v,
+                         const detail::json_fields& f) {
+    if (name == "limit") {
+      c.limit = f.whole(name, v, 1, 1'000'000'000);
+    } else if (name == "ttl") {
+      c.ttl = f.seconds(name, v);
+    } else if (name == "wait") {
+      c.wait = f.seconds(name, v);
+    } else if (name == "holder") {
+      c.holder = f.optional_string(name, v);
+    } else if (name == "auto_renew") {
+      c.auto_renew = f.boolean(name, v);
+    } else {
+      return false;
+    }
+    return true;
+  }
+  /// Loads a config from JSON (durations in seconds); a wrong name or type is a
+  /// `config_error` naming the field.
+  friend void from_json(const nlohmann::json& j, semaphore_config& c) {
+    detail::load_config(j, c, "config", "RedisSemaphore");
+  }
+};
+
+/// A RedisSemaphore run's settings; a given field wins over the config's.
+struct semaphore_overrides {
+  std::optional<std::string> redis_key{};           ///< the semaphore's key
+  std::optional<std::chrono::milliseconds> ttl{};   ///< a permit's expiry without renewal
+  std::optional<std::chrono::milliseconds> wait{};  ///< how long to wait for a permit
+  std::optional<std::string> holder{};              ///< who holds it
+};
+
+/// A concurrency limit: at most `limit` permits live at once, across processes. A crashed
+/// holder's permit frees itself after `ttl` (by the server's clock) with no help. `run()`
+/// returns a `lease` (the permit, released when it goes), or std::nullopt when none was free
+/// within `wait`.
+class RedisSemaphore {
+ public:
+  /// The task's settings (see `semaphore_config`).
+  using config = semaphore_config;
+  /// A run's settings (see `semaphore_overrides`).
+  using overrides = semaphore_overrides;
+
+  /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
+  explicit RedisSemaphore(config cfg = {})
+      : cfg_(std::move(cfg)),
+        label_(detail::task_label(cfg_.task, "RedisSemaphore")),
+        name_(detail::task_name(cfg_.task, "RedisSemaphore", cfg_.redis_key.value_or(""))) {
+    detail::check_retry_options(cfg_.task, label_);
+    detail::check_lease_settings(label_, cfg_.ttl, cfg_.wait, cfg_.holder);
+    if (cfg_.redis_key && cfg_.redis_key->empty()) {
+      throw config_error(label_ + ": redis_key is empty; give the semaphore's key");
+    }
+    if (cfg_.limit < 1) {
+      throw config_error(label_ +
+                         ": limit must be at least 1 (how many may hold a permit at "
+                         "once), got " +
+                         std::to_string(cfg_.limit));
+    }
+    spec_ = detail::semaphore_spec();
+    spec_.limit = cfg_.limit;
+    spec_.lease.signals = cfg_.limit;
+    client_ = detail::client_for(cfg_, label_);
+  }
+
+  /// Takes a permit, waiting up to `wait` (woken by a release, not only by polling): a held
+  /// `lease`, or std::nullopt when all `limit` permits stayed taken.
+  std::optional<lease> run(const overrides& o = {}) const {
+    return detail::acquire_lease(client_, cfg_.task, name_, spec_,
+                                 detail::lease_request(cfg_, o, label_));
+  }
+
+  /// Same as `run(o)`.
+  std::optional<lease> operator()(const overrides& o = {}) const { return run(o); }
+
+  /// The settings the task was built with.
+  const config& settings() const noexcept { return cfg_; }
+  /// The task's name: task_options.name, or the class and its key.
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  config cfg_;
+  std::string label_;
+  std::string name_;
+  detail::acquire_spec spec_;
+  std::shared_ptr<detail::client> client_;
+};
+
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks
