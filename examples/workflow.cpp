@@ -1,8 +1,10 @@
 // A small workflow, as a C++ app would write one without a workflow engine:
+//   0. take the workflow's lock (RedisLock), so that one run at a time goes ahead,
 //   1. fan out: compute a report per region in parallel with std::async,
 //   2. store each report with RedisSet (a hash, expiring in an hour),
 //   3. count the run with RedisExecute (INCR),
-//   4. collect the reports back with RedisGet and print a summary.
+//   4. collect the reports back with RedisGet and print a summary,
+//   5. publish the total with a write fenced by the lock's token, then release the lock.
 // Tasks are built once, then run with runtime overrides from many threads. A run hook logs
 // every Redis call (names and timings only, never values).
 // Usage: workflow [host] [port]
@@ -12,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +59,25 @@ int main(int argc, char** argv) {
     redis_tasks::RedisExecute<long long> count_run(
         {.host = host, .port = port, .redis_cmd = "INCR workflow:runs"});
 
+    redis_tasks::RedisLock run_lock({.host = host,
+                                     .port = port,
+                                     .redis_key = "workflow:lock",
+                                     .ttl = 30s,
+                                     .wait = 10s,
+                                     .task = {.name = "run-lock"}});
+    redis_tasks::RedisSet<double> publish_total({.host = host,
+                                                 .port = port,
+                                                 .redis_key = "workflow:total",
+                                                 .task = {.name = "publish-total"}});
+
+    // 0: one run at a time; the lease renews itself while the run lasts.
+    std::optional<redis_tasks::lease> lock = run_lock.run();
+    if (!lock) {
+      std::cerr << "another workflow run held the lock for 10 s; giving up\n";
+      return 1;
+    }
+    std::cout << "holding workflow:lock with fencing token " << lock->token() << "\n";
+
     const std::vector<std::string> regions{"north", "south", "east", "west"};
 
     // 1 + 2: fan out; each branch computes and stores its report.
@@ -86,6 +108,12 @@ int main(int argc, char** argv) {
                 << r->at("orders") << "\n";
     }
     std::cout << "  total revenue: " << total << "\n";
+
+    // 5: a run that lost the lock while it worked (paused past the ttl) and was superseded
+    // cannot overwrite its successor's total: the write is fenced by the lease's token.
+    publish_total.run({.redis_val = total, .fence_token = lock->token()});
+    std::cout << "published the total; released the lock: " << std::boolalpha << lock->release()
+              << "\n";
   } catch (const redis_tasks::error& e) {
     std::cerr << "workflow failed: " << e.what() << "\n";
     return 1;

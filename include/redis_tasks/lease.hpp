@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "detail/lease_state.hpp"
+#include "detail/renewer.hpp"
 #include "errors.hpp"
 
 namespace redis_tasks {
@@ -71,11 +72,17 @@ class lease {
       throw config_error("lease::extend: ttl must be positive, got " + std::to_string(ttl.count()) +
                          " ms");
     }
-    return state_ && state_->extend(ttl);
+    if (!state_ || !state_->extend(ttl)) return false;
+    if (state_->auto_renew()) detail::renewer::instance().rescheduled(state_.get());
+    return true;
   }
   /// Releases it now: true when it still held it. Never deletes another holder's lock or
   /// permit; false the second time. A `connection_error` leaves it to expire by its ttl.
-  bool release() { return state_ && state_->release(); }
+  bool release() {
+    if (!state_) return false;
+    forget();
+    return state_->release();
+  }
 
  private:
   friend struct detail::lease_access;
@@ -86,8 +93,19 @@ class lease {
     return e;
   }
 
+  // Takes the lease out of the renewal thread's queue.
+  void forget() noexcept {
+    if (state_->auto_renew() && state_->in_owner()) {
+      try {
+        detail::renewer::instance().removed(state_.get());
+      } catch (...) {  // a mutex that cannot be locked: the thread drops it when it is due
+      }
+    }
+  }
+
   void release_quietly() noexcept {
     if (!state_) return;
+    forget();
     try {
       (void)state_->release();
     } catch (...) {  // a destructor must not throw; the ttl frees the lock

@@ -1,8 +1,9 @@
 // RedisLock: a lock with an expiry and a fencing token, returning a movable `lease`.
 //
 // On the server, the lock key holds its holder's id with an expiry (PX ttl); `{key}:token` counts
-// acquisitions (the fencing tokens, never expiring); a release pushes onto the list
-// `{key}:signal`, which waiters block on. All three share the key's cluster slot.
+// tries (the fencing tokens, never expiring); waiters set `{key}:waiters` (a short-lived flag)
+// and block on the list `{key}:signal`, which a release pushes to while the flag is there. All
+// share the key's cluster slot.
 #pragma once
 
 #include "version.hpp"
@@ -31,7 +32,8 @@ inline namespace REDIS_TASKS_ABI {
 
 namespace detail {
 
-/// The lock's scripts (see acquire_spec and lease_scripts for their keys and arguments).
+/// The lock's acquisition (see acquire_spec: the uncontended path is a transaction; the script
+/// serves a holder that holds the lock already).
 inline const acquire_spec& lock_spec() {
   static const script acquire(R"lua(
 local current = redis.call('GET', KEYS[1])
@@ -39,9 +41,14 @@ if current and current ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[1])}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[3])
 return {1, redis.call('INCR', KEYS[2])}
 )lua");
+  static const acquire_spec spec{&acquire, true, 1};
+  return spec;
+}
+
+/// The lock's extension and release (see lease_scripts for their keys and arguments).
+inline const lease_scripts& lock_scripts() {
   static const script extend(R"lua(
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -51,13 +58,15 @@ return 0
   static const script release(R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('RPUSH', KEYS[2], '1')
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 return 1
 )lua");
-  static const acquire_spec spec{&acquire, lease_scripts{&extend, &release, 1}, 1};
-  return spec;
+  static const lease_scripts scripts{&extend, &release, 1};
+  return scripts;
 }
 
 }  // namespace detail
@@ -155,14 +164,14 @@ class RedisLock {
     spec_ = detail::lock_spec();
     spec_.wait_replicas = cfg_.wait_replicas;
     spec_.wait_replicas_timeout = cfg_.wait_replicas_timeout;
-    client_ = detail::client_for(cfg_, label_);
+    context_ = std::make_shared<const detail::lease_context>(detail::lease_context{
+        detail::client_for(cfg_, label_), cfg_.task, name_, detail::lock_scripts()});
   }
 
   /// Acquires the lock, waiting up to `wait` (woken by a release, not only by polling): a
   /// held `lease`, or std::nullopt when another held it all along.
   std::optional<lease> run(const overrides& o = {}) const {
-    return detail::acquire_lease(client_, cfg_.task, name_, spec_,
-                                 detail::lease_request(cfg_, o, label_));
+    return detail::acquire_lease(context_, spec_, detail::lease_request(cfg_, o, label_));
   }
 
   /// Same as `run(o)`.
@@ -178,7 +187,7 @@ class RedisLock {
   std::string label_;
   std::string name_;
   detail::acquire_spec spec_;
-  std::shared_ptr<detail::client> client_;
+  std::shared_ptr<const detail::lease_context> context_;
 };
 
 }  // namespace REDIS_TASKS_ABI

@@ -184,18 +184,18 @@ class RedisRateLimit {
     if (o.cost) check_cost(cost);
     if (o.wait) check_wait(wait);
     const std::string cost_text = std::to_string(cost);
-    const std::string context = "rate limit " + detail::quote_for_message(key);
     const auto wait_end = detail::saturating_add(detail::clock::now(), wait);
     const detail::run_info info{name_, key, "EVALSHA", client_->endpoint()};
     return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
       for (;;) {
         const rate_decision d = client_->run(key, deadline, [&](detail::connection& c) {
-          const reply r = detail::call_script(c, detail::rate_limit_script(), context, {key},
-                                              {interval_text_, tolerance_text_, cost_text});
+          const reply r = detail::call_script(c, detail::rate_limit_script(), "rate limit", key,
+                                              {key}, {interval_text_, tolerance_text_, cost_text});
           const auto& e = r.elements();
           if (r.type() != reply_type::array || e.size() != 3) {
-            throw type_error(context + " on " + c.endpoint() + ": the script answered " +
-                             detail::describe_reply(r) + ", not {allowed, retry after, remaining}");
+            throw type_error("rate limit " + detail::quote_for_message(key) + " on " +
+                             c.endpoint() + ": the script answered " + detail::describe_reply(r) +
+                             ", not {allowed, retry after, remaining}");
           }
           rate_decision out;
           out.allowed = e[0].integer() == 1;

@@ -4,7 +4,8 @@
 // On the server, the key is a sorted set of holders scored by their permit's expiry in the
 // server's milliseconds (TIME): a permit is live while its score is in the future. Expired ones
 // are removed by the next acquisition, and the key expires with its last permit.
-// `{key}:token` numbers the permits; releases push onto `{key}:signal`, which waiters block on.
+// `{key}:token` numbers the permits; waiters set `{key}:waiters` and block on `{key}:signal`,
+// which a release pushes to while the flag is there.
 #pragma once
 
 #include "version.hpp"
@@ -33,7 +34,7 @@ inline namespace REDIS_TASKS_ABI {
 
 namespace detail {
 
-/// The semaphore's scripts (see acquire_spec and lease_scripts for their keys and arguments).
+/// The semaphore's acquisition (see acquire_spec for the script's keys and arguments).
 inline const acquire_spec& semaphore_spec() {
   static const script acquire(R"lua(
 local t = redis.call('TIME')
@@ -49,6 +50,12 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 return {1, redis.call('INCR', KEYS[2])}
 )lua");
+  static const acquire_spec spec{&acquire, false, 1};
+  return spec;
+}
+
+/// A permit's extension and release (see lease_scripts for their keys and arguments).
+inline const lease_scripts& semaphore_scripts() {
   static const script extend(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -66,13 +73,15 @@ local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not expires then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 if tonumber(expires) <= now then return 0 end
-redis.call('RPUSH', KEYS[2], '1')
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 return 1
 )lua");
-  static const acquire_spec spec{&acquire, lease_scripts{&extend, &release, 1}, 1};
-  return spec;
+  static const lease_scripts scripts{&extend, &release, 1};
+  return scripts;
 }
 
 }  // namespace detail
@@ -160,15 +169,16 @@ class RedisSemaphore {
     }
     spec_ = detail::semaphore_spec();
     spec_.limit = cfg_.limit;
-    spec_.lease.signals = cfg_.limit;
-    client_ = detail::client_for(cfg_, label_);
+    detail::lease_scripts scripts = detail::semaphore_scripts();
+    scripts.signals = cfg_.limit;
+    context_ = std::make_shared<const detail::lease_context>(
+        detail::lease_context{detail::client_for(cfg_, label_), cfg_.task, name_, scripts});
   }
 
   /// Takes a permit, waiting up to `wait` (woken by a release, not only by polling): a held
   /// `lease`, or std::nullopt when all `limit` permits stayed taken.
   std::optional<lease> run(const overrides& o = {}) const {
-    return detail::acquire_lease(client_, cfg_.task, name_, spec_,
-                                 detail::lease_request(cfg_, o, label_));
+    return detail::acquire_lease(context_, spec_, detail::lease_request(cfg_, o, label_));
   }
 
   /// Same as `run(o)`.
@@ -184,7 +194,7 @@ class RedisSemaphore {
   std::string label_;
   std::string name_;
   detail::acquire_spec spec_;
-  std::shared_ptr<detail::client> client_;
+  std::shared_ptr<const detail::lease_context> context_;
 };
 
 }  // namespace REDIS_TASKS_ABI

@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "../lease.hpp"
 #include "client.hpp"
 #include "deadline.hpp"
+#include "fork.hpp"
 #include "keys.hpp"
 #include "lease_state.hpp"
 #include "renewer.hpp"
@@ -35,11 +37,6 @@ namespace detail {
 
 /// A holder id unique to this process (host, pid, a random number) and call (a counter).
 inline std::string unique_holder() {
-  static const std::string host = [] {
-    char name[256] = {};
-    if (::gethostname(name, sizeof name - 1) != 0) return std::string("host");
-    return std::string(name);
-  }();
   static const std::uint64_t nonce = [] {
     try {
       std::random_device rd;
@@ -49,13 +46,30 @@ inline std::string unique_holder() {
     }
   }();
   static std::atomic<std::uint64_t> counter{0};
-  char hex[17];
-  static constexpr char digits[] = "0123456789abcdef";
-  for (int i = 0; i < 16; ++i)
-    hex[i] = digits[(nonce >> (60 - 4 * i)) & 0xF];
-  hex[16] = '\0';
-  return host + ":" + std::to_string(::getpid()) + ":" + hex + ":" +
-         std::to_string(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  // "host:pid:nonce:", made once per thread and process (a fork() child has another pid).
+  struct prefix_cache {
+    std::uint64_t generation = ~std::uint64_t{0};
+    std::string text;
+  };
+  thread_local prefix_cache cache;
+  const std::uint64_t generation = fork_registry::generation();
+  if (cache.generation != generation) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    char hex[17];
+    static constexpr char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 16; ++i)
+      hex[i] = digits[(nonce >> (60 - 4 * i)) & 0xF];
+    hex[16] = '\0';
+    cache.text = std::string(host[0] != '\0' ? host : "host") + ":" + std::to_string(::getpid()) +
+                 ":" + hex + ":";
+    cache.generation = generation;
+  }
+  std::string id;
+  id.reserve(cache.text.size() + 20);
+  id += cache.text;
+  id += std::to_string(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  return id;
 }
 
 /// What acquiring a kind of lease needs.
@@ -63,7 +77,10 @@ struct acquire_spec {
   /// KEYS = {key, token counter, signal list}; ARGV = {holder, ttl in ms, limit}. Answers
   /// {1, token} when acquired, else {0, ms until the earliest holder's expiry, or -1}.
   const script* acquire = nullptr;
-  lease_scripts lease;    ///< extending and releasing what was acquired
+  /// Try first with one MULTI/EXEC of plain commands (SET NX PX, INCR, PTTL, GET) rather than
+  /// the script: a lock's uncontended path, cheaper on the server than a script. The script
+  /// serves a holder that already holds the lock (SET NX cannot tell).
+  bool transaction_first = false;
   long long limit = 1;    ///< holders at once (1: a lock)
   int wait_replicas = 0;  ///< replicas that must acknowledge the acquisition (WAIT); 0: none
   std::chrono::milliseconds wait_replicas_timeout{1000};  ///< WAIT's timeout
@@ -88,91 +105,203 @@ inline std::string seconds_text(std::chrono::milliseconds ms) {
   return std::to_string(ms.count() / 1000) + "." + std::string(3 - frac.size(), '0') + frac;
 }
 
+/// How long the waiters flag lasts after a waiter's last try: past any wait step, so that a
+/// release while someone waits always leaves a wake-up.
+inline constexpr std::string_view waiters_flag_ms = "2000";
+
+/// One try: acquired with its token, or not with the current holder's remaining ttl (-1: none).
+struct try_outcome {
+  bool acquired = false;
+  long long token_or_wait = -1;
+};
+
+/// Reads one integer of a script's or transaction's answer, or throws a type_error naming
+/// `what`.
+inline long long integer_in(const reply& r, std::string_view what, const connection& c) {
+  if (r.type() != reply_type::integer) {
+    throw type_error(std::string(what) + " on " + c.endpoint() + ": expected an integer, got " +
+                     describe_reply(r));
+  }
+  return r.integer();
+}
+
+/// Tries a lock with one transaction of plain commands. `flag`: set the waiters flag first.
+/// nullopt when the key holds this holder already (the script decides that case).
+inline std::optional<try_outcome> try_lock_transaction(connection& c, const acquire_request& req,
+                                                       const std::string& token_key,
+                                                       const std::string& waiters_key,
+                                                       const std::string& ttl_text, bool flag) {
+  c.begin_request();
+  if (flag) c.append({"SET", waiters_key, "1", "PX", waiters_flag_ms});
+  c.append({"MULTI"});
+  c.append({"SET", req.key, req.holder, "NX", "PX", ttl_text});
+  c.append({"INCR", token_key});
+  c.append({"PTTL", req.key});
+  c.append({"GET", req.key});
+  c.append({"EXEC"});
+  c.flush();
+  std::optional<reply> first_error;
+  const std::size_t before_exec = flag ? 6 : 5;
+  for (std::size_t i = 0; i < before_exec; ++i) {
+    reply r = c.read();
+    if (r.is_error() && !first_error) first_error = std::move(r);
+  }
+  reply exec = c.read();
+  auto fail = [&](const reply& r) {
+    throw reply_error(r.str(), "acquiring " + quote_for_message(req.key) + " on " + c.endpoint());
+  };
+  if (first_error) fail(*first_error);
+  if (exec.is_error()) fail(exec);
+  if (exec.type() != reply_type::array || exec.elements().size() != 4) {
+    c.mark_out_of_step();
+    throw type_error("acquiring " + quote_for_message(req.key) + " on " + c.endpoint() +
+                     ": EXEC answered " + describe_reply(exec) + " for 4 commands");
+  }
+  const auto& e = exec.elements();
+  for (const auto& r : e) {
+    if (r.is_error()) fail(r);
+  }
+  try_outcome out;
+  out.acquired = !e[0].is_nil();
+  if (out.acquired) {
+    out.token_or_wait = integer_in(e[1], "the token counter", c);
+    return out;
+  }
+  if (!e[3].is_nil() && e[3].str() == req.holder) return std::nullopt;
+  out.token_or_wait = integer_in(e[2], "PTTL", c);
+  return out;
+}
+
+/// Tries with the kind's script. `flag`: set the waiters flag first.
+inline try_outcome try_script(connection& c, const acquire_spec& spec, const acquire_request& req,
+                              const std::string& token_key, const std::string& signal_key,
+                              const std::string& waiters_key, const std::string& ttl_text,
+                              const std::string& limit_text, bool flag) {
+  if (flag) {
+    c.begin_request();
+    c.append({"SET", waiters_key, "1", "PX", waiters_flag_ms});
+    c.flush();
+    reply r = c.read();
+    if (r.is_error()) {
+      throw reply_error(r.str(),
+                        "waiting for " + quote_for_message(req.key) + " on " + c.endpoint());
+    }
+  }
+  reply r = call_script(c, *spec.acquire, "acquiring", req.key, {req.key, token_key, signal_key},
+                        {req.holder, ttl_text, limit_text});
+  const auto& e = r.elements();
+  if (r.type() != reply_type::array || e.size() != 2) {
+    throw type_error("acquiring " + quote_for_message(req.key) + " on " + c.endpoint() +
+                     ": the script answered " + describe_reply(r) +
+                     ", not {acquired, token or wait}");
+  }
+  try_outcome out;
+  out.acquired = integer_in(e[0], "the script's answer", c) == 1;
+  out.token_or_wait = integer_in(e[1], "the script's answer", c);
+  return out;
+}
+
 /// Acquires a lease, waiting up to `req.wait`; std::nullopt when it was not acquired in time.
 /// The whole run, waiting included, is one run for hooks and retries (task_options).
-inline std::optional<lease> acquire_lease(const std::shared_ptr<client>& cl,
-                                          const task_options& task, const std::string& name,
-                                          const acquire_spec& spec, const acquire_request& req) {
+///
+/// A waiter sets the waiters flag before each try after the first, so that a release that comes
+/// after that try leaves a wake-up on the signal list; it then blocks on the list (BLPOP), for
+/// at most a short step and the current holder's remaining ttl.
+inline std::optional<lease> acquire_lease(const std::shared_ptr<const lease_context>& ctx,
+                                          const acquire_spec& spec, acquire_request req) {
+  client& cl = *ctx->cl;
   const std::string token_key = companion_key(req.key, "token");
-  const std::string signal_key = companion_key(req.key, "signal");
   const std::string ttl_text = std::to_string(req.ttl.count());
   const std::string limit_text = std::to_string(spec.limit);
-  const std::string context = "acquiring " + quote_for_message(req.key);
   const auto wait_end = saturating_add(clock::now(), req.wait);
+  std::string signal_key;
+  std::string waiters_key;
+  auto companions = [&] {
+    if (!signal_key.empty()) return;
+    signal_key = companion_key(req.key, "signal");
+    waiters_key = companion_key(req.key, "waiters");
+  };
+  if (!spec.transaction_first || spec.wait_replicas > 0) companions();
   struct acquired {
     std::uint64_t token = 0;
     clock::time_point sent;
-    long long replicas = -1;  // replicas that acknowledged (with wait_replicas), else -1
   };
-  const run_info info{name, req.key, "EVALSHA", cl->endpoint()};
-  const auto got = with_retries(task, info, [&](clock::time_point deadline) {
-    for (;;) {
+  const run_info info{ctx->name, req.key, spec.transaction_first ? "SET" : "EVALSHA",
+                      cl.endpoint()};
+  const auto got = with_retries(ctx->task, info, [&](clock::time_point deadline) {
+    for (bool waiting = false;; waiting = true) {
+      if (waiting) companions();
       const auto sent = clock::now();
-      auto outcome = cl->run(req.key, deadline, [&](connection& c) {
-        reply r = call_script(c, *spec.acquire, context, {req.key, token_key, signal_key},
-                              {req.holder, ttl_text, limit_text});
-        const auto& e = r.elements();
-        if (r.type() != reply_type::array || e.size() != 2 || e[0].type() != reply_type::integer ||
-            e[1].type() != reply_type::integer) {
-          throw type_error(context + " on " + c.endpoint() + ": the script answered " +
-                           describe_reply(r) + ", not {acquired, token or wait}");
+      long long replicas = -1;
+      const try_outcome outcome = cl.run(req.key, deadline, [&](connection& c) {
+        std::optional<try_outcome> o;
+        if (spec.transaction_first) {
+          o = try_lock_transaction(c, req, token_key, waiters_key, ttl_text, waiting);
         }
-        std::pair<bool, long long> out{e[0].integer() == 1, e[1].integer()};
-        long long replicas = -1;
-        if (out.first && spec.wait_replicas > 0) {
+        if (!o) {
+          companions();
+          o = try_script(c, spec, req, token_key, signal_key, waiters_key, ttl_text, limit_text,
+                         waiting && !spec.transaction_first);
+        }
+        if (o->acquired && spec.wait_replicas > 0) {
           // WAIT counts the replicas that have this connection's writes: the acquisition.
           c.stretch_timeout(spec.wait_replicas_timeout);
           reply w = c.call({"WAIT", std::to_string(spec.wait_replicas),
                             std::to_string(spec.wait_replicas_timeout.count())});
-          if (w.is_error())
-            throw reply_error(w.str(), "WAIT after " + context + " on " + c.endpoint());
-          replicas = w.integer();
+          if (w.is_error()) {
+            throw reply_error(w.str(), "WAIT after acquiring " + quote_for_message(req.key) +
+                                           " on " + c.endpoint());
+          }
+          replicas = integer_in(w, "WAIT", c);
           if (replicas < spec.wait_replicas) {
             const std::string signal_ttl =
                 std::to_string(std::max<long long>(1000, req.ttl.count()));
-            (void)call_script(c, *spec.lease.release, "releasing " + quote_for_message(req.key),
-                              {req.key, signal_key},
-                              {req.holder, signal_ttl, std::to_string(spec.lease.signals)});
+            (void)call_script(c, *ctx->scripts.release, "releasing", req.key,
+                              {req.key, signal_key, waiters_key},
+                              {req.holder, signal_ttl, std::to_string(ctx->scripts.signals)});
           }
         }
-        return std::make_pair(out, replicas);
+        return *o;
       });
-      if (outcome.first.first) {
-        if (spec.wait_replicas > 0 && outcome.second < spec.wait_replicas) {
+      if (outcome.acquired) {
+        if (spec.wait_replicas > 0 && replicas < spec.wait_replicas) {
           throw connection_error(
-              context + ": only " + std::to_string(outcome.second) + " of the " +
-              std::to_string(spec.wait_replicas) + " replicas asked for (wait_replicas) " +
-              "acknowledged the acquisition within " + ms_text(spec.wait_replicas_timeout) +
+              "acquiring " + quote_for_message(req.key) + ": only " + std::to_string(replicas) +
+              " of the " + std::to_string(spec.wait_replicas) +
+              " replicas asked for (wait_replicas) acknowledged the acquisition within " +
+              ms_text(spec.wait_replicas_timeout) +
               ", so it was released; a failover could have granted it twice");
         }
         return std::optional<acquired>(
-            acquired{static_cast<std::uint64_t>(outcome.first.second), sent, outcome.second});
+            acquired{static_cast<std::uint64_t>(outcome.token_or_wait), sent});
       }
       const auto now = clock::now();
       if (now >= wait_end) return std::optional<acquired>();
+      if (!waiting) continue;  // try once more with the waiters flag set, then wait
       auto step = std::min<std::chrono::milliseconds>(
           std::chrono::ceil<std::chrono::milliseconds>(wait_end - now), longest_wait_step);
       // The current holder's expiry frees it without a release: try again then.
-      const long long expires_in = outcome.first.second;
-      if (expires_in >= 0) step = std::min(step, std::chrono::milliseconds(expires_in + 1));
+      if (outcome.token_or_wait >= 0) {
+        step = std::min(step, std::chrono::milliseconds(outcome.token_or_wait + 1));
+      }
       if (step.count() < 1) continue;
-      cl->run(signal_key, deadline, [&](connection& c) {
+      cl.run(signal_key, deadline, [&](connection& c) {
         c.stretch_timeout(step);
         reply r = c.call({"BLPOP", signal_key, seconds_text(step)});
-        if (r.is_error())
+        if (r.is_error()) {
           throw reply_error(r.str(),
                             "waiting for " + quote_for_message(req.key) + " on " + c.endpoint());
+        }
         return 0;
       });
     }
   });
   if (!got) return std::nullopt;
-  auto state = std::make_shared<lease_state>(cl, spec.lease, task, req.key, req.holder, got->token,
-                                             req.ttl, got->sent, name);
+  const bool auto_renew = req.auto_renew;
+  auto state = std::make_shared<lease_state>(ctx, std::move(req.key), std::move(req.holder),
+                                             got->token, req.ttl, got->sent, auto_renew);
   lease l = lease_access::make(state);
-  if (req.auto_renew) {
-    renewer::instance().add(state, saturating_add(got->sent, lease_state::renew_every(req.ttl)));
-  }
+  if (auto_renew) renewer::instance().add(state);
   return std::optional<lease>(std::move(l));
 }
 

@@ -90,10 +90,11 @@ class fork_safe_lock {
   void before_fork() { mutex().lock(); }
   void after_fork_in_parent() { mutex().unlock(); }
   void after_fork_in_child() {
-    // The old ones are locked by this thread and may list waiters that do not exist here:
-    // start afresh rather than destroy them (destroying a condition variable with waiters
-    // blocks).
-    ::new (&mutex_) std::mutex();
+    // The mutex is held by this thread (prepare took it), so it is simply unlocked: building a
+    // new one over it would leave ThreadSanitizer believing it still locked. The condition
+    // variable may list waiters that do not exist here: start afresh rather than destroy it
+    // (destroying a condition variable with waiters blocks).
+    mutex().unlock();
     ::new (&cv_) std::condition_variable();
   }
 
@@ -120,7 +121,7 @@ inline void fork_registry::in_child() {
   counter().fetch_add(1, std::memory_order_acq_rel);
   for (fork_safe_lock* l : r.locks_)
     l->after_fork_in_child();
-  ::new (&r.mutex_) std::mutex();
+  r.mutex_.unlock();  // taken by this thread in prepare
 }
 
 }  // namespace detail

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "../connection.hpp"
@@ -28,13 +29,23 @@ namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
 
-/// The scripts behind a kind of lease. Each takes KEYS = {key, signal key} and
+/// The scripts behind a kind of lease. Each takes KEYS = {key, signal list, waiters flag} and
 /// ARGV = {holder, ttl in ms (extend) or signal ttl in ms (release), most signals kept}, and
-/// answers 1 when the holder still held the key (and extended or released it), else 0.
+/// answers 1 when the holder still held the key (and extended or released it), else 0. A
+/// release pushes a wake-up onto the signal list only while the waiters flag says someone waits.
 struct lease_scripts {
   const script* extend = nullptr;   ///< extends the holder's expiry to ttl from now
   const script* release = nullptr;  ///< removes the holder and wakes one waiter
   long long signals = 1;            ///< how many wake-ups a release may leave queued
+};
+
+/// What every lease of one task shares: made once per task, so that acquiring copies nothing
+/// but a pointer.
+struct lease_context {
+  std::shared_ptr<client> cl;  ///< where the leases live
+  task_options task;           ///< retries, timeout and hook of extensions and releases
+  std::string name;            ///< the task's name, for hooks
+  lease_scripts scripts;       ///< the kind of lease
 };
 
 /// A lease's state. Fields that the renewal thread and the owner both touch are atomics, so
@@ -42,41 +53,47 @@ struct lease_scripts {
 class lease_state {
  public:
   /// A lease acquired when the acquiring request was sent at `sent`.
-  lease_state(std::shared_ptr<client> cl, const lease_scripts& scripts, task_options task,
-              std::string key, std::string holder, std::uint64_t token,
-              std::chrono::milliseconds ttl, clock::time_point sent, std::string name)
-      : client_(std::move(cl)),
-        scripts_(scripts),
-        task_(std::move(task)),
+  lease_state(std::shared_ptr<const lease_context> ctx, std::string key, std::string holder,
+              std::uint64_t token, std::chrono::milliseconds ttl, clock::time_point sent,
+              bool auto_renew)
+      : ctx_(std::move(ctx)),
         key_(std::move(key)),
-        signal_key_(companion_key(key_, "signal")),
         holder_(std::move(holder)),
-        name_(std::move(name)),
         token_(token),
         generation_(fork_registry::generation()),
+        auto_renew_(auto_renew),
         ttl_ms_(ttl.count()),
-        valid_until_(saturating_add(sent, ttl).time_since_epoch().count()) {}
+        sent_(sent.time_since_epoch().count()) {}
 
   const std::string& key() const noexcept { return key_; }
   const std::string& holder() const noexcept { return holder_; }
   std::uint64_t token() const noexcept { return token_; }
   std::chrono::milliseconds ttl() const noexcept {
-    return std::chrono::milliseconds(ttl_ms_.load(std::memory_order_relaxed));
+    return std::chrono::milliseconds(ttl_ms_.load(std::memory_order_acquire));
   }
+  /// Whether the renewal thread looks after this lease.
+  bool auto_renew() const noexcept { return auto_renew_; }
+  /// True in the process that acquired it (not in a fork() child).
+  bool in_owner() const noexcept { return fork_registry::generation() == generation_; }
 
   /// True while the lease is held as far as this process can know: not released, no renewal
   /// found it gone, and less than its ttl since the last successful acquisition or extension
-  /// was sent. Always false in a fork() child (the lease is the parent's).
+  /// was sent. Once false, false for good. Always false in a fork() child.
   bool held() const noexcept {
-    return in_owner() && !released_.load(std::memory_order_acquire) &&
-           !lost_.load(std::memory_order_acquire) && clock::now() < valid_until();
+    if (!in_owner() || released_.load(std::memory_order_acquire) ||
+        lost_.load(std::memory_order_acquire)) {
+      return false;
+    }
+    if (clock::now() < valid_until()) return true;
+    lost_.store(true, std::memory_order_release);
+    return false;
   }
 
   /// Why `held()` is false, for lease_lost_error messages.
   std::string why_not_held() const {
     if (!in_owner()) return "it belongs to the process that forked this one";
     if (released_.load(std::memory_order_acquire)) return "it was released";
-    if (lost_.load(std::memory_order_acquire)) {
+    if (server_lost_.load(std::memory_order_acquire)) {
       return "the server no longer has it for this holder (it expired, and may have been taken "
              "by another)";
     }
@@ -84,23 +101,22 @@ class lease_state {
   }
 
   /// Extends the lease to `ttl` from now (and later renewals to `ttl` too). False, and the
-  /// lease is lost, when the server no longer has it for this holder. Connection errors
-  /// propagate and leave the lease as it was.
+  /// lease is lost for good, when it was no longer held. Connection errors propagate and leave
+  /// the lease as it was.
   bool extend(std::chrono::milliseconds ttl) {
-    if (!in_owner() || released_.load(std::memory_order_acquire) ||
-        lost_.load(std::memory_order_acquire)) {
-      return false;
-    }
+    if (!held()) return false;
     const auto sent = clock::now();
     const std::string ms = std::to_string(ttl.count());
-    const bool ok = call(*scripts_.extend, "extending the lease on", {holder_, ms}) == 1;
-    if (!ok) {
+    if (call(*ctx_->scripts.extend, "extending the lease on", {holder_, ms}) != 1) {
+      server_lost_.store(true, std::memory_order_release);
       lost_.store(true, std::memory_order_release);
       return false;
     }
-    ttl_ms_.store(ttl.count(), std::memory_order_relaxed);
-    valid_until_.store(saturating_add(sent, ttl).time_since_epoch().count(),
-                       std::memory_order_release);
+    // Local time may have passed the old ttl while the request was out: the lease then was
+    // lost (held() may have said so), and an extension does not bring it back.
+    if (lost_.load(std::memory_order_acquire)) return false;
+    ttl_ms_.store(ttl.count(), std::memory_order_release);
+    sent_.store(sent.time_since_epoch().count(), std::memory_order_release);
     return true;
   }
 
@@ -109,27 +125,32 @@ class lease_state {
   bool release() {
     if (!in_owner() || released_.exchange(true, std::memory_order_acq_rel)) return false;
     const std::string signal_ttl = std::to_string(signal_ttl_ms());
-    const std::string signals = std::to_string(scripts_.signals);
-    return call(*scripts_.release, "releasing the lease on", {holder_, signal_ttl, signals}) == 1;
+    const std::string signals = std::to_string(ctx_->scripts.signals);
+    return call(*ctx_->scripts.release, "releasing the lease on", {holder_, signal_ttl, signals}) ==
+           1;
   }
 
-  /// For the renewal thread: extends the lease by its ttl. Returns when to renew next, or
-  /// nullopt when it is over (released, lost, expired, or in a fork() child).
-  std::optional<clock::time_point> renew() noexcept {
-    if (!in_owner() || released_.load(std::memory_order_acquire) ||
-        lost_.load(std::memory_order_acquire)) {
-      return std::nullopt;
-    }
+  /// When the next renewal is due: a third of the ttl after the last acquisition or extension.
+  clock::time_point next_renewal() const noexcept {
+    return saturating_add(last_sent(), renew_every(ttl()));
+  }
+
+  /// For the renewal thread: extends the lease by its ttl. True when it goes on (renew again at
+  /// `next_renewal()`); `retry_at` is set instead when the server could not be reached; false
+  /// when it is over (released, lost, expired, or in a fork() child).
+  bool renew(std::optional<clock::time_point>& retry_at) noexcept {
+    retry_at.reset();
+    if (!held()) return false;
     const auto ttl = this->ttl();
     try {
-      if (!extend(ttl)) return std::nullopt;
-      return saturating_add(clock::now(), renew_every(ttl));
+      return extend(ttl);
     } catch (...) {
       // The server could not be reached: try again soon, while the lease may still be held.
       const auto now = clock::now();
-      if (now >= valid_until()) return std::nullopt;
-      return earlier(valid_until(),
-                     saturating_add(now, std::max(std::chrono::milliseconds(10), ttl / 10)));
+      if (now >= valid_until()) return false;
+      retry_at = earlier(valid_until(),
+                         saturating_add(now, std::max(std::chrono::milliseconds(10), ttl / 10)));
+      return true;
     }
   }
 
@@ -138,48 +159,53 @@ class lease_state {
     return std::max(std::chrono::milliseconds(1), ttl / 3);
   }
 
- private:
-  bool in_owner() const noexcept { return fork_registry::generation() == generation_; }
+  /// For the renewal thread's bookkeeping (guarded by its lock): when this lease is due in its
+  /// queue, if it is queued.
+  std::optional<clock::time_point> queued_at;
 
-  clock::time_point valid_until() const noexcept {
-    return clock::time_point(clock::duration(valid_until_.load(std::memory_order_acquire)));
+ private:
+  clock::time_point last_sent() const noexcept {
+    return clock::time_point(clock::duration(sent_.load(std::memory_order_acquire)));
   }
+  clock::time_point valid_until() const noexcept { return saturating_add(last_sent(), ttl()); }
 
   // A wake-up left by a release outlives the moment between a waiter's failed try and its
   // next wait; it is dropped later so that it cannot wake waiters of much later contention.
   long long signal_ttl_ms() const noexcept {
-    return std::max<long long>(1000, ttl_ms_.load(std::memory_order_relaxed));
+    return std::max<long long>(1000, ttl_ms_.load(std::memory_order_acquire));
   }
 
   // Runs one script about the lease within the task's timeout (and its retries), and returns
   // its integer answer.
-  long long call(const script& s, const char* what, std::initializer_list<std::string_view> args) {
-    const std::string context = std::string(what) + " " + quote_for_message(key_);
-    const run_info info{name_, key_, "EVALSHA", client_->endpoint()};
-    const reply r = with_retries(task_, info, [&](clock::time_point deadline) {
-      return client_->run(key_, deadline, [&](connection& c) {
-        return call_script(c, s, context, {key_, signal_key_}, args);
+  long long call(const script& s, std::string_view what,
+                 std::initializer_list<std::string_view> args) {
+    const lease_context& ctx = *ctx_;
+    const std::string signal_key = companion_key(key_, "signal");
+    const std::string waiters_key = companion_key(key_, "waiters");
+    const run_info info{ctx.name, key_, "EVALSHA", ctx.cl->endpoint()};
+    const reply r = with_retries(ctx.task, info, [&](clock::time_point deadline) {
+      return ctx.cl->run(key_, deadline, [&](connection& c) {
+        return call_script(c, s, what, key_, {key_, signal_key, waiters_key}, args);
       });
     });
     if (r.type() != reply_type::integer) {
-      throw type_error(context + ": the script answered " + describe_reply(r) + ", not an integer");
+      throw type_error(std::string(what) + " " + quote_for_message(key_) +
+                       ": the script answered " + describe_reply(r) + ", not an integer");
     }
     return r.integer();
   }
 
-  std::shared_ptr<client> client_;
-  lease_scripts scripts_;
-  task_options task_;
+  std::shared_ptr<const lease_context> ctx_;
   std::string key_;
-  std::string signal_key_;
   std::string holder_;
-  std::string name_;
   std::uint64_t token_;
   std::uint64_t generation_;
+  bool auto_renew_;
   std::atomic<long long> ttl_ms_;
-  std::atomic<clock::rep> valid_until_;
+  std::atomic<clock::rep> sent_;  // when the last successful acquisition or extension was sent
   std::atomic<bool> released_{false};
-  std::atomic<bool> lost_{false};
+  mutable std::atomic<bool> lost_{false};
+  std::atomic<bool> server_lost_{false};  // a renewal or extension found it gone
 };
 
 }  // namespace detail

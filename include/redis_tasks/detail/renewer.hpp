@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -35,10 +36,10 @@ class renewer {
     return *r;
   }
 
-  /// Renews `lease` from `when` on, until it is released, lost or gone. Starts the thread if
-  /// this process has none yet (a fork() child starts its own). Throws `error` when no thread
-  /// can be started.
-  void add(const std::shared_ptr<lease_state>& lease, clock::time_point when) {
+  /// Renews `lease` at its `next_renewal()`, then again after each renewal, until it is
+  /// released, lost or gone. Starts the thread if this process has none yet (a fork() child
+  /// starts its own). Throws `error` when no thread can be started.
+  void add(const std::shared_ptr<lease_state>& lease) {
     const std::lock_guard<std::mutex> g(lock_.mutex());
     const std::uint64_t generation = fork_registry::generation();
     if (thread_generation_ != generation) {
@@ -52,12 +53,50 @@ class renewer {
       }
       thread_generation_ = generation;
     }
-    due_.emplace(when, lease);
-    lock_.cv().notify_one();
+    queue(lease.get(), lease, lease->next_renewal());
+  }
+
+  /// After `lease` was extended by its owner: its next renewal moves to a third of its new ttl.
+  void rescheduled(lease_state* lease) {
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    // Not queued: the thread is renewing it now, and queues it again by its new times after.
+    if (auto weak = unqueue(lease)) queue(lease, std::move(*weak), lease->next_renewal());
+  }
+
+  /// After `lease` was released: it leaves the queue (and its memory goes with its handle).
+  void removed(lease_state* lease) {
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    (void)unqueue(lease);
   }
 
  private:
   renewer() = default;
+
+  struct entry {
+    lease_state* key;
+    std::weak_ptr<lease_state> lease;
+  };
+
+  // Under the lock. Wakes the thread only when the new entry is due first.
+  void queue(lease_state* key, std::weak_ptr<lease_state> lease, clock::time_point when) {
+    const auto it = due_.emplace(when, entry{key, std::move(lease)});
+    key->queued_at = when;
+    if (it == due_.begin()) lock_.cv().notify_one();
+  }
+
+  // Under the lock: takes `key` out of the queue, if it is there.
+  std::optional<std::weak_ptr<lease_state>> unqueue(lease_state* key) {
+    if (!key->queued_at) return std::nullopt;
+    const auto range = due_.equal_range(*key->queued_at);
+    key->queued_at.reset();
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second.key != key) continue;
+      std::weak_ptr<lease_state> weak = std::move(it->second.lease);
+      due_.erase(it);
+      return weak;
+    }
+    return std::nullopt;
+  }
 
   void loop(std::uint64_t generation) {
     std::unique_lock<std::mutex> g(lock_.mutex());
@@ -72,18 +111,25 @@ class renewer {
         lock_.cv().wait_until(g, first->first);
         continue;
       }
-      std::weak_ptr<lease_state> weak = std::move(first->second);
+      entry e = std::move(first->second);
       due_.erase(first);
+      auto lease = e.lease.lock();
+      if (!lease) continue;
+      lease->queued_at.reset();
       g.unlock();
-      std::optional<clock::time_point> next;
-      if (auto lease = weak.lock()) next = lease->renew();  // I/O without the lock
+      std::optional<clock::time_point> retry_at;
+      const bool go_on = lease->renew(retry_at);  // I/O without the lock
       g.lock();
-      if (next) due_.emplace(*next, std::move(weak));
+      if (go_on && lease->held())
+        queue(e.key, std::move(e.lease), retry_at ? *retry_at : lease->next_renewal());
+      g.unlock();
+      lease.reset();  // may be the last reference: destroyed without the lock
+      g.lock();
     }
   }
 
   fork_safe_lock lock_;
-  std::multimap<clock::time_point, std::weak_ptr<lease_state>> due_;
+  std::multimap<clock::time_point, entry> due_;
   std::uint64_t thread_generation_ = ~std::uint64_t{0};  // no thread yet
 };
 

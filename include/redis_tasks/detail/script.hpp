@@ -11,6 +11,7 @@
 
 #include "../errors.hpp"
 #include "../reply.hpp"
+#include "codec.hpp"
 #include "connection.hpp"
 #include "sha1.hpp"
 
@@ -57,10 +58,11 @@ inline void queue_script(connection& c, const script& s, bool with_text,
 }
 
 /// Runs `s` and returns its reply: EVALSHA, then EVAL if the server did not have it. An error
-/// reply is thrown as a `reply_error` naming `what` and the endpoint, inside the run, so that
-/// the client follows MOVED/ASK and a demoted master's READONLY.
+/// reply is thrown as a `reply_error` naming `what`, `subject` (quoted) and the endpoint, inside
+/// the run, so that the client follows MOVED/ASK and a demoted master's READONLY. The message is
+/// only made when there is an error.
 inline reply call_script(connection& c, const script& s, std::string_view what,
-                         std::initializer_list<std::string_view> keys,
+                         std::string_view subject, std::initializer_list<std::string_view> keys,
                          std::initializer_list<std::string_view> args) {
   for (const bool with_text : {false, true}) {
     c.begin_request();
@@ -68,7 +70,10 @@ inline reply call_script(connection& c, const script& s, std::string_view what,
     c.flush();
     reply r = c.read();
     if (!with_text && is_noscript(r)) continue;
-    if (r.is_error()) throw reply_error(r.str(), std::string(what) + " on " + c.endpoint());
+    if (r.is_error()) {
+      throw reply_error(
+          r.str(), std::string(what) + " " + quote_for_message(subject) + " on " + c.endpoint());
+    }
     return r;
   }
   throw error("unreachable");  // the loop returns or throws

@@ -1,0 +1,575 @@
+// The coordination tasks on a Redis Cluster (3 masters, 3 replicas) and behind Sentinel (a
+// master, a replica and three sentinels), all started here: locks (tokens, release, stale
+// holders, a waiter in another process woken by the release), fenced writes, semaphores and
+// rate limits, on keys with and without hash tags. A task's companion keys (token counter,
+// release signal, fence record) must share its key's slot, or the cluster refuses the script.
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "catch.hpp"
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using redis_tasks::lease;
+using redis_tasks::lease_lost_error;
+using redis_tasks::RedisLock;
+using redis_tasks::RedisRateLimit;
+using redis_tasks::RedisSemaphore;
+using redis_tasks::RedisSet;
+using test_support::redis_process;
+using test_support::sentinel_process;
+using test_support::test_cluster;
+using test_support::wait_until;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Forked children that talk to the test through pipes (no Catch2 in a child; it ends with
+// _exit).
+
+struct child_channel {
+  int in = -1;
+  int out = -1;
+
+  void say(const std::string& line) const {
+    const std::string s = line + "\n";
+    std::size_t off = 0;
+    while (off < s.size()) {
+      const ssize_t w = ::write(out, s.data() + off, s.size() - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return;
+      off += static_cast<std::size_t>(w);
+    }
+  }
+  std::string hear() const {
+    std::string line;
+    char ch = 0;
+    for (;;) {
+      const ssize_t n = ::read(in, &ch, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || ch == '\n') return line;
+      line += ch;
+    }
+  }
+};
+
+class child_process {
+ public:
+  template <class Body>
+  explicit child_process(Body&& body) {
+    int up[2];
+    int down[2];
+    if (::pipe(up) != 0) throw std::runtime_error("pipe failed");
+    if (::pipe(down) != 0) {
+      ::close(up[0]);
+      ::close(up[1]);
+      throw std::runtime_error("pipe failed");
+    }
+    std::fflush(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      ::close(up[0]);
+      ::close(down[1]);
+      const child_channel ch{down[0], up[1]};
+      int code = 90;
+      try {
+        code = body(ch);
+      } catch (const std::exception& e) {
+        ch.say(std::string("exception: ") + e.what());
+        code = 91;
+      } catch (...) {
+        ch.say("exception: unknown");
+        code = 92;
+      }
+      ::_exit(code);
+    }
+    ::close(up[1]);
+    ::close(down[0]);
+    from_ = up[0];
+    to_ = down[1];
+  }
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+  ~child_process() {
+    kill();
+    ::close(from_);
+    ::close(to_);
+  }
+
+  void send(const std::string& line) {
+    sigset_t pipe_set;
+    sigset_t old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    const std::string s = line + "\n";
+    std::size_t off = 0;
+    bool broken = false;
+    while (off < s.size()) {
+      const ssize_t w = ::write(to_, s.data() + off, s.size() - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        broken = true;
+        break;
+      }
+      off += static_cast<std::size_t>(w);
+    }
+    if (broken) {
+      const timespec zero{0, 0};
+      ::sigtimedwait(&pipe_set, nullptr, &zero);
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  // The child's next line; "(timeout)" or "(eof)" when none came.
+  std::string receive(std::chrono::milliseconds limit) {
+    const auto deadline = steady::now() + limit;
+    for (;;) {
+      const auto nl = buffer_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return line;
+      }
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+      if (left <= 0ms) return "(timeout)";
+      pollfd p{from_, POLLIN, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (r <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(from_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return "(eof)";
+      buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+  // Its exit code, 128 + the signal that ended it, or -2 when it had to be killed.
+  int wait(std::chrono::milliseconds limit) {
+    if (reaped_) return status_code_;
+    const auto deadline = steady::now() + limit;
+    for (;;) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        reaped_ = true;
+        status_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return status_code_;
+      }
+      if (steady::now() >= deadline) {
+        kill();
+        status_code_ = -2;
+        return -2;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  void kill() {
+    if (reaped_ || pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    reaped_ = true;
+    status_code_ = 128 + SIGKILL;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int from_ = -1;
+  int to_ = -1;
+  std::string buffer_;
+  bool reaped_ = false;
+  int status_code_ = -1;
+};
+
+std::optional<std::string> after(const std::string& line, const std::string& word) {
+  if (line.rfind(word + " ", 0) != 0) return std::nullopt;
+  return line.substr(word.size() + 1);
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+    s.pop_back();
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two topologies: how tasks reach them and how the test looks at them with redis-cli.
+
+struct cluster_topology {
+  test_cluster cluster;
+
+  template <class Task>
+  typename Task::config config() const {
+    auto c = test_support::config_for<Task>(cluster.seed_port());
+    c.redis_connection_params.cluster.enabled = true;
+    c.redis_connection_params.connect_timeout = 1000ms;
+    c.redis_connection_params.socket_timeout = 2000ms;
+    return c;
+  }
+  // redis-cli in cluster mode (-c): it follows MOVED to the key's node.
+  std::string cli(std::vector<std::string> args) const {
+    args.insert(args.begin(), "-c");
+    return trimmed(test_support::redis_cli(cluster.seed_port(), args));
+  }
+};
+
+struct sentinel_topology {
+  redis_process master;
+  redis_process replica;
+  std::unique_ptr<sentinel_process> s1, s2, s3;
+
+  sentinel_topology()
+      : master({"--repl-diskless-sync-delay", "0"}),
+        replica({"--replicaof", "127.0.0.1", std::to_string(master.port())}) {
+    s1 = std::make_unique<sentinel_process>(master.port());
+    s2 = std::make_unique<sentinel_process>(master.port());
+    s3 = std::make_unique<sentinel_process>(master.port());
+    // Wait until the replica synced and the sentinels found it and each other.
+    const auto deadline = steady::now() + 30s;
+    std::string repl, known, others;
+    while (steady::now() < deadline) {
+      repl = test_support::redis_cli(replica.port(), {"INFO", "replication"});
+      known = test_support::redis_cli(s1->port(), {"SENTINEL", "REPLICAS", "mymaster"});
+      others = test_support::redis_cli(s1->port(), {"SENTINEL", "SENTINELS", "mymaster"});
+      if (test_support::info_field(repl, "master_link_status") == "up" &&
+          known.find(std::to_string(replica.port())) != std::string::npos &&
+          others.find(std::to_string(s2->port())) != std::string::npos &&
+          others.find(std::to_string(s3->port())) != std::string::npos) {
+        return;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    throw std::runtime_error("sentinel setup did not settle: replica link '" +
+                             test_support::info_field(repl, "master_link_status") +
+                             "', replicas known to the first sentinel:\n" + known +
+                             "\nother sentinels it knows:\n" + others);
+  }
+
+  template <class Task>
+  typename Task::config config() const {
+    // host/port point nowhere useful: only the sentinels are asked.
+    auto c = test_support::config_for<Task>(1);
+    c.redis_connection_params.sentinel.sentinels = {s1->address(), s2->address(), s3->address()};
+    c.redis_connection_params.sentinel.master_name = "mymaster";
+    c.redis_connection_params.connect_timeout = 1000ms;
+    c.redis_connection_params.socket_timeout = 2000ms;
+    return c;
+  }
+  // redis-cli against the master.
+  std::string cli(std::vector<std::string> args) const {
+    return trimmed(test_support::redis_cli(master.port(), std::move(args)));
+  }
+};
+
+// Keys named `stem:<n>` whose slots fall in each third of the slot space (one per master of
+// the test cluster), then keys with hash tags.
+std::vector<std::string> keys_for(const std::string& stem) {
+  std::vector<std::string> keys;
+  bool seen[3] = {false, false, false};
+  for (int i = 0; !(seen[0] && seen[1] && seen[2]); ++i) {
+    std::string k = stem + ":" + std::to_string(i);
+    const int third = redis_tasks::detail::key_slot(k) * 3 / 16384;
+    if (seen[third]) continue;
+    seen[third] = true;
+    keys.push_back(std::move(k));
+  }
+  keys.push_back("{" + stem + ":tagged}");
+  keys.push_back("{" + stem + ":job-7}:lock");
+  keys.push_back("a{" + stem + "}c");
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks, the same on both topologies.
+
+// Tokens, one try while held, extend, release, a stale holder's release and fenced write.
+template <class Topology>
+void check_locks(const Topology& t, const std::string& stem) {
+  const RedisLock lock(t.template config<RedisLock>());
+  auto unrenewed = t.template config<RedisLock>();
+  unrenewed.auto_renew = false;
+  const RedisLock expiring(unrenewed);
+  for (const auto& key : keys_for(stem)) {
+    INFO("lock key " << key);
+    auto a = lock.run({.redis_key = key});
+    REQUIRE(a);
+    CHECK(a->held());
+    CHECK(t.cli({"GET", key}) == a->holder());
+    CHECK_FALSE(lock.run({.redis_key = key}));
+    CHECK(a->extend(20s));
+    CHECK(std::stoll(t.cli({"PTTL", key})) > 10000);
+    const std::uint64_t first = a->token();
+    CHECK(a->release());
+    CHECK(t.cli({"EXISTS", key}) == "0");
+    CHECK_FALSE(a->release());
+
+    // A holder that lets its lease expire: the next one gets a larger token, the stale one
+    // neither releases the new lock nor writes over the new holder's work.
+    auto stale = expiring.run({.redis_key = key, .ttl = 200ms});
+    REQUIRE(stale);
+    CHECK(stale->token() > first);
+    wait_until([&] { return t.cli({"EXISTS", key}) == "0"; }, 10s, "the stale lease to expire");
+    auto fresh = lock.run({.redis_key = key, .ttl = 30s});
+    REQUIRE(fresh);
+    CHECK(fresh->token() > stale->token());
+    CHECK_FALSE(stale->held());
+    CHECK_THROWS_AS(stale->check(), lease_lost_error);
+    CHECK_FALSE(stale->release());
+    CHECK(t.cli({"GET", key}) == fresh->holder());
+
+    // The guarded data shares the lock's hash tag where it has one, or lives in any slot.
+    const std::string data = key + ":data";
+    auto sc = t.template config<RedisSet<std::string>>();
+    sc.redis_key = data;
+    const RedisSet<std::string> set(sc);
+    CHECK(set.run({.redis_val = "fresh", .fence_token = fresh->token()}));
+    CHECK_THROWS_AS(set.run({.redis_val = "stale", .fence_token = stale->token()}),
+                    lease_lost_error);
+    CHECK(t.cli({"GET", data}) == "fresh");
+    CHECK(fresh->release());
+  }
+}
+
+// Fenced writes on their own: equal and larger tokens write, a smaller one writes nothing.
+template <class Topology>
+void check_fenced_writes(const Topology& t, const std::string& stem) {
+  auto sc = t.template config<RedisSet<std::string>>();
+  const RedisSet<std::string> set(sc);
+  auto lc = t.template config<RedisSet<std::vector<std::string>>>();
+  const RedisSet<std::vector<std::string>> set_list(lc);
+  for (const auto& key : keys_for(stem)) {
+    INFO("data key " << key);
+    CHECK(set.run({.redis_key = key, .redis_val = "five", .fence_token = 5}));
+    CHECK(set.run({.redis_key = key, .redis_val = "five again", .fence_token = 5}));
+    CHECK(set.run({.redis_key = key, .redis_val = "seven", .fence_token = 7}));
+    try {
+      set.run({.redis_key = key, .redis_val = "six", .fence_token = 6});
+      FAIL("a write with token 6 after token 7 was accepted");
+    } catch (const lease_lost_error& e) {
+      CHECK_THAT(e.what(), Contains(key));
+    }
+    CHECK(t.cli({"GET", key}) == "seven");
+
+    const std::string list = key + ":list";
+    const std::vector<std::string> items{"a", "b", "c"};
+    CHECK(set_list.run({.redis_key = list, .redis_val = items, .fence_token = 3}));
+    CHECK_THROWS_AS(
+        set_list.run(
+            {.redis_key = list, .redis_val = std::vector<std::string>{"x"}, .fence_token = 2}),
+        lease_lost_error);
+    CHECK(t.cli({"LRANGE", list, "0", "-1"}) == "a\nb\nc");
+  }
+}
+
+// A waiter in another process, waiting on a lock held with a long ttl, acquires after the
+// release: only the release can have let it in before that ttl.
+template <class Topology>
+void check_waiter_wakes(const Topology& t, const std::string& key) {
+  INFO("lock key " << key);
+  auto c = t.template config<RedisLock>();
+  c.redis_key = key;
+  c.ttl = 60s;
+  c.auto_renew = false;
+  const RedisLock lock(c);
+  auto held = lock.run();
+  REQUIRE(held);
+  child_process waiter([&](const child_channel& ch) {
+    auto wc = t.template config<RedisLock>();
+    wc.redis_key = key;
+    wc.wait = 30s;
+    const RedisLock waiting(wc);
+    ch.say("waiting");
+    auto l = waiting.run();
+    if (!l) {
+      ch.say("not acquired");
+      return 1;
+    }
+    ch.say("acquired " + std::to_string(l->token()));
+    ch.hear();
+    return 0;
+  });
+  REQUIRE(waiter.receive(10s) == "waiting");
+  CHECK(t.cli({"GET", key}) == held->holder());
+  REQUIRE(held->release());
+  const auto got = after(waiter.receive(25s), "acquired");
+  REQUIRE(got);
+  CHECK(std::stoull(*got) > held->token());
+  CHECK(t.cli({"EXISTS", key}) == "1");
+  waiter.send("done");
+  CHECK(waiter.wait(10s) == 0);
+}
+
+// The live permits of a semaphore by the server's clock (the observer of the API notes).
+template <class Topology>
+long long live_permits(const Topology& t, const std::string& key) {
+  return std::stoll(
+      t.cli({"EVAL",
+             "local t=redis.call('TIME'); local now=t[1]*1000+math.floor(t[2]/1000); return "
+             "redis.call('ZCOUNT', KEYS[1], '('..now, '+inf')",
+             "1", key}));
+}
+
+template <class Topology>
+void check_semaphores(const Topology& t, const std::string& stem) {
+  for (const auto& key : keys_for(stem)) {
+    INFO("semaphore key " << key);
+    auto c = t.template config<RedisSemaphore>();
+    c.redis_key = key;
+    c.limit = 2;
+    const RedisSemaphore sem(c);
+    auto p1 = sem.run();
+    auto p2 = sem.run();
+    REQUIRE(p1);
+    REQUIRE(p2);
+    CHECK(p1->token() != p2->token());
+    CHECK(p1->holder() != p2->holder());
+    CHECK_FALSE(sem.run());  // the limit
+    CHECK(live_permits(t, key) == 2);
+    CHECK(p1->release());
+    CHECK(live_permits(t, key) == 1);
+    auto p3 = sem.run();
+    REQUIRE(p3);
+    CHECK(p3->token() != p2->token());
+    CHECK_FALSE(sem.run());
+    CHECK(p2->release());
+    CHECK(p3->release());
+    CHECK(live_permits(t, key) == 0);
+  }
+}
+
+template <class Topology>
+void check_rate_limits(const Topology& t, const std::string& stem) {
+  for (const auto& key : keys_for(stem)) {
+    INFO("rate limit key " << key);
+    auto c = t.template config<RedisRateLimit>();
+    c.redis_key = key;
+    c.rate = 3;
+    c.period = 60s;  // burst unset: 3 at once, then one per 20 s
+    const RedisRateLimit limit(c);
+    const auto first = limit.run();
+    CHECK(first.allowed);
+    CHECK(first.remaining == 2);
+    CHECK(limit.run().allowed);
+    const auto third = limit.run();
+    CHECK(third.allowed);
+    CHECK(third.remaining == 0);
+    for (int i = 0; i < 2; ++i) {
+      const auto refused = limit.run();
+      CHECK_FALSE(refused.allowed);
+      CHECK(refused.retry_after > 0ms);
+      CHECK(refused.retry_after <= 60s);
+      CHECK(refused.remaining == 0);
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster.
+
+TEST_CASE("cluster: locks and fenced writes on keys across slots and with hash tags") {
+  cluster_topology t;
+  check_locks(t, "lock");
+  check_fenced_writes(t, "fenced");
+  check_waiter_wakes(t, "{wake}:lock");
+  check_waiter_wakes(t, "wake:plain");
+}
+
+TEST_CASE("cluster: semaphores and rate limits on keys across slots and with hash tags") {
+  cluster_topology t;
+  check_semaphores(t, "sem");
+  check_rate_limits(t, "rate");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sentinel.
+
+TEST_CASE("sentinel: locks and fenced writes on the master found through the sentinels") {
+  sentinel_topology t;
+  check_locks(t, "lock");
+  check_fenced_writes(t, "fenced");
+  check_waiter_wakes(t, "{wake}:lock");
+
+  // wait_replicas: the one replica acknowledges, and has the lock when run() returns.
+  auto c = t.config<RedisLock>();
+  c.redis_key = "lock:replicated";
+  c.wait_replicas = 1;
+  c.wait_replicas_timeout = 5000ms;
+  const RedisLock replicated(c);
+  auto l = replicated.run();
+  REQUIRE(l);
+  CHECK(trimmed(test_support::redis_cli(t.replica.port(), {"GET", "lock:replicated"})) ==
+        l->holder());
+  CHECK(l->release());
+  c.wait_replicas = 2;
+  c.wait_replicas_timeout = 300ms;
+  CHECK_THROWS_AS(RedisLock(c).run(), redis_tasks::connection_error);
+  CHECK(t.cli({"EXISTS", "lock:replicated"}) == "0");
+}
+
+TEST_CASE("sentinel: semaphores and rate limits on the master found through the sentinels") {
+  sentinel_topology t;
+  check_semaphores(t, "sem");
+  check_rate_limits(t, "rate");
+}
+
+TEST_CASE("sentinel: after a failover, a lock's tokens go on growing on the new master") {
+  sentinel_topology t;
+  auto c = t.config<RedisLock>();
+  c.redis_key = "lock:failover";
+  c.wait_replicas = 1;  // the acquisition, token counter included, reached the replica
+  c.wait_replicas_timeout = 5000ms;
+  const RedisLock replicated(c);
+  std::uint64_t last = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto l = replicated.run();
+    REQUIRE(l);
+    CHECK(l->token() > last);
+    last = l->token();
+    CHECK(l->release());
+  }
+
+  // The last release reached the replica too: the lock is free there.
+  wait_until(
+      [&] {
+        return trimmed(test_support::redis_cli(t.replica.port(), {"EXISTS", "lock:failover"})) ==
+               "0";
+      },
+      10s, "the replica to see the release");
+
+  t.master.kill();
+  auto after_failover = t.config<RedisLock>();
+  after_failover.redis_key = "lock:failover";
+  after_failover.task.max_retries = 300;
+  after_failover.task.retry_delay = 100ms;
+  const RedisLock lock(after_failover);
+  auto l = lock.run();  // retries until a master is found again
+  REQUIRE(l);
+  CHECK(l->token() > last);
+  CHECK(trimmed(test_support::redis_cli(t.replica.port(), {"GET", "lock:failover"})) ==
+        l->holder());
+  CHECK(test_support::info_field(test_support::redis_cli(t.replica.port(), {"INFO", "replication"}),
+                                 "role") == "master");
+}
