@@ -1,9 +1,12 @@
 // redis_tasks against raw hiredis, in one process, on one server: single runs with 16 B, 1 KiB
 // and 1 MiB values, the Prefect pattern (connect, AUTH, SELECT, command, close every run),
-// threads sharing one task, and pipelined batches. Repetitions are randomly interleaved so that
-// drift hits both sides alike; at the end each figure is printed as a ratio to raw hiredis.
+// threads sharing one task, pipelined batches, and the coordination tasks (an uncontended
+// RedisLock acquire + release, a RedisRateLimit decision) against the same commands and scripts
+// sent by raw hiredis. Repetitions are randomly interleaved so that drift hits both sides alike;
+// at the end each figure is printed as a ratio to raw hiredis.
 // Run it with scripts/bench, which starts the server (see bench/README.md).
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -324,6 +327,156 @@ void task_run_many(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ---- coordination ------------------------------------------------------------------------------
+
+// The compare-and-delete that releases a lock only for its holder (the raw side's release).
+constexpr const char* raw_unlock_script =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
+    "else return 0 end";
+
+// A GCRA decision as one script (the raw side's rate limit): the theoretical arrival time in
+// server milliseconds at KEYS[1]; ARGV: rate, period (ms), burst, cost. Returns
+// {allowed, retry_after ms, remaining}, like RedisRateLimit.
+constexpr const char* raw_gcra_script =
+    "local rate, period, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), "
+    "tonumber(ARGV[3]), tonumber(ARGV[4]) "
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 "
+    "local interval = period / rate "
+    "local tat = tonumber(redis.call('GET', KEYS[1])) or now "
+    "if tat < now then tat = now end "
+    "local new_tat = tat + cost * interval "
+    "local allow_at = new_tat - burst * interval "
+    "if allow_at > now then return {0, math.ceil(allow_at - now), 0} end "
+    "redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + "
+    "1) "
+    "return {1, 0, math.floor((now - allow_at) / interval)}";
+
+// SCRIPT LOAD on the raw connection; the script's SHA1.
+std::string raw_script_load(redisContext* c, const char* script) {
+  auto* r = static_cast<redisReply*>(redisCommand(c, "SCRIPT LOAD %s", script));
+  if (r == nullptr || r->type != REDIS_REPLY_STRING) {
+    std::cerr << "SCRIPT LOAD failed\n";
+    std::exit(2);
+  }
+  std::string sha(r->str, r->len);
+  freeReplyObject(r);
+  return sha;
+}
+
+// A raw command whose reply must have `type` (a refused lock, say, would be a nil reply).
+void raw_expect(redisContext* c, int argc, const char** argv, const std::size_t* lens, int type) {
+  auto* r = static_cast<redisReply*>(redisCommandArgv(c, argc, argv, lens));
+  if (r == nullptr || r->type != type) {
+    std::cerr << "raw " << argv[0] << " failed or answered an unexpected type\n";
+    std::exit(2);
+  }
+  freeReplyObject(r);
+}
+
+// Raw hiredis: SET key holder NX PX 30000, then EVALSHA of the compare-and-delete (loaded once
+// with SCRIPT LOAD): two round trips, as a hand-rolled lock does.
+void raw_lock(benchmark::State& state) {
+  redisContext* c = raw_connect();
+  const std::string sha = raw_script_load(c, raw_unlock_script);
+  const std::string key = "bench:raw:lock";
+  const std::string holder = "bench-holder";
+  const char* set_argv[] = {"SET", key.c_str(), holder.c_str(), "NX", "PX", "30000"};
+  const std::size_t set_lens[] = {3, key.size(), holder.size(), 2, 2, 5};
+  const char* del_argv[] = {"EVALSHA", sha.c_str(), "1", key.c_str(), holder.c_str()};
+  const std::size_t del_lens[] = {7, sha.size(), 1, key.size(), holder.size()};
+  const allocation_count allocations;
+  for (auto _ : state) {
+    raw_expect(c, 6, set_argv, set_lens, REDIS_REPLY_STATUS);   // OK: acquired
+    raw_expect(c, 5, del_argv, del_lens, REDIS_REPLY_INTEGER);  // 1: released
+  }
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations());
+  redisFree(c);
+}
+
+// RedisLock::run() and lease::release(), uncontended; range(0): auto_renew.
+void task_lock(benchmark::State& state) {
+  auto cfg = task_config<redis_tasks::RedisLock>();
+  cfg.redis_key = "bench:task:lock";
+  cfg.auto_renew = state.range(0) != 0;
+  const redis_tasks::RedisLock lock(cfg);
+  {
+    auto warm = lock.run();  // connect and load the scripts outside the timed loop
+    if (!warm) {
+      state.SkipWithError("the lock was not acquired");
+      return;
+    }
+  }
+  const allocation_count allocations;
+  for (auto _ : state) {
+    auto l = lock.run();
+    if (!l) {
+      state.SkipWithError("the lock was not acquired");
+      break;
+    }
+    benchmark::DoNotOptimize(l->release());
+  }
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations());
+}
+
+// Every decision below is allowed: the rate is far above what one connection can ask for.
+constexpr long long bench_rate = 1000000;  // per second
+constexpr long long bench_burst = 1000000;
+
+// Raw hiredis: EVALSHA of the GCRA script above (loaded once), one round trip per decision.
+void raw_gcra(benchmark::State& state) {
+  redisContext* c = raw_connect();
+  const std::string sha = raw_script_load(c, raw_gcra_script);
+  const std::string key = "bench:raw:rate";
+  const std::string rate = std::to_string(bench_rate);
+  const std::string burst = std::to_string(bench_burst);
+  const char* argv[] = {"EVALSHA",    sha.c_str(), "1",           key.c_str(),
+                        rate.c_str(), "1000",      burst.c_str(), "1"};
+  const std::size_t lens[] = {7, sha.size(), 1, key.size(), rate.size(), 4, burst.size(), 1};
+  const allocation_count allocations;
+  for (auto _ : state)
+    raw_expect(c, 8, argv, lens, REDIS_REPLY_ARRAY);
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations());
+  redisFree(c);
+}
+
+// Raw hiredis PING: the floor of any one-round-trip decision.
+void raw_ping(benchmark::State& state) {
+  redisContext* c = raw_connect();
+  const char* argv[] = {"PING"};
+  const std::size_t lens[] = {4};
+  const allocation_count allocations;
+  for (auto _ : state)
+    raw_expect(c, 1, argv, lens, REDIS_REPLY_STATUS);
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations());
+  redisFree(c);
+}
+
+// RedisRateLimit::run(): one decision.
+void task_rate_limit(benchmark::State& state) {
+  auto cfg = task_config<redis_tasks::RedisRateLimit>();
+  cfg.redis_key = "bench:task:rate";
+  cfg.rate = bench_rate;
+  cfg.period = std::chrono::seconds(1);
+  cfg.burst = bench_burst;
+  const redis_tasks::RedisRateLimit limit(cfg);
+  (void)limit.run();  // connect and load the script outside the timed loop
+  long long refused = 0;
+  const allocation_count allocations;
+  for (auto _ : state) {
+    const auto d = limit.run();
+    if (!d.allowed) ++refused;
+    benchmark::DoNotOptimize(d.remaining);
+  }
+  allocations.report(state);
+  state.counters["refused"] = static_cast<double>(refused);
+  state.SetItemsProcessed(state.iterations());
+}
+
 // ---- the ratio table ---------------------------------------------------------------------------
 
 // Keeps the median of each benchmark's repetitions and prints everything as ratios at the end.
@@ -385,6 +538,39 @@ class ratio_reporter : public benchmark::ConsoleReporter {
           << fixed(prefect->per_second, 0) << " runs/s; redis_tasks is "
           << fixed(ours->per_second / prefect->per_second, 1) << "x faster.\n";
     }
+    print_coordination(out);
+  }
+
+  // The coordination tasks against the raw commands that do the same work. Rows do not start
+  // with `task_` (bench/plot.sh draws those of the table above).
+  void print_coordination(std::ostream& out) const {
+    struct pair {
+      const char* label;
+      const char* ours;
+      const char* raw;
+    };
+    const pair pairs[] = {
+        {"lock acquire + release, auto_renew off", "task_lock/auto_renew:0", "raw_lock"},
+        {"lock acquire + release, auto_renew on", "task_lock/auto_renew:1", "raw_lock"},
+        {"rate limit decision", "task_rate_limit", "raw_gcra"},
+        {"rate limit decision", "task_rate_limit", "raw_ping"},
+    };
+    bool header = false;
+    for (const auto& p : pairs) {
+      const figures* a = find(p.ours);
+      const figures* b = find(p.raw);
+      if (a == nullptr || b == nullptr || a->per_second == 0 || b->per_second == 0) continue;
+      if (!header) {
+        out << "\n| coordination | runs/s | raw | raw runs/s | ratio to raw | new/run | "
+               "malloc/run | raw malloc/run |\n"
+            << "|---|---:|---|---:|---:|---:|---:|---:|\n";
+        header = true;
+      }
+      out << "| " << p.label << " | " << fixed(a->per_second, 0) << " | " << p.raw << " | "
+          << fixed(b->per_second, 0) << " | " << fixed(a->per_second / b->per_second, 3) << " | "
+          << fixed(a->news, 2) << " | " << fixed(a->mallocs, 2) << " | " << fixed(b->mallocs, 2)
+          << " |\n";
+    }
   }
 
  private:
@@ -420,6 +606,11 @@ BENCHMARK(raw_set_threads)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
 BENCHMARK(task_set_threads)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
 BENCHMARK(raw_pipeline)->Arg(1000)->UseRealTime();
 BENCHMARK(task_run_many)->Arg(1000)->UseRealTime();
+BENCHMARK(raw_lock)->UseRealTime();
+BENCHMARK(task_lock)->ArgName("auto_renew")->Arg(0)->Arg(1)->UseRealTime();
+BENCHMARK(raw_gcra)->UseRealTime();
+BENCHMARK(raw_ping)->UseRealTime();
+BENCHMARK(task_rate_limit)->UseRealTime();
 
 int main(int argc, char** argv) {
   // --redis_tasks_table=PATH also writes the ratio table to PATH (for bench/plot.sh).

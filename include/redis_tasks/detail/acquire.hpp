@@ -77,9 +77,10 @@ struct acquire_spec {
   /// KEYS = {key, token counter, signal list}; ARGV = {holder, ttl in ms, limit}. Answers
   /// {1, token} when acquired, else {0, ms until the earliest holder's expiry, or -1}.
   const script* acquire = nullptr;
-  /// Try first with one MULTI/EXEC of plain commands (SET NX PX, INCR, PTTL, GET) rather than
-  /// the script: a lock's uncontended path, cheaper on the server than a script. The script
-  /// serves a holder that already holds the lock (SET NX cannot tell).
+  /// Try first with one MULTI/EXEC of plain commands (SET NX PX, INCR) rather than the
+  /// script: a lock's uncontended path, cheaper on the server than a script. When the key is
+  /// taken, the script decides (it also serves a holder that holds the lock already, and says
+  /// how long the holder has left).
   bool transaction_first = false;
   long long limit = 1;    ///< holders at once (1: a lock)
   int wait_replicas = 0;  ///< replicas that must acknowledge the acquisition (WAIT); 0: none
@@ -125,23 +126,19 @@ inline long long integer_in(const reply& r, std::string_view what, const connect
   return r.integer();
 }
 
-/// Tries a lock with one transaction of plain commands. `flag`: set the waiters flag first.
-/// nullopt when the key holds this holder already (the script decides that case).
+/// Tries a lock with one transaction of plain commands: its token when acquired, nullopt when
+/// the key was taken (the script decides then).
 inline std::optional<try_outcome> try_lock_transaction(connection& c, const acquire_request& req,
                                                        const std::string& token_key,
-                                                       const std::string& waiters_key,
-                                                       const std::string& ttl_text, bool flag) {
+                                                       const std::string& ttl_text) {
   c.begin_request();
-  if (flag) c.append({"SET", waiters_key, "1", "PX", waiters_flag_ms});
   c.append({"MULTI"});
   c.append({"SET", req.key, req.holder, "NX", "PX", ttl_text});
   c.append({"INCR", token_key});
-  c.append({"PTTL", req.key});
-  c.append({"GET", req.key});
   c.append({"EXEC"});
   c.flush();
   std::optional<reply> first_error;
-  const std::size_t before_exec = flag ? 6 : 5;
+  constexpr std::size_t before_exec = 3;
   for (std::size_t i = 0; i < before_exec; ++i) {
     reply r = c.read();
     if (r.is_error() && !first_error) first_error = std::move(r);
@@ -152,23 +149,19 @@ inline std::optional<try_outcome> try_lock_transaction(connection& c, const acqu
   };
   if (first_error) fail(*first_error);
   if (exec.is_error()) fail(exec);
-  if (exec.type() != reply_type::array || exec.elements().size() != 4) {
+  if (exec.type() != reply_type::array || exec.elements().size() != 2) {
     c.mark_out_of_step();
     throw type_error("acquiring " + quote_for_message(req.key) + " on " + c.endpoint() +
-                     ": EXEC answered " + describe_reply(exec) + " for 4 commands");
+                     ": EXEC answered " + describe_reply(exec) + " for 2 commands");
   }
   const auto& e = exec.elements();
   for (const auto& r : e) {
     if (r.is_error()) fail(r);
   }
+  if (e[0].is_nil()) return std::nullopt;
   try_outcome out;
-  out.acquired = !e[0].is_nil();
-  if (out.acquired) {
-    out.token_or_wait = integer_in(e[1], "the token counter", c);
-    return out;
-  }
-  if (!e[3].is_nil() && e[3].str() == req.holder) return std::nullopt;
-  out.token_or_wait = integer_in(e[2], "PTTL", c);
+  out.acquired = true;
+  out.token_or_wait = integer_in(e[1], "the token counter", c);
   return out;
 }
 
@@ -235,13 +228,14 @@ inline std::optional<lease> acquire_lease(const std::shared_ptr<const lease_cont
       long long replicas = -1;
       const try_outcome outcome = cl.run(req.key, deadline, [&](connection& c) {
         std::optional<try_outcome> o;
-        if (spec.transaction_first) {
-          o = try_lock_transaction(c, req, token_key, waiters_key, ttl_text, waiting);
+        // A waiter's tries go straight to the script, which also says how long to wait.
+        if (spec.transaction_first && !waiting) {
+          o = try_lock_transaction(c, req, token_key, ttl_text);
         }
         if (!o) {
           companions();
           o = try_script(c, spec, req, token_key, signal_key, waiters_key, ttl_text, limit_text,
-                         waiting && !spec.transaction_first);
+                         waiting);
         }
         if (o->acquired && spec.wait_replicas > 0) {
           // WAIT counts the replicas that have this connection's writes: the acquisition.

@@ -45,6 +45,7 @@ class renewer {
     if (thread_generation_ != generation) {
       // A fork() child: the parent's thread does not exist here, and its leases are not ours.
       due_.clear();
+      wakes_at_ = clock::time_point::max();
       try {
         std::thread(&renewer::loop, this, generation).detach();
       } catch (const std::system_error& e) {
@@ -77,11 +78,13 @@ class renewer {
     std::weak_ptr<lease_state> lease;
   };
 
-  // Under the lock. Wakes the thread only when the new entry is due first.
+  // Under the lock. Wakes the thread only when the entry is due before the thread wakes by
+  // itself: acquiring and releasing leases of equal ttls one after another wakes it about once
+  // per renewal interval, not once per lease.
   void queue(lease_state* key, std::weak_ptr<lease_state> lease, clock::time_point when) {
-    const auto it = due_.emplace(when, entry{key, std::move(lease)});
+    due_.emplace(when, entry{key, std::move(lease)});
     key->queued_at = when;
-    if (it == due_.begin()) lock_.cv().notify_one();
+    if (when < wakes_at_) lock_.cv().notify_one();
   }
 
   // Under the lock: takes `key` out of the queue, if it is there.
@@ -103,12 +106,16 @@ class renewer {
     for (;;) {
       if (fork_registry::generation() != generation) return;  // defensive: never in a child
       if (due_.empty()) {
+        wakes_at_ = clock::time_point::max();
         lock_.cv().wait(g);
+        wakes_at_ = clock::time_point::min();  // awake: it looks at the queue before sleeping
         continue;
       }
       const auto first = due_.begin();
       if (first->first > clock::now()) {
+        wakes_at_ = first->first;
         lock_.cv().wait_until(g, first->first);
+        wakes_at_ = clock::time_point::min();
         continue;
       }
       entry e = std::move(first->second);
@@ -131,6 +138,9 @@ class renewer {
   fork_safe_lock lock_;
   std::multimap<clock::time_point, entry> due_;
   std::uint64_t thread_generation_ = ~std::uint64_t{0};  // no thread yet
+  // When the thread wakes by itself (min while it is awake: it looks at the queue before it
+  // sleeps again, so nothing needs to wake it).
+  clock::time_point wakes_at_ = clock::time_point::max();
 };
 
 }  // namespace detail
