@@ -31,7 +31,8 @@ struct lease_access {
 /// is not held and does nothing to the server, so the parent keeps it.
 class lease {
  public:
-  lease(lease&&) noexcept = default;
+  /// Takes over `other`'s lease; `other` then holds nothing.
+  lease(lease&& other) noexcept = default;
   /// Releases what this lease held, then takes over `other`'s.
   lease& operator=(lease&& other) noexcept {
     if (this != &other) {
@@ -40,8 +41,8 @@ class lease {
     }
     return *this;
   }
-  lease(const lease&) = delete;
-  lease& operator=(const lease&) = delete;
+  lease(const lease&) = delete;             ///< Not copyable: one lease, one holder.
+  lease& operator=(const lease&) = delete;  ///< Not copyable: one lease, one holder.
   /// Releases the lease if it is still held; errors are swallowed (the ttl frees it anyway).
   ~lease() { release_quietly(); }
 

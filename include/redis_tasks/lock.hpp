@@ -138,7 +138,7 @@ struct lock_overrides {
 /// it again. `wait_replicas` narrows that window (the acquisition must reach that many
 /// replicas, or it is released and the run fails); fencing tokens (`RedisSet::fence_token`)
 /// keep a superseded holder's writes out.
-class RedisLock {
+class RedisLock : public detail::lease_task<lock_config, lock_overrides> {
  public:
   /// The task's settings (see `lock_config`).
   using config = lock_config;
@@ -146,48 +146,17 @@ class RedisLock {
   using overrides = lock_overrides;
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
-  explicit RedisLock(config cfg = {})
-      : cfg_(std::move(cfg)),
-        label_(detail::task_label(cfg_.task, "RedisLock")),
-        name_(detail::task_name(cfg_.task, "RedisLock", cfg_.redis_key.value_or(""))) {
-    detail::check_retry_options(cfg_.task, label_);
-    detail::check_lease_settings(label_, cfg_.ttl, cfg_.wait, cfg_.holder);
-    if (cfg_.redis_key && cfg_.redis_key->empty()) {
-      throw config_error(label_ + ": redis_key is empty; give the lock's key");
-    }
+  explicit RedisLock(config cfg = {}) : lease_task(std::move(cfg), "RedisLock", "lock") {
     if (cfg_.wait_replicas < 0) throw config_error(label_ + ": wait_replicas must not be negative");
     if (cfg_.wait_replicas > 0 && cfg_.wait_replicas_timeout.count() <= 0) {
       throw config_error(label_ +
-                         ": wait_replicas_timeout must be positive (WAIT 0 would wait "
-                         "for ever)");
+                         ": wait_replicas_timeout must be positive (WAIT 0 would wait for ever)");
     }
-    spec_ = detail::lock_spec();
-    spec_.wait_replicas = cfg_.wait_replicas;
-    spec_.wait_replicas_timeout = cfg_.wait_replicas_timeout;
-    context_ = std::make_shared<const detail::lease_context>(detail::lease_context{
-        detail::client_for(cfg_, label_), cfg_.task, name_, detail::lock_scripts()});
+    detail::acquire_spec spec = detail::lock_spec();
+    spec.wait_replicas = cfg_.wait_replicas;
+    spec.wait_replicas_timeout = cfg_.wait_replicas_timeout;
+    start(spec, detail::lock_scripts());
   }
-
-  /// Acquires the lock, waiting up to `wait` (woken by a release, not only by polling): a
-  /// held `lease`, or std::nullopt when another held it all along.
-  std::optional<lease> run(const overrides& o = {}) const {
-    return detail::acquire_lease(context_, spec_, detail::lease_request(cfg_, o, label_));
-  }
-
-  /// Same as `run(o)`.
-  std::optional<lease> operator()(const overrides& o = {}) const { return run(o); }
-
-  /// The settings the task was built with.
-  const config& settings() const noexcept { return cfg_; }
-  /// The task's name: task_options.name, or the class and its key.
-  const std::string& name() const noexcept { return name_; }
-
- private:
-  config cfg_;
-  std::string label_;
-  std::string name_;
-  detail::acquire_spec spec_;
-  std::shared_ptr<const detail::lease_context> context_;
 };
 
 }  // namespace REDIS_TASKS_ABI

@@ -144,7 +144,7 @@ struct semaphore_overrides {
 /// holder's permit frees itself after `ttl` (by the server's clock) with no help. `run()`
 /// returns a `lease` (the permit, released when it goes), or std::nullopt when none was free
 /// within `wait`.
-class RedisSemaphore {
+class RedisSemaphore : public detail::lease_task<semaphore_config, semaphore_overrides> {
  public:
   /// The task's settings (see `semaphore_config`).
   using config = semaphore_config;
@@ -153,48 +153,17 @@ class RedisSemaphore {
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
   explicit RedisSemaphore(config cfg = {})
-      : cfg_(std::move(cfg)),
-        label_(detail::task_label(cfg_.task, "RedisSemaphore")),
-        name_(detail::task_name(cfg_.task, "RedisSemaphore", cfg_.redis_key.value_or(""))) {
-    detail::check_retry_options(cfg_.task, label_);
-    detail::check_lease_settings(label_, cfg_.ttl, cfg_.wait, cfg_.holder);
-    if (cfg_.redis_key && cfg_.redis_key->empty()) {
-      throw config_error(label_ + ": redis_key is empty; give the semaphore's key");
-    }
+      : lease_task(std::move(cfg), "RedisSemaphore", "semaphore") {
     if (cfg_.limit < 1) {
-      throw config_error(label_ +
-                         ": limit must be at least 1 (how many may hold a permit at "
-                         "once), got " +
-                         std::to_string(cfg_.limit));
+      throw config_error(label_ + ": limit must be at least 1 (how many may hold a permit at " +
+                         "once), got " + std::to_string(cfg_.limit));
     }
-    spec_ = detail::semaphore_spec();
-    spec_.limit = cfg_.limit;
+    detail::acquire_spec spec = detail::semaphore_spec();
+    spec.limit = cfg_.limit;
     detail::lease_scripts scripts = detail::semaphore_scripts();
     scripts.signals = cfg_.limit;
-    context_ = std::make_shared<const detail::lease_context>(
-        detail::lease_context{detail::client_for(cfg_, label_), cfg_.task, name_, scripts});
+    start(spec, scripts);
   }
-
-  /// Takes a permit, waiting up to `wait` (woken by a release, not only by polling): a held
-  /// `lease`, or std::nullopt when all `limit` permits stayed taken.
-  std::optional<lease> run(const overrides& o = {}) const {
-    return detail::acquire_lease(context_, spec_, detail::lease_request(cfg_, o, label_));
-  }
-
-  /// Same as `run(o)`.
-  std::optional<lease> operator()(const overrides& o = {}) const { return run(o); }
-
-  /// The settings the task was built with.
-  const config& settings() const noexcept { return cfg_; }
-  /// The task's name: task_options.name, or the class and its key.
-  const std::string& name() const noexcept { return name_; }
-
- private:
-  config cfg_;
-  std::string label_;
-  std::string name_;
-  detail::acquire_spec spec_;
-  std::shared_ptr<const detail::lease_context> context_;
 };
 
 }  // namespace REDIS_TASKS_ABI

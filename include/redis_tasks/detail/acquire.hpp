@@ -30,6 +30,7 @@
 #include "renewer.hpp"
 #include "run.hpp"
 #include "script.hpp"
+#include "task_client.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -336,6 +337,52 @@ acquire_request lease_request(const Config& cfg, const Overrides& o, const std::
   req.auto_renew = cfg.auto_renew;
   return req;
 }
+
+/// What RedisLock and RedisSemaphore share: the settings every lease-giving task has, checked
+/// when it is built, and runs that acquire a lease.
+template <class Config, class Overrides>
+class lease_task {
+ public:
+  /// Acquires a lease (the lock, or a permit), waiting up to `wait` (woken by a release, not
+  /// only by polling): a held `lease`, or std::nullopt when none came free in time.
+  std::optional<lease> run(const Overrides& o = {}) const {
+    return acquire_lease(context_, spec_, lease_request(cfg_, o, label_));
+  }
+  /// Same as `run(o)`.
+  std::optional<lease> operator()(const Overrides& o = {}) const { return run(o); }
+  /// The settings the task was built with.
+  const Config& settings() const noexcept { return cfg_; }
+  /// The task's name: task_options.name, or the class and its key.
+  const std::string& name() const noexcept { return name_; }
+
+ protected:
+  /// Checks the settings every lease-giving task has; `kind` is the class, `what` names its key
+  /// in messages ("lock").
+  lease_task(Config cfg, const char* kind, const char* what)
+      : cfg_(std::move(cfg)),
+        label_(task_label(cfg_.task, kind)),
+        name_(task_name(cfg_.task, kind, cfg_.redis_key.value_or(""))) {
+    check_retry_options(cfg_.task, label_);
+    check_lease_settings(label_, cfg_.ttl, cfg_.wait, cfg_.holder);
+    if (cfg_.redis_key && cfg_.redis_key->empty()) {
+      throw config_error(label_ + ": redis_key is empty; give the " + what + "'s key");
+    }
+  }
+  /// Opens the task's client (no connection yet) once the kind's scripts are known.
+  void start(const acquire_spec& spec, const lease_scripts& scripts) {
+    spec_ = spec;
+    context_ = std::make_shared<const lease_context>(
+        lease_context{client_for(cfg_, label_), cfg_.task, name_, scripts});
+  }
+
+  Config cfg_;         ///< the settings
+  std::string label_;  ///< the class and name, for messages
+
+ private:
+  std::string name_;
+  acquire_spec spec_;
+  std::shared_ptr<const lease_context> context_;
+};
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
