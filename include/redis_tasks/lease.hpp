@@ -50,8 +50,10 @@ class lease {
   const std::string& key() const noexcept { return state_ ? state_->key() : empty(); }
   /// Who holds it: the task's `holder`, or a unique id of this process and lease.
   const std::string& holder() const noexcept { return state_ ? state_->holder() : empty(); }
-  /// The fencing token: every acquisition of the key gets a larger one than all before it
-  /// (for a semaphore, unique per permit). Pass it to RedisSet's `fence_token`.
+  /// The fencing token: every acquisition of a lock's key gets a larger one than all before it;
+  /// pass it to RedisSet's `fence_token` for the keys that lock guards (tokens of different
+  /// keys do not compare). A semaphore permit's token is unique per permit; permits are held
+  /// at the same time, so their tokens are not for fencing one key.
   std::uint64_t token() const noexcept { return state_ ? state_->token() : 0; }
   /// True while it is held as far as this process can know: not released, no renewal found it
   /// gone or taken, and its ttl has not passed since the last successful acquisition, renewal
@@ -69,9 +71,9 @@ class lease {
   /// False when it is no longer held (it is then lost). Throws `config_error` for a ttl that
   /// is not positive, and a `connection_error` when the server cannot be reached.
   bool extend(std::chrono::milliseconds ttl) {
-    if (ttl.count() <= 0) {
-      throw config_error("lease::extend: ttl must be positive, got " + std::to_string(ttl.count()) +
-                         " ms");
+    if (ttl.count() <= 0 || ttl > detail::longest_lease_ttl) {
+      throw config_error("lease::extend: ttl must be positive and at most 30 years, got " +
+                         std::to_string(ttl.count()) + " ms");
     }
     if (!state_ || !state_->extend(ttl)) return false;
     if (state_->auto_renew()) detail::renewer::instance().rescheduled(state_.get());

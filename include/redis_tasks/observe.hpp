@@ -42,13 +42,13 @@ using run_hook = std::function<void(const run_event&)>;
 namespace detail {
 
 inline std::mutex& global_hook_mutex() {
-  static std::mutex m;
-  return m;
+  static auto* m = new std::mutex();  // never destroyed: runs may end while the program exits
+  return *m;
 }
 
 inline std::shared_ptr<const run_hook>& global_hook_slot() {
-  static std::shared_ptr<const run_hook> hook;
-  return hook;
+  static auto* hook = new std::shared_ptr<const run_hook>();  // never destroyed, as above
+  return *hook;
 }
 
 // Lets runs skip the mutex when no global hook was ever set (the common case).

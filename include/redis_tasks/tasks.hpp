@@ -213,6 +213,7 @@ class RedisSet {
     const std::size_t n = items.size();
     std::vector<item> prepared(n);
     std::vector<std::exception_ptr> errors(n);
+    bool script_loaded = false;
     for (std::size_t i = 0; i < n; ++i) {
       try {
         const auto& o = items[i];
@@ -224,6 +225,7 @@ class RedisSet {
                                                           o.xx.value_or(false), label_, "run()")
                                    : cfg_cond_;
         it.w.fence = o.fence_token ? o.fence_token : cfg_.fence_token;
+        if (it.w.fence && !script_loaded) it.w.load_script = script_loaded = true;
         if constexpr (std::is_same_v<stored_t, T>) {
           detail::check_storable(val, label_);
           it.value = &val;

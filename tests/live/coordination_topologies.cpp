@@ -495,6 +495,15 @@ TEST_CASE("cluster: locks and fenced writes on keys across slots and with hash t
   check_fenced_writes(t, "fenced");
   check_waiter_wakes(t, "{wake}:lock");
   check_waiter_wakes(t, "wake:plain");
+  // A '}' with no hash tag before it: the companion keys could not share the key's slot, so
+  // the lock refuses the key before any I/O rather than bouncing between nodes.
+  auto odd = t.config<RedisLock>();
+  odd.redis_key = "jobs:{}:lock";
+  CHECK_THROWS_MATCHES(
+      RedisLock(odd).run(), redis_tasks::config_error,
+      Catch::Matchers::Predicate<redis_tasks::config_error>([](const redis_tasks::config_error& e) {
+        return std::string(e.what()).find("cannot share its slot") != std::string::npos;
+      }));
 }
 
 TEST_CASE("cluster: semaphores and rate limits on keys across slots and with hash tags") {

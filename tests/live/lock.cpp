@@ -802,7 +802,8 @@ TEST_CASE("a RedisLock config loads from JSON with its field names, durations in
   REQUIRE(l);
   CHECK(l->key() == key);
   CHECK(l->holder() == "json-holder");
-  CHECK(cli(server.port(), {"GET", key}) == "json-holder");
+  // A configured holder is stored with a unique id of the acquisition after it.
+  CHECK(cli(server.port(), {"GET", key}).rfind("json-holder/", 0) == 0);
   CHECK(pttl(server.port(), key) > 0);
   CHECK(pttl(server.port(), key) <= 2500);
   CHECK(l->release());
@@ -845,12 +846,12 @@ TEST_CASE("holders: a unique default per lease, the config's, or the override's"
   auto n = named.run();
   REQUIRE(n);
   CHECK(n->holder() == "worker-7");
-  CHECK(cli(server.port(), {"GET", key}) == "worker-7");
+  CHECK(cli(server.port(), {"GET", key}).rfind("worker-7/", 0) == 0);
   CHECK(n->release());
   auto o = named.run({.holder = "worker-8"});
   REQUIRE(o);
   CHECK(o->holder() == "worker-8");
-  CHECK(cli(server.port(), {"GET", key}) == "worker-8");
+  CHECK(cli(server.port(), {"GET", key}).rfind("worker-8/", 0) == 0);
   CHECK(o->release());
 
   // An override of the key locks that key instead.
@@ -1130,4 +1131,80 @@ TEST_CASE("wait_replicas: acknowledged by the replica, or a connection_error and
   const RedisLock after_failure_lock(plain);
   auto after_failure = after_failure_lock.run();
   CHECK(after_failure);  // one try: nobody holds it
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review findings: shared holder names, racing extensions, batches after SCRIPT FLUSH.
+
+TEST_CASE("two processes given the same holder never both hold the lock") {
+  redis_process server;
+  const std::string key = unique_key("lock:same-holder");
+  auto c = lock_config(server.port(), key);
+  c.holder = "etl-worker";
+  c.auto_renew = false;
+  const RedisLock lock(c);
+  auto a = lock.run();
+  REQUIRE(a);
+  CHECK(a->holder() == "etl-worker");
+  child_process other([&](const child_channel& ch) {
+    const RedisLock same(c);
+    auto b = same.run();
+    ch.say(b ? "acquired" : "refused");
+    return 0;
+  });
+  CHECK(other.receive(10s) == "refused");
+  CHECK(other.wait(10s) == 0);
+  // A second lease of the same holder in this process cannot release the first one's either.
+  CHECK_FALSE(lock.run());
+  CHECK(a->held());
+  CHECK(a->release());
+}
+
+TEST_CASE("an extension and a renewal never leave held() true for a lock the server dropped") {
+  redis_process server;
+  const std::string key = unique_key("lock:extend-race");
+  auto c = lock_config(server.port(), key);
+  c.ttl = 30ms;  // renewals every 10 ms, racing the extensions below
+  const RedisLock lock(c);
+  for (int i = 0; i < 30; ++i) {
+    auto l = lock.run();
+    REQUIRE(l);
+    if (!l->extend(60s)) continue;  // lost before the extension: nothing to check
+    // Once the extension returned, no renewal may shorten the lock to 30 ms again.
+    const auto start = steady::now();
+    wait_until([&] { return steady::now() - start > 90ms; }, 5s, "three short ttls to pass");
+    INFO("iteration " << i);
+    CHECK(l->held());
+    CHECK(cli(server.port(), {"GET", key}) == l->holder());
+    CHECK(l->release());
+  }
+}
+
+TEST_CASE("fenced writes in a batch keep their order after the server forgot the script") {
+  redis_process server;
+  const std::string key = unique_key("fence:batch-order");
+  auto c = test_support::config_for<RedisSet<std::string>>(server.port());
+  c.redis_key = key;
+  const RedisSet<std::string> set(c);
+  REQUIRE(set.run({.redis_val = "warm", .fence_token = 1}));  // the script is cached now
+  CHECK(cli(server.port(), {"SCRIPT", "FLUSH"}) == "OK");
+  const auto results = set.run_many({{.redis_val = "first", .fence_token = 2},
+                                     {.redis_val = "second"},
+                                     {.redis_val = "third", .fence_token = 3}});
+  REQUIRE(results.size() == 3);
+  for (const auto& r : results)
+    CHECK(r.ok());
+  CHECK(cli(server.port(), {"GET", key}) == "third");
+  CHECK(cli(server.port(), {"GET", "{" + key + "}:fence"}) == "3");
+}
+
+TEST_CASE("lease::extend refuses a ttl that is not positive or longer than 30 years") {
+  redis_process server;
+  const RedisLock lock(lock_config(server.port(), unique_key("lock:extend-bounds")));
+  auto l = lock.run();
+  REQUIRE(l);
+  CHECK_THROWS_AS(l->extend(0ms), redis_tasks::config_error);
+  CHECK_THROWS_AS(l->extend(std::chrono::hours(24) * 365 * 31), redis_tasks::config_error);
+  CHECK(l->held());
+  CHECK(l->extend(60s));
 }

@@ -911,7 +911,11 @@ TEST_CASE("semaphore: the config loads from JSON") {
   REQUIRE(p);
   CHECK(p->holder() == "json-holder");
   CHECK(p->key() == key);
-  const auto expiry = expiry_of(server.port(), key, "json-holder");
+  // A configured holder is stored with a unique id of the permit after it.
+  const auto members = exec<std::vector<std::string>>(server.port(), {"ZRANGE", key, "0", "-1"});
+  REQUIRE(members.size() == 1);
+  CHECK(members[0].rfind("json-holder/", 0) == 0);
+  const auto expiry = expiry_of(server.port(), key, members[0]);
   REQUIRE(expiry);
   CHECK(*expiry >= static_cast<double>(before + 1500 - 1));
   CHECK(p->release());

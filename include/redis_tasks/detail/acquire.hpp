@@ -90,8 +90,12 @@ struct acquire_spec {
 
 /// What one acquisition asks for.
 struct acquire_request {
-  std::string key;                    ///< the lock or semaphore key
-  std::string holder;                 ///< who acquires
+  std::string key;     ///< the lock or semaphore key
+  std::string holder;  ///< who acquires, as `lease::holder()` says
+  /// What the server stores for this acquisition: the holder when it is the default (unique
+  /// already), else the holder and a unique id, so that two processes given the same `holder`
+  /// can never both hold the key, nor release each other's.
+  std::string value;
   std::chrono::milliseconds ttl{0};   ///< how long it is held without renewal
   std::chrono::milliseconds wait{0};  ///< how long to wait for it (0: one try)
   bool auto_renew = true;             ///< renew at a third of the ttl while the lease lives
@@ -134,7 +138,7 @@ inline std::optional<try_outcome> try_lock_transaction(connection& c, const acqu
                                                        const std::string& ttl_text) {
   c.begin_request();
   c.append({"MULTI"});
-  c.append({"SET", req.key, req.holder, "NX", "PX", ttl_text});
+  c.append({"SET", req.key, req.value, "NX", "PX", ttl_text});
   c.append({"INCR", token_key});
   c.append({"EXEC"});
   c.flush();
@@ -182,7 +186,7 @@ inline try_outcome try_script(connection& c, const acquire_spec& spec, const acq
     }
   }
   reply r = call_script(c, *spec.acquire, "acquiring", req.key, {req.key, token_key, signal_key},
-                        {req.holder, ttl_text, limit_text});
+                        {req.value, ttl_text, limit_text});
   const auto& e = r.elements();
   if (r.type() != reply_type::array || e.size() != 2) {
     throw type_error("acquiring " + quote_for_message(req.key) + " on " + c.endpoint() +
@@ -205,6 +209,13 @@ inline std::optional<lease> acquire_lease(const std::shared_ptr<const lease_cont
                                           const acquire_spec& spec, acquire_request req) {
   client& cl = *ctx->cl;
   const std::string token_key = companion_key(req.key, "token");
+  if (!cl.pipelines() && key_slot(token_key) != key_slot(req.key)) {
+    // Redis Cluster: the companion keys would live in another slot than the key.
+    throw config_error("the key " + quote_for_message(req.key) +
+                       " has a '}' but no hash tag before it, so on a Redis Cluster the keys "
+                       "that go with it cannot share its slot; use a key without '}', or with a "
+                       "hash tag such as {name}");
+  }
   const std::string ttl_text = std::to_string(req.ttl.count());
   const std::string limit_text = std::to_string(spec.limit);
   const auto wait_end = saturating_add(clock::now(), req.wait);
@@ -253,7 +264,7 @@ inline std::optional<lease> acquire_lease(const std::shared_ptr<const lease_cont
                 std::to_string(std::max<long long>(1000, req.ttl.count()));
             (void)call_script(c, *ctx->scripts.release, "releasing", req.key,
                               {req.key, signal_key, waiters_key},
-                              {req.holder, signal_ttl, std::to_string(ctx->scripts.signals)});
+                              {req.value, signal_ttl, std::to_string(ctx->scripts.signals)});
           }
         }
         return *o;
@@ -294,7 +305,8 @@ inline std::optional<lease> acquire_lease(const std::shared_ptr<const lease_cont
   if (!got) return std::nullopt;
   const bool auto_renew = req.auto_renew;
   auto state = std::make_shared<lease_state>(ctx, std::move(req.key), std::move(req.holder),
-                                             got->token, req.ttl, got->sent, auto_renew);
+                                             std::move(req.value), got->token, req.ttl, got->sent,
+                                             auto_renew);
   lease l = lease_access::make(state);
   if (auto_renew) renewer::instance().add(state);
   return std::optional<lease>(std::move(l));
@@ -308,7 +320,7 @@ inline void check_lease_settings(const std::string& label, std::chrono::millisec
     throw config_error(label + ": ttl must be positive, got " + std::to_string(ttl.count()) +
                        " ms; a lease without expiry would wedge its key if its holder died");
   }
-  if (ttl > std::chrono::hours(24) * 365 * 30) {
+  if (ttl > longest_lease_ttl) {
     throw config_error(label + ": ttl of " + std::to_string(ttl.count()) +
                        " ms is too large (at most 30 years)");
   }
@@ -333,7 +345,13 @@ acquire_request lease_request(const Config& cfg, const Overrides& o, const std::
   req.wait = o.wait.value_or(cfg.wait);
   const auto& holder = o.holder ? o.holder : cfg.holder;
   if (o.ttl || o.wait || o.holder) check_lease_settings(label, req.ttl, req.wait, holder);
-  req.holder = holder ? *holder : unique_holder();
+  if (holder) {
+    req.holder = *holder;
+    req.value = *holder + "/" + unique_holder();
+  } else {
+    req.holder = unique_holder();
+    req.value = req.holder;
+  }
   req.auto_renew = cfg.auto_renew;
   return req;
 }

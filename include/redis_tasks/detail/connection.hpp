@@ -34,8 +34,10 @@ namespace detail {
 
 /// The provider used when a task names none: environment variables.
 inline std::shared_ptr<const SecretProvider> default_secrets() {
-  static const std::shared_ptr<const SecretProvider> env = std::make_shared<EnvSecretProvider>();
-  return env;
+  // Never destroyed: a lease released while the program exits may still connect.
+  static const auto* env =
+      new std::shared_ptr<const SecretProvider>(std::make_shared<EnvSecretProvider>());
+  return *env;
 }
 
 /// Everything needed to open a connection to one server.

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,9 @@
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
+
+/// The longest ttl a lease may have (a crashed holder's lease would wedge its key that long).
+inline constexpr std::chrono::milliseconds longest_lease_ttl = std::chrono::hours(24) * 365 * 30;
 
 /// The scripts behind a kind of lease. Each takes KEYS = {key, signal list, waiters flag} and
 /// ARGV = {holder, ttl in ms (extend) or signal ttl in ms (release), most signals kept}, and
@@ -53,12 +57,14 @@ struct lease_context {
 class lease_state {
  public:
   /// A lease acquired when the acquiring request was sent at `sent`.
+  /// `value` is what the server stores for this holder (see acquire_request::value).
   lease_state(std::shared_ptr<const lease_context> ctx, std::string key, std::string holder,
-              std::uint64_t token, std::chrono::milliseconds ttl, clock::time_point sent,
-              bool auto_renew)
+              std::string value, std::uint64_t token, std::chrono::milliseconds ttl,
+              clock::time_point sent, bool auto_renew)
       : ctx_(std::move(ctx)),
         key_(std::move(key)),
         holder_(std::move(holder)),
+        value_(std::move(value)),
         token_(token),
         generation_(fork_registry::generation()),
         auto_renew_(auto_renew),
@@ -104,10 +110,56 @@ class lease_state {
   /// lease is lost for good, when it was no longer held. Connection errors propagate and leave
   /// the lease as it was.
   bool extend(std::chrono::milliseconds ttl) {
+    if (!held()) return false;  // before the lock: a fork() child never takes it
+    const std::lock_guard<std::mutex> g(extending_);
+    return extend_now(ttl, no_deadline);
+  }
+
+  /// Releases the lease: true when it still held it. Compare-and-delete: another holder's
+  /// lease is never touched. Does nothing (false) the second time and in a fork() child.
+  bool release() {
+    if (!in_owner() || released_.exchange(true, std::memory_order_acq_rel)) return false;
+    const std::string signal_ttl = std::to_string(signal_ttl_ms());
+    const std::string signals = std::to_string(ctx_->scripts.signals);
+    return call(*ctx_->scripts.release, "releasing the lease on", {value_, signal_ttl, signals},
+                no_deadline) == 1;
+  }
+
+  /// When the next renewal is due: a third of the ttl after the last acquisition or extension.
+  clock::time_point next_renewal() const noexcept {
+    return saturating_add(last_sent(), renew_every(ttl()));
+  }
+
+  /// For the renewal thread: extends the lease by its ttl, within what is left of it (a slow
+  /// server cannot keep the thread past that). True when it goes on (renew again at
+  /// `next_renewal()`); `retry_at` is set instead when the server could not be reached; false
+  /// when it is over (released, lost, expired, or in a fork() child). Skipped while the owner
+  /// extends it: the owner's extension decides, and they must not cross on the wire.
+  bool renew(std::optional<clock::time_point>& retry_at) noexcept {
+    retry_at.reset();
+    if (!held()) return false;
+    const std::unique_lock<std::mutex> g(extending_, std::try_to_lock);
+    if (!g.owns_lock()) return true;
+    const auto ttl = this->ttl();
+    try {
+      return extend_now(ttl, valid_until());
+    } catch (...) {
+      // The server could not be reached: try again soon, while the lease may still be held.
+      const auto now = clock::now();
+      if (now >= valid_until()) return false;
+      retry_at = earlier(valid_until(),
+                         saturating_add(now, std::max(std::chrono::milliseconds(10), ttl / 10)));
+      return true;
+    }
+  }
+
+ private:
+  // Under `extending_`: extends by `ttl`, waiting for the server until `cap` at the latest.
+  bool extend_now(std::chrono::milliseconds ttl, clock::time_point cap) {
     if (!held()) return false;
     const auto sent = clock::now();
     const std::string ms = std::to_string(ttl.count());
-    if (call(*ctx_->scripts.extend, "extending the lease on", {holder_, ms}) != 1) {
+    if (call(*ctx_->scripts.extend, "extending the lease on", {value_, ms}, cap) != 1) {
       server_lost_.store(true, std::memory_order_release);
       lost_.store(true, std::memory_order_release);
       return false;
@@ -120,40 +172,7 @@ class lease_state {
     return true;
   }
 
-  /// Releases the lease: true when it still held it. Compare-and-delete: another holder's
-  /// lease is never touched. Does nothing (false) the second time and in a fork() child.
-  bool release() {
-    if (!in_owner() || released_.exchange(true, std::memory_order_acq_rel)) return false;
-    const std::string signal_ttl = std::to_string(signal_ttl_ms());
-    const std::string signals = std::to_string(ctx_->scripts.signals);
-    return call(*ctx_->scripts.release, "releasing the lease on", {holder_, signal_ttl, signals}) ==
-           1;
-  }
-
-  /// When the next renewal is due: a third of the ttl after the last acquisition or extension.
-  clock::time_point next_renewal() const noexcept {
-    return saturating_add(last_sent(), renew_every(ttl()));
-  }
-
-  /// For the renewal thread: extends the lease by its ttl. True when it goes on (renew again at
-  /// `next_renewal()`); `retry_at` is set instead when the server could not be reached; false
-  /// when it is over (released, lost, expired, or in a fork() child).
-  bool renew(std::optional<clock::time_point>& retry_at) noexcept {
-    retry_at.reset();
-    if (!held()) return false;
-    const auto ttl = this->ttl();
-    try {
-      return extend(ttl);
-    } catch (...) {
-      // The server could not be reached: try again soon, while the lease may still be held.
-      const auto now = clock::now();
-      if (now >= valid_until()) return false;
-      retry_at = earlier(valid_until(),
-                         saturating_add(now, std::max(std::chrono::milliseconds(10), ttl / 10)));
-      return true;
-    }
-  }
-
+ public:
   /// How long after an extension the next renewal is due: a third of the ttl.
   static std::chrono::milliseconds renew_every(std::chrono::milliseconds ttl) {
     return std::max(std::chrono::milliseconds(1), ttl / 3);
@@ -178,12 +197,22 @@ class lease_state {
   // Runs one script about the lease within the task's timeout (and its retries), and returns
   // its integer answer.
   long long call(const script& s, std::string_view what,
-                 std::initializer_list<std::string_view> args) {
+                 std::initializer_list<std::string_view> args, clock::time_point cap) {
     const lease_context& ctx = *ctx_;
+    // A renewal waits no longer than the lease lasts: the task's timeout, capped.
+    task_options capped;
+    const task_options* task = &ctx.task;
+    if (cap != no_deadline) {
+      capped = ctx.task;
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(cap - clock::now());
+      const auto bound = std::max(std::chrono::milliseconds(1), left);
+      if (capped.timeout.count() <= 0 || capped.timeout > bound) capped.timeout = bound;
+      task = &capped;
+    }
     const std::string signal_key = companion_key(key_, "signal");
     const std::string waiters_key = companion_key(key_, "waiters");
     const run_info info{ctx.name, key_, "EVALSHA", ctx.cl->endpoint()};
-    const reply r = with_retries(ctx.task, info, [&](clock::time_point deadline) {
+    const reply r = with_retries(*task, info, [&](clock::time_point deadline) {
       return ctx.cl->run(key_, deadline, [&](connection& c) {
         return call_script(c, s, what, key_, {key_, signal_key, waiters_key}, args);
       });
@@ -198,6 +227,7 @@ class lease_state {
   std::shared_ptr<const lease_context> ctx_;
   std::string key_;
   std::string holder_;
+  std::string value_;
   std::uint64_t token_;
   std::uint64_t generation_;
   bool auto_renew_;
@@ -206,6 +236,7 @@ class lease_state {
   std::atomic<bool> released_{false};
   mutable std::atomic<bool> lost_{false};
   std::atomic<bool> server_lost_{false};  // a renewal or extension found it gone
+  std::mutex extending_;  // held across an extension's I/O (never by a fork() child's copy)
 };
 
 }  // namespace detail

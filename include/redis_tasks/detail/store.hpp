@@ -43,6 +43,9 @@ struct write_options {
   std::optional<std::uint64_t> fence;
   /// Send the fenced-write script's text (EVAL), because the server did not have it.
   bool script_text = false;
+  /// Load the fenced-write script (SCRIPT LOAD) before it runs: the first fenced write of a
+  /// batch, so that a NOSCRIPT cannot send it back to run after the items behind it.
+  bool load_script = false;
 };
 
 /// Where the largest fencing token that wrote `key` is kept.
@@ -201,6 +204,7 @@ struct queued_write {
   bool conditional = false;  ///< NX/XX decided by the swap script (its reply is EXEC's last)
   bool fenced = false;       ///< a fenced write (the fenced-set script, or the swap script)
   std::uint64_t token = 0;   ///< its fencing token
+  bool loaded = false;       ///< a SCRIPT LOAD was queued before it
   // Companion keys, kept here because a request references long arguments until it is
   // flushed (see request_encoder::external_threshold).
   std::string swap_key;
@@ -297,6 +301,10 @@ queued_write queue_write(connection& c, std::string_view key, const T& v, const 
       q.fenced = true;
       q.token = *o.fence;
       q.fence_key = fence_key_for(key);
+      if (o.load_script) {
+        c.append({"SCRIPT", "LOAD", fenced_set_script().text()});
+        q.loaded = true;
+      }
       const std::string token = std::to_string(*o.fence);  // short: copied
       queue_script(c, fenced_set_script(), o.script_text, {key, q.fence_key},
                    {token, value, ms,
@@ -325,6 +333,13 @@ queued_write queue_write(connection& c, std::string_view key, const T& v, const 
 /// Throws `reply_error` for a refused write, after reading all of its replies.
 inline bool finish_write(connection& c, std::string_view key, const queued_write& q) {
   if (!q.transaction && q.fenced) {
+    if (q.loaded) {
+      reply loaded = c.read();
+      if (loaded.is_error()) {
+        (void)c.read();  // the write's own reply
+        throw_reply(loaded, "SCRIPT LOAD for a fenced SET of", key, c);
+      }
+    }
     reply r = c.read();
     if (is_noscript(r)) throw fence_script_missing{};
     if (r.is_error()) throw_reply(r, "fenced SET", key, c);
