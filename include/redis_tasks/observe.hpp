@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <string_view>
 #include <utility>
@@ -42,13 +43,15 @@ using run_hook = std::function<void(const run_event&)>;
 namespace detail {
 
 inline std::mutex& global_hook_mutex() {
-  static auto* m = new std::mutex();  // never destroyed: runs may end while the program exits
+  // Never destroyed (runs may end while the program exits), in static storage like the hook.
+  alignas(std::mutex) static unsigned char storage[sizeof(std::mutex)];
+  static std::mutex* m = ::new (storage) std::mutex();
   return *m;
 }
 
 inline std::shared_ptr<const run_hook>& global_hook_slot() {
-  static auto* hook = new std::shared_ptr<const run_hook>();  // never destroyed, as above
-  return *hook;
+  static std::shared_ptr<const run_hook> hook;
+  return hook;
 }
 
 // Lets runs skip the mutex when no global hook was ever set (the common case).

@@ -11,6 +11,7 @@
 #include <deque>
 #include <initializer_list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,9 +35,15 @@ namespace detail {
 
 /// The provider used when a task names none: environment variables.
 inline std::shared_ptr<const SecretProvider> default_secrets() {
-  // Never destroyed: a lease released while the program exits may still connect.
-  static const auto* env =
-      new std::shared_ptr<const SecretProvider>(std::make_shared<EnvSecretProvider>());
+  // Never destroyed (a lease released while the program exits may still connect), and in
+  // static storage rather than on the heap, so that a plugin's copy goes with the plugin.
+  // The shared_ptr owns nothing (it aliases the provider in static storage): nothing on the
+  // heap, so nothing leaks when a plugin is unloaded.
+  using holder = std::shared_ptr<const SecretProvider>;
+  alignas(EnvSecretProvider) static unsigned char provider_storage[sizeof(EnvSecretProvider)];
+  alignas(holder) static unsigned char storage[sizeof(holder)];
+  static const holder* env =
+      ::new (storage) holder(std::shared_ptr<void>(), ::new (provider_storage) EnvSecretProvider());
   return *env;
 }
 

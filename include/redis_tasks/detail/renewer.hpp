@@ -113,8 +113,10 @@ class renewer {
       }
       const auto first = due_.begin();
       if (first->first > clock::now()) {
-        wakes_at_ = first->first;
-        lock_.cv().wait_until(g, first->first);
+        // A copy: while the thread waits, the entry may be taken out of the queue.
+        const clock::time_point when = first->first;
+        wakes_at_ = when;
+        lock_.cv().wait_until(g, when);
         wakes_at_ = clock::time_point::min();
         continue;
       }
