@@ -241,6 +241,9 @@ void check_waiter_wakes(const Topology& t, const std::string& key) {
     auto wc = t.template config<RedisLock>();
     wc.redis_key = key;
     wc.wait = 30s;
+    // No renewal thread in the child: this parent has threads, and ThreadSanitizer cannot follow
+    // a child of a multi-threaded parent that starts threads of its own.
+    wc.auto_renew = false;
     const RedisLock waiting(wc);
     ch.say("waiting");
     auto l = waiting.run();
