@@ -9,8 +9,8 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <new>
 #include <mutex>
+#include <new>
 #include <string_view>
 #include <utility>
 

@@ -1,5 +1,6 @@
 // redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++, and tasks that
-// coordinate processes through Redis (RedisLock, RedisSemaphore, RedisRateLimit).
+// coordinate processes through Redis (RedisLock, RedisSemaphore, RedisRateLimit, RedisKeySensor,
+// RedisPubSubSensor, RedisPublish).
 // This header brings the whole public API.
 #pragma once
 
@@ -10,9 +11,13 @@
 #include "connection_handle.hpp"  // IWYU pragma: export
 #include "errors.hpp"             // IWYU pragma: export
 #include "from_reply.hpp"         // IWYU pragma: export
+#include "key_sensor.hpp"         // IWYU pragma: export
 #include "lease.hpp"              // IWYU pragma: export
 #include "lock.hpp"               // IWYU pragma: export
 #include "observe.hpp"            // IWYU pragma: export
+#include "publish.hpp"            // IWYU pragma: export
+#include "pubsub_message.hpp"     // IWYU pragma: export
+#include "pubsub_sensor.hpp"      // IWYU pragma: export
 #include "rate_limit.hpp"         // IWYU pragma: export
 #include "reply.hpp"              // IWYU pragma: export
 #include "secrets.hpp"            // IWYU pragma: export

@@ -38,6 +38,12 @@ struct route {
   route(std::string_view k) : key(k), keyed(true) {}  // NOLINT: a key is a route
   /// A run about one key.
   route(const std::string& k) : route(std::string_view(k)) {}  // NOLINT
+  /// A run about no key (on a cluster: any node).
+  static route none() {
+    route r{std::string_view()};
+    r.keyed = false;
+    return r;
+  }
   /// A run of `args`, routed by the keys the server says the command has.
   static route for_command(const std::vector<std::string>& args) {
     route r{std::string_view()};
@@ -89,6 +95,40 @@ class client {
                                        (*static_cast<decltype(call)*>(f))(c);
                                      }});
     return std::move(*result);
+  }
+
+  /// The pool of the server a subscriber for `r` connects to (on a connection of its own,
+  /// outside the pool, made from the pool's settings): the server; behind Sentinel the master;
+  /// on a Redis Cluster the node serving the slot of `r`'s key, or any node for a route with no
+  /// key. Looks the master or the slot map up if needed, by `deadline`.
+  std::shared_ptr<connection_pool> server_for(const route& r, clock::time_point deadline) {
+    if (cluster_) {
+      return r.keyed ? cluster_->pool_for_slot(key_slot(r.key), deadline)
+                     : cluster_->any_pool(deadline);
+    }
+    if (sentinel_) return sentinel_->master_pool(deadline);
+    return pool_;
+  }
+
+  /// A subscriber's connection to `pool`'s server failed or was refused: a cluster reloads its
+  /// slot map, and a sentinel setup asks the sentinels for the master, before the next lookup.
+  void server_failed(const std::shared_ptr<connection_pool>& pool) {
+    if (cluster_) cluster_->mark_stale();
+    if (sentinel_) sentinel_->invalidate(pool);
+  }
+
+  /// A subscriber's command was answered MOVED (`server_message`, e.g. "MOVED 3999
+  /// 127.0.0.1:6381") by the node of `pool`: the slot map learns the new node. False when the
+  /// message is no redirection.
+  bool redirected(const std::string& server_message, const connection_pool& pool) {
+    int slot = 0;
+    std::string node;
+    if (!cluster_ || server_message.compare(0, 6, "MOVED ") != 0 ||
+        !parse_redirect(server_message, slot, node, pool.settings().host)) {
+      return false;
+    }
+    cluster_->moved(slot, node);
+    return true;
   }
 
   /// True when every run goes to the same server, so a batch can share one pipeline (not on a

@@ -270,6 +270,35 @@ class connection {
     return read();
   }
 
+  // ---- subscriber mode: after (S|P)SUBSCRIBE the server pushes messages unasked ---------------
+
+  /// Subscriber mode: writes one command whose answer comes as a pushed message (read with
+  /// `read_pushed`), so no reply is awaited for it. Within socket_timeout and the run's deadline.
+  void send_unawaited(const std::string_view* args, std::size_t n) {
+    encoder_.clear();
+    request_written_ = 0;
+    encoder_.append(args, n);
+    flush();
+  }
+
+  /// Subscriber mode: the next message the server pushed, waiting for one to begin until
+  /// `wait_until`; std::nullopt when none began by then (the connection stays usable). Once a
+  /// message has begun, the rest of it must come within socket_timeout. Throws
+  /// `connection_error` (or `timeout_error`) when the connection fails.
+  std::optional<reply> read_pushed(clock::time_point wait_until) {
+    reply r;
+    if (parser_.next(r)) return r;  // one already received with an earlier message
+    // Nothing begun, nothing held by TLS, and the socket silent until `wait_until`: no message.
+    if (parser_.at_reply_start() && !stream_->has_buffered() &&
+        !wait_fd(stream_->native_handle(), POLLIN, wait_until)) {
+      return std::nullopt;
+    }
+    return read_one();
+  }
+
+  /// The socket's descriptor, for a subscriber that waits on it along with a wake-up.
+  int native_handle() const noexcept { return stream_->native_handle(); }
+
   /// True when a reply said READONLY: the server is a replica now (a demoted master).
   bool saw_readonly() const noexcept { return saw_readonly_; }
 

@@ -141,16 +141,19 @@ class reply_parser {
 
   /// Adds bytes read from the socket.
   void feed(const char* data, std::size_t n) {
+    if (n == 0) return;
     if (redisReaderFeed(reader_, data, n) != REDIS_OK) throw_protocol_error();
+    boundary_ = false;
   }
 
   /// True when no byte of an unfinished reply is buffered: the next byte fed starts a reply.
-  bool at_reply_start() const noexcept {
-    return reader_->ridx == -1 && reader_->pos == reader_->len;
-  }
+  /// (hiredis's own state cannot say: asking it for a reply with nothing buffered leaves it
+  /// looking like a reply has begun.)
+  bool at_reply_start() const noexcept { return boundary_; }
 
   /// Takes the next complete reply into `out`; false when more bytes are needed.
   bool next(reply& out) {
+    if (boundary_) return false;  // everything fed made whole replies, all taken
     void* obj = nullptr;
     if (redisReaderGetReply(reader_, &obj) != REDIS_OK) {
       // A callback failed (std::bad_alloc, say): hiredis only saw a null object and stopped.
@@ -160,6 +163,7 @@ class reply_parser {
     if (obj == nullptr) return false;
     out = std::move(state_.root);
     state_.root = reply();
+    boundary_ = reader_->pos == reader_->len;
     return true;
   }
 
@@ -313,6 +317,7 @@ class reply_parser {
 
   redisReader* reader_;
   build_state state_;
+  bool boundary_ = true;  // every byte fed so far made whole replies
 };
 
 }  // namespace detail

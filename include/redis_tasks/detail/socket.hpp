@@ -342,6 +342,11 @@ class stream {
   /// In a child process after fork(): let the connection go without a word to the server (the
   /// parent still uses it); only this process's descriptor is closed.
   virtual void abandon() noexcept = 0;
+  /// The socket's descriptor, to wait on it along with others (a subscriber's wake-up).
+  virtual int native_handle() const noexcept = 0;
+  /// True when bytes already received wait in the stream itself (decrypted TLS data), so a
+  /// read returns at once although the socket may show nothing.
+  virtual bool has_buffered() noexcept = 0;
 };
 
 /// A plain TCP or unix socket.
@@ -451,6 +456,9 @@ class plain_stream : public stream {
   }
 
   void abandon() noexcept override {}  // closing a descriptor says nothing to the server
+
+  int native_handle() const noexcept override { return fd_.get(); }
+  bool has_buffered() noexcept override { return false; }  // the kernel holds every byte
 
  private:
   // True when one blocking call, which the kernel timeout ends, cannot overrun `deadline`.

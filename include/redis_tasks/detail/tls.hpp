@@ -266,6 +266,9 @@ class tls_stream : public stream {
     }
   }
 
+  int native_handle() const noexcept override { return fd_.get(); }
+  bool has_buffered() noexcept override { return SSL_has_pending(ssl_) != 0; }
+
   std::size_t read_some(char* buf, std::size_t n, clock::time_point deadline) override {
     const int want = n > 1 << 30 ? 1 << 30 : static_cast<int>(n);
     // A reply is usually still on its way: wait for it first, which saves an SSL_read (and
