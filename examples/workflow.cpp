@@ -1,9 +1,11 @@
 // A small workflow, as a C++ app would write one without a workflow engine:
-//   0. take the workflow's lock (RedisLock), so that one run at a time goes ahead,
+//   0. take the workflow's lock (RedisLock), so that one run at a time goes ahead, and listen
+//      to the workflow's events (RedisPubSubSensor),
 //   1. fan out: compute a report per region in parallel with std::async,
-//   2. store each report with RedisSet (a hash, expiring in an hour),
-//   3. count the run with RedisExecute (INCR),
-//   4. collect the reports back with RedisGet and print a summary,
+//   2. store each report with RedisSet (a hash, expiring in an hour) and announce it on the
+//      events channel (RedisPublish),
+//   3. wait for the four announcements with the sensor, and count the run with RedisExecute,
+//   4. collect the reports with RedisKeySensor (which would wait for a report still missing),
 //   5. publish the total with a write fenced by the lock's token, then release the lock.
 // Tasks are built once, then run with runtime overrides from many threads. A run hook logs
 // every Redis call (names and timings only, never values).
@@ -15,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,8 +57,18 @@ int main(int argc, char** argv) {
                                          .port = port,
                                          .ex = 3600s,
                                          .task = {.name = "store-report", .max_retries = 2}});
-    redis_tasks::RedisGet<report> load(
-        {.host = host, .port = port, .task = {.name = "load-report"}});
+    redis_tasks::RedisKeySensor<report> load({.host = host,
+                                              .port = port,
+                                              .poke_interval = 100ms,
+                                              .timeout = 10s,
+                                              .task = {.name = "load-report"}});
+    redis_tasks::RedisPublish<std::string> announce(
+        {.host = host, .port = port, .channel = "workflow:events", .task = {.name = "announce"}});
+    redis_tasks::RedisPubSubSensor events({.host = host,
+                                           .port = port,
+                                           .channels = {"workflow:events"},
+                                           .timeout = 10s,
+                                           .task = {.name = "events"}});
     redis_tasks::RedisExecute<long long> count_run(
         {.host = host, .port = port, .redis_cmd = "INCR workflow:runs"});
 
@@ -77,6 +90,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << "holding workflow:lock with fencing token " << lock->token() << "\n";
+    // Subscribes (a run that waits for nothing); from now on no event is missed.
+    (void)events.run({.timeout = 0ms, .soft_fail = true});
 
     const std::vector<std::string> regions{"north", "south", "east", "west"};
 
@@ -85,24 +100,29 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < regions.size(); ++i) {
       branches.push_back(std::async(std::launch::async, [&, i] {
         const report r = compute_report(regions[i], static_cast<int>(i) + 1);
-        return store.run({.redis_key = "workflow:report:" + regions[i], .redis_val = r});
+        const bool stored =
+            store.run({.redis_key = "workflow:report:" + regions[i], .redis_val = r});
+        announce.run({.message = "stored " + regions[i]});
+        return stored;
       }));
     }
     for (auto& b : branches)
       b.get();  // rethrows a branch's error
 
-    // 3: count the run.
+    // 3: the four announcements, in whatever order the branches made them; count the run.
+    std::set<std::string> announced;
+    while (announced.size() < regions.size())
+      announced.insert(events.run()->data);  // timeout_error after 10 s without one
+    for (const auto& a : announced)
+      std::cout << "event: " << a << "\n";
     const long long run_number = count_run.run();
 
-    // 4: collect.
+    // 4: collect (each report is there already; a missing one would be waited for).
     std::cout << "workflow run #" << run_number << "\n";
     double total = 0;
     for (const auto& region : regions) {
+      // A value, or timeout_error after 10 s without the report.
       const auto r = load.run({.redis_key = "workflow:report:" + region});
-      if (!r) {
-        std::cout << "  " << region << ": missing\n";
-        continue;
-      }
       total += r->at("revenue");
       std::cout << "  " << region << ": revenue " << r->at("revenue") << ", orders "
                 << r->at("orders") << "\n";
