@@ -7,8 +7,10 @@
 // Run it with scripts/bench, which starts the server (see bench/README.md).
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -17,6 +19,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -477,6 +480,182 @@ void task_rate_limit(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ---- waiting: how soon a waiter hears of what it waits for
+// --------------------------------------- Manual time: each iteration measures from just before the
+// write (or publish) to the moment the waiter has the value (or message) in hand.
+
+using bench_clock = std::chrono::steady_clock;
+
+// Keyspace notifications on while a benchmark lives (off for the others: they cost every write).
+struct keyspace_events {
+  keyspace_events() { set("KA"); }
+  ~keyspace_events() { set(""); }
+  keyspace_events(const keyspace_events&) = delete;
+  keyspace_events& operator=(const keyspace_events&) = delete;
+  static void set(const char* flags) {
+    redisContext* c = raw_connect();
+    const char* argv[] = {"CONFIG", "SET", "notify-keyspace-events", flags};
+    const std::size_t lens[] = {6, 3, 22, std::strlen(flags)};
+    raw_command(c, 4, argv, lens);
+    redisFree(c);
+  }
+};
+
+// Raw hiredis, the least a hand-rolled "wait for a key" does with keyspace notifications on: a
+// subscriber connection hears the event of a SET made on another connection, then GETs the key.
+void raw_key_wake(benchmark::State& state) {
+  const keyspace_events on;
+  redisContext* cmd = raw_connect();
+  redisContext* sub = raw_connect();
+  const std::string key = "bench:raw:sensor";
+  const std::string channel = "__keyspace@0__:" + key;
+  auto* r = static_cast<redisReply*>(redisCommand(sub, "SUBSCRIBE %s", channel.c_str()));
+  freeReplyObject(r);
+  const char* set_argv[] = {"SET", key.c_str(), "ready"};
+  const std::size_t set_lens[] = {3, key.size(), 5};
+  const char* get_argv[] = {"GET", key.c_str()};
+  const std::size_t get_lens[] = {3, key.size()};
+  const char* del_argv[] = {"DEL", key.c_str()};
+  const std::size_t del_lens[] = {3, key.size()};
+  raw_command(cmd, 3, set_argv, set_lens);  // so that each DEL below has an event
+  void* first = nullptr;
+  redisGetReply(sub, &first);
+  freeReplyObject(first);
+  for (auto _ : state) {
+    raw_command(cmd, 2, del_argv, del_lens);
+    void* event = nullptr;
+    redisGetReply(sub, &event);  // the "del" event
+    freeReplyObject(event);
+    const auto start = bench_clock::now();
+    raw_command(cmd, 3, set_argv, set_lens);
+    redisGetReply(sub, &event);  // the "set" event
+    freeReplyObject(event);
+    raw_expect(cmd, 2, get_argv, get_lens, REDIS_REPLY_STRING);
+    state.SetIterationTime(std::chrono::duration<double>(bench_clock::now() - start).count());
+  }
+  state.SetItemsProcessed(state.iterations());
+  redisFree(sub);
+  redisFree(cmd);
+}
+
+// RedisKeySensor::run() waiting on another thread (notifications on, poke_interval 10 min, so
+// only the event can wake it): from just before the SET to the run's return. The run hook's
+// second check (made once the sensor listens) says when to write.
+void task_key_sensor_wake(benchmark::State& state) {
+  const keyspace_events on;
+  const std::string key = "bench:task:sensor";
+  std::mutex m;
+  std::condition_variable cv;
+  int checks = 0;     // checks told to the hook in the current run
+  bool go = false;    // the waiter may start its next run
+  bool quit = false;  // the waiter ends
+  bool done = false;  // the waiter's run returned
+  bench_clock::time_point returned;
+  auto cfg = task_config<redis_tasks::RedisKeySensor<std::string>>();
+  cfg.redis_key = key;
+  cfg.poke_interval = std::chrono::minutes(10);
+  cfg.timeout = std::chrono::seconds(30);
+  cfg.task.on_run = [&](const redis_tasks::run_event&) {
+    const std::lock_guard<std::mutex> g(m);
+    ++checks;
+    cv.notify_all();
+  };
+  const redis_tasks::RedisKeySensor<std::string> sensor(cfg);
+  redis_tasks::RedisExecute<long long> del([&] {
+    auto c = task_config<redis_tasks::RedisExecute<long long>>();
+    c.redis_cmd = redis_tasks::command({"DEL", key});
+    return c;
+  }());
+  redis_tasks::RedisSet<std::string> set([&] {
+    auto c = task_config<redis_tasks::RedisSet<std::string>>();
+    c.redis_key = key;
+    c.redis_val = "ready";
+    return c;
+  }());
+  std::thread waiter([&] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> g(m);
+        cv.wait(g, [&] { return go || quit; });
+        if (quit) return;
+        go = false;
+      }
+      auto v = sensor.run();
+      benchmark::DoNotOptimize(v);
+      const std::lock_guard<std::mutex> g(m);
+      returned = bench_clock::now();
+      done = true;
+      cv.notify_all();
+    }
+  });
+  for (auto _ : state) {
+    del.run();
+    {
+      std::unique_lock<std::mutex> g(m);
+      checks = 0;
+      done = false;
+      go = true;
+      cv.notify_all();
+      cv.wait(g, [&] { return checks >= 2; });  // listening, and the key is not there
+    }
+    const auto start = bench_clock::now();
+    set.run();
+    std::unique_lock<std::mutex> g(m);
+    cv.wait(g, [&] { return done; });
+    state.SetIterationTime(std::chrono::duration<double>(returned - start).count());
+  }
+  {
+    const std::lock_guard<std::mutex> g(m);
+    quit = true;
+    cv.notify_all();
+  }
+  waiter.join();
+  state.SetItemsProcessed(state.iterations());
+}
+
+// Raw hiredis pub/sub: PUBLISH on one connection, the message read on a subscribed one.
+void raw_pubsub(benchmark::State& state) {
+  redisContext* pub = raw_connect();
+  redisContext* sub = raw_connect();
+  auto* r = static_cast<redisReply*>(redisCommand(sub, "SUBSCRIBE bench:raw:events"));
+  freeReplyObject(r);
+  const char* argv[] = {"PUBLISH", "bench:raw:events", "event"};
+  const std::size_t lens[] = {7, 16, 5};
+  for (auto _ : state) {
+    const auto start = bench_clock::now();
+    raw_expect(pub, 3, argv, lens, REDIS_REPLY_INTEGER);
+    void* msg = nullptr;
+    redisGetReply(sub, &msg);
+    freeReplyObject(msg);
+    state.SetIterationTime(std::chrono::duration<double>(bench_clock::now() - start).count());
+  }
+  state.SetItemsProcessed(state.iterations());
+  redisFree(sub);
+  redisFree(pub);
+}
+
+// RedisPublish::run(), then RedisPubSubSensor::run() returning the message (read by the
+// sensor's own thread into its buffer, handed over through it).
+void task_pubsub(benchmark::State& state) {
+  auto sc = task_config<redis_tasks::RedisPubSubSensor>();
+  sc.channels = {"bench:task:events"};
+  sc.timeout = std::chrono::seconds(10);
+  const redis_tasks::RedisPubSubSensor sensor(sc);
+  (void)sensor.run({.timeout = std::chrono::milliseconds(0), .soft_fail = true});  // subscribe
+  auto pc = task_config<redis_tasks::RedisPublish<std::string>>();
+  pc.channel = "bench:task:events";
+  pc.message = "event";
+  const redis_tasks::RedisPublish<std::string> publish(pc);
+  for (auto _ : state) {
+    const auto start = bench_clock::now();
+    benchmark::DoNotOptimize(publish.run());
+    auto m = sensor.run();
+    benchmark::DoNotOptimize(m);
+    state.SetIterationTime(std::chrono::duration<double>(bench_clock::now() - start).count());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 // ---- the ratio table ---------------------------------------------------------------------------
 
 // Keeps the median of each benchmark's repetitions and prints everything as ratios at the end.
@@ -539,6 +718,39 @@ class ratio_reporter : public benchmark::ConsoleReporter {
           << fixed(ours->per_second / prefect->per_second, 1) << "x faster.\n";
     }
     print_coordination(out);
+    print_waiting(out);
+  }
+
+  // The sensors: how long from a write (or publish) until the waiter has it, against raw
+  // hiredis hearing the same event on a subscribed connection.
+  void print_waiting(std::ostream& out) const {
+    struct pair {
+      const char* label;
+      const char* ours;
+      const char* raw;
+      double target_us;  // the most the issue allows (0: none)
+    };
+    const pair pairs[] = {
+        {"key sensor: SET until run() returns", "task_key_sensor_wake", "raw_key_wake", 50000},
+        {"pub/sub sensor: PUBLISH until run() returns", "task_pubsub", "raw_pubsub", 0},
+    };
+    bool header = false;
+    for (const auto& p : pairs) {
+      const figures* a = find(p.ours);
+      const figures* b = find(p.raw);
+      if (a == nullptr || b == nullptr || a->per_second == 0 || b->per_second == 0) continue;
+      if (!header) {
+        out << "\n| waiting | µs | raw | raw µs | target |\n|---|---:|---|---:|---:|\n";
+        header = true;
+      }
+      const double us = 1e6 / a->per_second;
+      std::string goal = "-";
+      if (p.target_us > 0) {
+        goal = (us <= p.target_us ? "ok <= " : "MISSED <= ") + fixed(p.target_us, 0);
+      }
+      out << "| " << p.label << " | " << fixed(us, 1) << " | " << p.raw << " | "
+          << fixed(1e6 / b->per_second, 1) << " | " << goal << " |\n";
+    }
   }
 
   // The coordination tasks against the raw commands that do the same work. Rows do not start
@@ -611,6 +823,10 @@ BENCHMARK(task_lock)->ArgName("auto_renew")->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(raw_gcra)->UseRealTime();
 BENCHMARK(raw_ping)->UseRealTime();
 BENCHMARK(task_rate_limit)->UseRealTime();
+BENCHMARK(raw_key_wake)->UseManualTime();
+BENCHMARK(task_key_sensor_wake)->UseManualTime();
+BENCHMARK(raw_pubsub)->UseManualTime();
+BENCHMARK(task_pubsub)->UseManualTime();
 
 int main(int argc, char** argv) {
   // --redis_tasks_table=PATH also writes the ratio table to PATH (for bench/plot.sh).
