@@ -2,6 +2,7 @@
 // settings, every mistake a config_error raised before any I/O (the tasks point at a port where
 // nothing listens, so a connection attempt would show up as a connection_error instead).
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -166,4 +167,20 @@ TEST_CASE("coordination configs load from JSON with durations in seconds") {
         (void)nlohmann::json{{"limit", 2}}.get<RedisLock::config>();
       }),
       Contains("unknown field `limit` for RedisLock; accepted:") && Contains("wait_replicas"));
+}
+
+TEST_CASE("the key sensor listens only where keyspace events of its type are on") {
+  using redis_tasks::detail::keyspace_event_classes;
+  using redis_tasks::detail::keyspace_events_on;
+  const auto string_classes = keyspace_event_classes<std::string>();
+  const auto hash_classes = keyspace_event_classes<std::map<std::string, std::string>>();
+  CHECK(keyspace_events_on("KA", string_classes));
+  CHECK(keyspace_events_on("K$", string_classes));
+  CHECK(keyspace_events_on("AK", hash_classes));
+  CHECK(keyspace_events_on("Kh", hash_classes));
+  CHECK_FALSE(keyspace_events_on("Kh", string_classes));  // hash events say nothing of strings
+  CHECK_FALSE(keyspace_events_on("EA", string_classes));  // keyevent channels only
+  CHECK_FALSE(keyspace_events_on("", string_classes));    // off (the default)
+  CHECK_FALSE(keyspace_events_on("K", string_classes));   // no class of events
+  CHECK(keyspace_events_on("Kz", keyspace_event_classes<redis_tasks::value>()));
 }

@@ -217,6 +217,33 @@ TEST_CASE("the RESP parser builds every RESP2 reply, fed in pieces") {
   CHECK_THROWS_AS(bad.next(r), redis_tasks::connection_error);
 }
 
+TEST_CASE("the RESP parser knows when a reply has begun") {
+  // A subscriber waits on its socket only when no reply has begun; and a large bulk string is
+  // read past hiredis only at a reply's start. Asking for a reply with nothing buffered must
+  // not make it look begun.
+  redis_tasks::detail::reply_parser parser;
+  reply r;
+  CHECK(parser.at_reply_start());
+  CHECK_FALSE(parser.next(r));
+  CHECK(parser.at_reply_start());
+  const std::string two = "+OK\r\n*2\r\n$1\r\na\r\n";
+  parser.feed(two.data(), two.size());
+  CHECK_FALSE(parser.at_reply_start());
+  REQUIRE(parser.next(r));
+  CHECK(r == reply::make_status("OK"));
+  CHECK_FALSE(parser.at_reply_start());  // half of the array is there
+  CHECK_FALSE(parser.next(r));
+  CHECK_FALSE(parser.at_reply_start());
+  parser.feed("$1\r\nb\r\n", 7);
+  REQUIRE(parser.next(r));
+  CHECK(r.elements().size() == 2);
+  CHECK(parser.at_reply_start());
+  CHECK_FALSE(parser.next(r));
+  CHECK(parser.at_reply_start());
+  parser.feed("", 0);
+  CHECK(parser.at_reply_start());
+}
+
 TEST_CASE("bulk_header reads only complete plain bulk string headers") {
   using redis_tasks::detail::bulk_header;
   std::size_t len = 7;
