@@ -1,10 +1,11 @@
 // redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++, and tasks that
 // coordinate processes through Redis (RedisLock, RedisSemaphore, RedisRateLimit, RedisKeySensor,
-// RedisPubSubSensor, RedisPublish).
+// RedisPubSubSensor, RedisPublish, RedisCache).
 // This header brings the whole public API.
 #pragma once
 
 #include "batch.hpp"              // IWYU pragma: export
+#include "cache.hpp"              // IWYU pragma: export
 #include "command.hpp"            // IWYU pragma: export
 #include "config_json.hpp"        // IWYU pragma: export
 #include "connection.hpp"         // IWYU pragma: export
