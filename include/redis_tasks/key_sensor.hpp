@@ -179,7 +179,7 @@ class RedisKeySensor {
     if (auto v = check()) return v;
     // Not there yet: listen to the key's events first, then check again, so that a write
     // between the two checks is seen by the second or heard as an event.
-    const bool events = notifications_on(key, wait_end);
+    const bool events = detail::clock::now() < wait_end && notifications_on(key, wait_end);
     std::unique_ptr<detail::subscriber> sub;
     if (events) sub = listen(key, wait_end);
     if (sub) {

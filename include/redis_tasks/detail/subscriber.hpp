@@ -85,8 +85,12 @@ class subscriber {
     };
     send(sub.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", sub.channels);
     send("PSUBSCRIBE", sub.patterns);
+    // The confirmations are replies like any other: within socket_timeout too.
+    const auto timeout = server_->settings().params.socket_timeout;
+    const auto confirm_by =
+        timeout.count() > 0 ? earlier(deadline, deadline_after(timeout)) : deadline;
     while (confirmed_ < expected) {
-      auto r = conn_.read_pushed(deadline);
+      auto r = conn_.read_pushed(confirm_by);
       if (!r) {
         throw timeout_error("subscribing on " + conn_.endpoint() +
                             ": the server did not confirm the subscription in time");
