@@ -127,7 +127,9 @@ class RedisCache {
   /// A run's settings; a given field wins over the config's.
   struct overrides {
     std::optional<std::string> redis_key{};  ///< the namespace of the entries
-    std::optional<nlohmann::json> inputs{};  ///< what this result depends on
+    /// What this result depends on; null (not given): the config's. A plain json rather than
+    /// an optional, so that `.inputs = {{"region", "north"}}` makes the object it reads as.
+    nlohmann::json inputs{};
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
@@ -243,7 +245,8 @@ class RedisCache {
                          ": redis_key (the namespace) is missing; give it in the "
                          "config or in run()");
     }
-    return detail::cache_entry_key(*ns, cfg_.version, o.inputs ? *o.inputs : cfg_.inputs, label_);
+    return detail::cache_entry_key(*ns, cfg_.version, o.inputs.is_null() ? cfg_.inputs : o.inputs,
+                                   label_);
   }
 
   /// The settings the task was built with.
