@@ -480,6 +480,28 @@ void task_rate_limit(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// RedisCache::run() on a stored entry (16-byte value): a hit, one GET, plus naming the entry
+// (canonical JSON of the inputs and its SHA-256). Compared with raw GET of a 16-byte value.
+void task_cache_hit(benchmark::State& state) {
+  auto cfg = task_config<redis_tasks::RedisCache<std::string>>();
+  cfg.redis_key = "bench:cache";
+  cfg.ttl = std::chrono::hours(1);
+  cfg.version = "v1";
+  const redis_tasks::RedisCache<std::string> cache(cfg);
+  const redis_tasks::RedisCache<std::string>::overrides o{.inputs = {{"region", "north"}}};
+  (void)cache.run(o, [] { return value_of(16); });  // stores the entry
+  long long misses = 0;
+  const allocation_count allocations;
+  for (auto _ : state) {
+    auto r = cache.run(o, [] { return value_of(16); });
+    if (!r.hit) ++misses;
+    benchmark::DoNotOptimize(r.value);
+  }
+  allocations.report(state);
+  state.counters["misses"] = static_cast<double>(misses);
+  state.SetItemsProcessed(state.iterations());
+}
+
 // ---- waiting: how soon a waiter hears of what it waits for
 // --------------------------------------- Manual time: each iteration measures from just before the
 // write (or publish) to the moment the waiter has the value (or message) in hand.
@@ -766,6 +788,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
         {"lock acquire + release, auto_renew on", "task_lock/auto_renew:1", "raw_lock"},
         {"rate limit decision", "task_rate_limit", "raw_gcra"},
         {"rate limit decision", "task_rate_limit", "raw_ping"},
+        {"cache hit (16 B)", "task_cache_hit", "raw_get/16"},
     };
     bool header = false;
     for (const auto& p : pairs) {
@@ -823,6 +846,7 @@ BENCHMARK(task_lock)->ArgName("auto_renew")->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(raw_gcra)->UseRealTime();
 BENCHMARK(raw_ping)->UseRealTime();
 BENCHMARK(task_rate_limit)->UseRealTime();
+BENCHMARK(task_cache_hit)->UseRealTime();
 BENCHMARK(raw_key_wake)->UseManualTime();
 BENCHMARK(task_key_sensor_wake)->UseManualTime();
 BENCHMARK(raw_pubsub)->UseManualTime();
