@@ -179,17 +179,39 @@ class RedisKeySensor {
     if (auto v = check()) return v;
     // Not there yet: listen to the key's events first, then check again, so that a write
     // between the two checks is seen by the second or heard as an event.
-    const bool events = detail::clock::now() < wait_end && notifications_on(key, wait_end);
+    const bool looked = detail::clock::now() < wait_end;
+    bool events = looked && notifications_on(key, wait_end);
     std::unique_ptr<detail::subscriber> sub;
-    if (events) sub = listen(key, wait_end);
-    if (sub) {
+    // Listening again after the subscription failed (a failover): soon, then less often.
+    auto relisten = std::chrono::milliseconds(250);
+    detail::clock::time_point relisten_at = detail::no_deadline;
+    auto try_listen = [&] {
+      switch (listen(key, wait_end, sub)) {
+        case listened::yes:
+          relisten = std::chrono::milliseconds(250);
+          relisten_at = detail::no_deadline;
+          break;
+        case listened::refused:  // not allowed (ACL, a proxy): polling for the rest of the run
+          events = false;
+          relisten_at = detail::no_deadline;
+          break;
+        case listened::not_now:
+          relisten_at = detail::deadline_after(relisten);
+          relisten = std::min(relisten * 2, std::chrono::milliseconds(5000));
+          break;
+      }
+      return sub != nullptr;
+    };
+    if (events && try_listen()) {
       if (auto v = check()) return v;
     }
+    const auto most = cfg_.poke_interval > std::chrono::milliseconds::max() / 64
+                          ? std::chrono::milliseconds::max()
+                          : cfg_.poke_interval * 64;
     auto interval = cfg_.poke_interval;
+    auto poke_at =
+        detail::earlier(detail::saturating_add(detail::clock::now(), interval), wait_end);
     for (;;) {
-      const auto now = detail::clock::now();
-      if (now >= wait_end) break;
-      const auto poke_at = detail::earlier(detail::saturating_add(now, interval), wait_end);
       bool heard = false;
       if (sub) {
         try {
@@ -200,22 +222,40 @@ class RedisKeySensor {
             }
           }
         } catch (const error&) {
-          sub.reset();  // polling until the next poke listens again
+          sub.reset();  // listened to again below
+          relisten_at = detail::clock::now();
         }
       } else {
-        detail::sleep_until(poke_at);
+        detail::sleep_until(detail::earlier(poke_at, events ? relisten_at : detail::no_deadline));
       }
-      if (events && (!sub || moved(*sub, key, wait_end))) sub = listen(key, wait_end);
-      if (auto v = check()) return v;
-      if (!heard && cfg_.exponential_backoff) {
-        interval = std::min(interval * 2, cfg_.poke_interval * 64);
+      const auto now = detail::clock::now();
+      const bool poke = now >= poke_at;
+      bool check_now = heard || poke;
+      if (events && sub && poke && moved(*sub, key, wait_end)) {
+        sub.reset();
+        relisten_at = now;
+      }
+      if (events && !sub && now >= relisten_at) {
+        // Listening again: check too, as events may have gone unheard meanwhile.
+        check_now = try_listen() || check_now;
+      }
+      if (check_now) {
+        if (auto v = check()) return v;
+      }
+      if (detail::clock::now() >= wait_end) break;
+      if (poke) {
+        if (!heard && cfg_.exponential_backoff) {
+          interval = interval > most / 2 ? most : std::min(interval * 2, most);
+        }
+        poke_at = detail::earlier(detail::saturating_add(detail::clock::now(), interval), wait_end);
       }
     }
     if (o.soft_fail.value_or(cfg_.soft_fail)) return std::nullopt;
     throw timeout_error(label_ + ": " + detail::key_subject(key) + " did not " +
                         (predicate ? "get a value that satisfies the predicate" : "appear") +
-                        " within timeout " + detail::ms_text(timeout) +
-                        (events ? "" : " (polled: keyspace notifications are off)"));
+                        (timeout.count() > 0 ? " within timeout " + detail::ms_text(timeout)
+                                             : std::string(" (timeout 0: checked once)")) +
+                        (looked && !events ? " (polled: no keyspace notifications)" : ""));
   }
 
   /// Same as `run(o)`.
@@ -241,18 +281,26 @@ class RedisKeySensor {
     }
   }
 
-  // A subscriber to the key's keyspace channel on the server that holds it; null when it
-  // cannot be had now (the run polls).
-  std::unique_ptr<detail::subscriber> listen(const std::string& key,
-                                             detail::clock::time_point wait_end) const {
+  enum class listened { yes, refused, not_now };
+
+  // Makes `sub` a subscriber to the key's keyspace channel on the server that holds it:
+  // `refused` when the server will not have it (an ACL without the channel, a proxy without
+  // SUBSCRIBE), `not_now` when it cannot be reached now (a failover under way).
+  listened listen(const std::string& key, detail::clock::time_point wait_end,
+                  std::unique_ptr<detail::subscriber>& sub) const {
     try {
       detail::subscription s;
       const auto server = client_->server_for(key, wait_end);
       s.channels.push_back("__keyspace@" + std::to_string(server->settings().db) + "__:" + key);
       s.route_key = key;
-      return detail::open_subscriber(*client_, s, wait_end);
+      sub = detail::open_subscriber(*client_, s, wait_end);
+      return listened::yes;
+    } catch (const reply_error&) {
+      return listened::refused;
+    } catch (const auth_error&) {
+      return listened::refused;
     } catch (const error&) {
-      return nullptr;
+      return listened::not_now;
     }
   }
 

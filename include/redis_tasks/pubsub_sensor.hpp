@@ -195,18 +195,26 @@ class RedisPubSubSensor {
         timeout.count() > 0 ? detail::deadline_after(timeout) : detail::clock::now();
     auto l = listener();
     if (!l->started()) {
-      const detail::run_info info{
-          name_, {}, sub_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", client_->endpoint()};
+      const char* verb = sub_.sharded            ? "SSUBSCRIBE"
+                         : sub_.channels.empty() ? "PSUBSCRIBE"
+                                                 : "SUBSCRIBE";
+      const detail::run_info info{name_, {}, verb, client_->endpoint()};
+      // Subscribing is bounded by the run's timeout too (by connect_timeout for a run that
+      // waits for nothing).
+      const auto& p = cfg_.redis_connection_params;
+      const auto connect = p.connect_timeout.count() > 0 ? p.connect_timeout : p.socket_timeout;
+      const auto bound = timeout.count() > 0 ? wait_end : detail::deadline_after(connect);
       detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
-        l->start(deadline);
+        l->start(detail::earlier(deadline, bound));
         return true;
       });
     }
     auto m = l->next(wait_end, o.predicate ? o.predicate : cfg_.predicate);
     if (m) return m;
     if (o.soft_fail.value_or(cfg_.soft_fail)) return std::nullopt;
-    std::string msg = label_ + ": no message on " + sub_.describe() + " within timeout " +
-                      detail::ms_text(timeout);
+    std::string msg = label_ + ": no message on " + sub_.describe() +
+                      (timeout.count() > 0 ? " within timeout " + detail::ms_text(timeout)
+                                           : std::string(" had arrived (timeout 0)"));
     const std::string trouble = l->trouble();
     if (!trouble.empty()) msg += "; the subscription is down, reconnecting: " + trouble;
     throw timeout_error(msg);
@@ -229,12 +237,24 @@ class RedisPubSubSensor {
   };
 
   std::shared_ptr<detail::pubsub_listener> listener() const {
-    const std::lock_guard<std::mutex> g(slot_->lock.mutex());
-    auto& cur = slot_->current;
-    if (!cur || cur->generation() != detail::fork_registry::generation()) {
-      cur = std::make_shared<detail::pubsub_listener>(client_, sub_, cfg_.buffer_size);
+    const auto generation = detail::fork_registry::generation();
+    {
+      const std::lock_guard<std::mutex> g(slot_->lock.mutex());
+      if (slot_->current && slot_->current->generation() == generation) return slot_->current;
     }
-    return cur;
+    // Made, and a replaced one destroyed, without the slot's lock: a listener registers a
+    // fork_safe_lock, which takes the fork registry's mutex, which fork() holds while it takes
+    // every fork_safe_lock (the slot's too).
+    auto fresh = std::make_shared<detail::pubsub_listener>(client_, sub_, cfg_.buffer_size);
+    std::shared_ptr<detail::pubsub_listener> replaced;
+    {
+      const std::lock_guard<std::mutex> g(slot_->lock.mutex());
+      auto& cur = slot_->current;
+      if (cur && cur->generation() == generation) return cur;  // another run made one first
+      replaced = std::move(cur);
+      cur = fresh;
+    }
+    return fresh;
   }
 
   static std::string first_name(const config& c) {

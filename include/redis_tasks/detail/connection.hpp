@@ -273,7 +273,8 @@ class connection {
   // ---- subscriber mode: after (S|P)SUBSCRIBE the server pushes messages unasked ---------------
 
   /// Subscriber mode: writes one command whose answer comes as a pushed message (read with
-  /// `read_pushed`), so no reply is awaited for it. Within socket_timeout and the run's deadline.
+  /// `read_pushed_now`), so no reply is awaited for it. Within socket_timeout and the run's
+  /// deadline.
   void send_unawaited(const std::string_view* args, std::size_t n) {
     encoder_.clear();
     request_written_ = 0;
@@ -281,20 +282,32 @@ class connection {
     flush();
   }
 
-  /// Subscriber mode: the next message the server pushed, waiting for one to begin until
-  /// `wait_until`; std::nullopt when none began by then (the connection stays usable). Once a
-  /// message has begun, the rest of it must come within socket_timeout. Throws
-  /// `connection_error` (or `timeout_error`) when the connection fails.
-  std::optional<reply> read_pushed(clock::time_point wait_until) {
+  /// Subscriber mode: the next whole message among the bytes that have arrived, reading only
+  /// what is there now (never waiting); std::nullopt when no whole message is there yet (what
+  /// arrived of one is kept for the next call). Throws `connection_error` when the connection
+  /// failed or the server closed it.
+  std::optional<reply> read_pushed_now() {
     reply r;
-    if (parser_.next(r)) return r;  // one already received with an earlier message
-    // Nothing begun, nothing held by TLS, and the socket silent until `wait_until`: no message.
-    if (parser_.at_reply_start() && !stream_->has_buffered() &&
-        !wait_fd(stream_->native_handle(), POLLIN, wait_until)) {
-      return std::nullopt;
+    if (parser_.next(r)) return r;
+    for (;;) {
+      if (!stream_->has_buffered() &&
+          !wait_fd(stream_->native_handle(), POLLIN, clock::time_point::min())) {
+        return std::nullopt;
+      }
+      if (!rbuf_) rbuf_ = std::make_unique<char[]>(read_buffer_size);
+      const std::size_t n =
+          stream_->read_some(rbuf_.get(), read_buffer_size, clock::time_point::min());
+      if (n == 0) return std::nullopt;
+      parser_.feed(rbuf_.get(), n);
+      if (parser_.next(r)) {
+        last_used_ = clock::now();
+        return r;
+      }
     }
-    return read_one();
   }
+
+  /// Subscriber mode: true while part of a message has arrived and the rest has not.
+  bool mid_message() const noexcept { return !parser_.at_reply_start(); }
 
   /// The socket's descriptor, for a subscriber that waits on it along with a wake-up.
   int native_handle() const noexcept { return stream_->native_handle(); }

@@ -24,6 +24,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "../errors.hpp"
@@ -58,9 +60,12 @@ class pubsub_listener {
   ~pubsub_listener() {
     if (fork_registry::generation() != generation_) {
       // A fork() child: the thread is the parent's and does not exist here, and the parent's
-      // thread may have been half-way through the subscriber's state. Leave both untouched.
+      // thread may have been half-way through the subscriber's state. Leave both untouched,
+      // but close this process's copy of the socket, or the subscription would outlive the
+      // parent's sensor while the child runs.
       (void)thread_.release();
       (void)conn_.release();
+      if (socket_ >= 0) ::close(socket_);
       return;
     }
     if (!thread_) return;
@@ -83,31 +88,37 @@ class pubsub_listener {
   void start(clock::time_point deadline) {
     const std::lock_guard<std::mutex> g(start_mutex_);
     if (thread_) return;
-    conn_ = open_subscriber(*client_, sub_, deadline);
-    unique_fd wake_read;
-    unique_fd wake_write;
-    {
-      int fds[2];
-      if (::pipe(fds) != 0) {
-        throw error("cannot make the pipe that stops a subscriber's thread: " +
-                    std::system_category().message(errno));
-      }
-      wake_read.reset(fds[0]);
-      wake_write.reset(fds[1]);
-      for (int fd : fds) {
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-      }
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      throw error("cannot make the pipe that stops a subscriber's thread: " +
+                  std::system_category().message(errno));
     }
+    unique_fd wake_read(fds[0]);
+    unique_fd wake_write(fds[1]);
+    auto conn = open_subscriber(*client_, sub_, deadline);
+    {
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      socket_ = conn->native_handle();
+    }
+    conn_ = std::move(conn);
     wake_read_ = std::move(wake_read);
     wake_write_ = std::move(wake_write);
+    // The thread takes no signals: they stay with the application's threads.
+    sigset_t all;
+    sigset_t before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &before);
     try {
       thread_ = std::make_unique<std::thread>(&pubsub_listener::loop, this);
-      started_.store(true, std::memory_order_release);
     } catch (const std::system_error& e) {
+      pthread_sigmask(SIG_SETMASK, &before, nullptr);
       conn_.reset();
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      socket_ = -1;
       throw error(std::string("cannot start the thread that reads a subscription: ") + e.what());
     }
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    started_.store(true, std::memory_order_release);
   }
 
   /// Takes the oldest buffered message that `accept` (when given) takes, waiting for one until
@@ -119,22 +130,29 @@ class pubsub_listener {
       while (!buffer_.empty()) {
         pubsub_message m = std::move(buffer_.front());
         buffer_.pop_front();
-        // A gap before a refused message is a gap before the next one returned.
-        m.gap_before = m.gap_before || carried_gap_;
+        // A gap before a refused message is a gap before the next one returned; so is one
+        // before a message another run is still judging (a gap flagged twice is harmless, a
+        // gap not flagged is not).
+        m.gap_before = m.gap_before || carried_gap_ || judging_gaps_ > 0;
         carried_gap_ = false;
         if (!accept) return m;
+        const bool gap = m.gap_before;
+        if (gap) ++judging_gaps_;
         g.unlock();
         bool ok = false;
         try {
           ok = accept(m);
         } catch (...) {
+          // The message is gone with the exception: the next one returned comes after a gap.
           g.lock();
-          carried_gap_ = carried_gap_ || m.gap_before;
+          if (gap) --judging_gaps_;
+          carried_gap_ = true;
           throw;
         }
         g.lock();
+        if (gap) --judging_gaps_;
         if (ok) return m;
-        carried_gap_ = carried_gap_ || m.gap_before;
+        carried_gap_ = carried_gap_ || gap;
       }
       if (clock::now() >= until) return std::nullopt;
       lock_.cv().wait_until(g, until);
@@ -194,15 +212,24 @@ class pubsub_listener {
     const auto connect_bound = params.connect_timeout.count() > 0 ? params.connect_timeout
                                                                   : std::chrono::milliseconds(5000);
     auto backoff = std::chrono::milliseconds(50);
+    // Absolute times, so that signals and wake-ups (which end a poll early) never postpone them.
+    clock::time_point ping_at = deadline_after(ping_every);
+    clock::time_point message_by = no_deadline;  // the rest of a begun message must come by then
+    std::uint64_t heard = 0;
     for (;;) {
       if (stopping()) return;
       if (!conn_) {
         try {
-          conn_ = open_subscriber(*client_, sub_, deadline_after(connect_bound));
+          auto conn = open_subscriber(*client_, sub_, deadline_after(connect_bound));
           const std::lock_guard<std::mutex> g(lock_.mutex());
+          socket_ = conn->native_handle();
+          conn_ = std::move(conn);
           gap_ = true;  // what was published while no subscriber was connected is gone
           trouble_.clear();
           backoff = std::chrono::milliseconds(50);
+          ping_at = deadline_after(ping_every);
+          message_by = no_deadline;
+          heard = conn_->heard();
         } catch (const std::exception& e) {
           {
             const std::lock_guard<std::mutex> g(lock_.mutex());
@@ -214,24 +241,46 @@ class pubsub_listener {
         }
       }
       try {
-        // Everything that has arrived, without waiting.
-        while (auto m = conn_->next(clock::time_point::min()))
+        // Everything that has arrived, without waiting (and without a blocking read, so the
+        // destructor is never kept waiting by a message that stalls half-way).
+        while (auto m = conn_->next(clock::time_point::min())) {
           keep(std::move(*m));
+          if (stopping()) return;
+        }
+        const auto now = clock::now();
+        if (conn_->heard() != heard) {  // the server spoke: the connection is alive
+          heard = conn_->heard();
+          ping_at = deadline_after(ping_every);
+        }
+        if (!conn_->mid_message()) {
+          message_by = no_deadline;
+        } else if (message_by == no_deadline) {
+          message_by = saturating_add(now, conn_->message_bound());
+        } else if (now >= message_by) {
+          throw timeout_error("a message on the subscription at " + conn_->endpoint() +
+                              " stalled half-way for " + ms_text(conn_->message_bound()));
+        }
+        if (ping_every.count() > 0 && now >= ping_at) {
+          conn_->ping();  // throws when the previous PING went unanswered a whole interval
+          ping_at = deadline_after(ping_every);
+          continue;
+        }
+        const auto wake_at = earlier(ping_every.count() > 0 ? ping_at : no_deadline, message_by);
         pollfd fds[2] = {{conn_->native_handle(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
-        const int timeout = ping_every.count() > 0
-                                ? static_cast<int>(std::min<long long>(ping_every.count(), 1 << 30))
-                                : -1;
-        const int rc = ::poll(fds, 2, timeout);
-        if (rc < 0) continue;  // EINTR: look again
-        if (fds[1].revents != 0) drain_wake();
-        if (rc == 0) conn_->ping();  // idle: is the connection still alive?
+        const int rc = ::poll(fds, 2, poll_timeout(wake_at, clock::now()));
+        if (rc < 0 && errno != EINTR) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // ENOMEM: shortly again
+        }
+        if (rc > 0 && fds[1].revents != 0) drain_wake();
       } catch (const std::exception& e) {
+        auto server = conn_->server();
         {
           const std::lock_guard<std::mutex> g(lock_.mutex());
           trouble_ = e.what();
+          socket_ = -1;
         }
-        client_->server_failed(conn_->server());
         conn_.reset();
+        client_->server_failed(server);
       }
     }
   }
@@ -252,6 +301,8 @@ class pubsub_listener {
   std::deque<pubsub_message> buffer_;
   bool gap_ = false;          // the next message kept comes after a loss
   bool carried_gap_ = false;  // a refused message had gap_before: the next returned one gets it
+  int judging_gaps_ = 0;      // gap-flagged messages whose predicate runs now
+  int socket_ = -1;           // the subscriber's socket (closed by a fork() child's destructor)
   bool stop_ = false;
   std::string trouble_;
 };

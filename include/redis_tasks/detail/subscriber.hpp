@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include <poll.h>
+
 #include "../errors.hpp"
 #include "../from_reply.hpp"
 #include "../reply.hpp"
@@ -66,8 +68,9 @@ struct pushed_message {
 class subscriber {
  public:
   /// Connects to `server` and subscribes to `sub`, all by `deadline`: returns once the server
-  /// confirmed every subscription (messages that come first are kept for `next`). An error
-  /// reply (NOPERM, MOVED, an unknown command) is a `reply_error`.
+  /// confirmed every subscription (messages that come first are kept for `next`). The
+  /// confirmations wait at most `message_bound` too. An error reply (NOPERM, MOVED, an unknown
+  /// command) is a `reply_error`.
   subscriber(std::shared_ptr<connection_pool> server, const subscription& sub,
              clock::time_point deadline)
       : server_(std::move(server)), conn_(server_->settings(), deadline) {
@@ -85,25 +88,27 @@ class subscriber {
     };
     send(sub.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", sub.channels);
     send("PSUBSCRIBE", sub.patterns);
-    // The confirmations are replies like any other: within socket_timeout too.
-    const auto timeout = server_->settings().params.socket_timeout;
-    const auto confirm_by =
-        timeout.count() > 0 ? earlier(deadline, deadline_after(timeout)) : deadline;
+    const auto confirm_by = earlier(deadline, deadline_after(message_bound()));
     while (confirmed_ < expected) {
-      auto r = conn_.read_pushed(confirm_by);
-      if (!r) {
-        throw timeout_error("subscribing on " + conn_.endpoint() +
-                            ": the server did not confirm the subscription in time");
+      if (auto r = conn_.read_pushed_now()) {
+        take(std::move(*r));
+        continue;
       }
-      take(std::move(*r));
+      if (!wait_fd(conn_.native_handle(), POLLIN, confirm_by)) {
+        throw timeout_error(
+            "subscribing on " + conn_.endpoint() +
+            ": the server did not confirm the subscription within " +
+            ms_text(std::chrono::duration_cast<std::chrono::milliseconds>(message_bound())));
+      }
     }
     conn_.restore_timeout();
   }
 
-  /// The next message, waiting for one until `wait_until` (a time already past: only what has
-  /// arrived); std::nullopt when none came. Confirmations and PING answers are taken on the
-  /// way. Throws `connection_error` when the connection fails, or when the server ended the
-  /// subscription itself (a sharded channel's slot moved to another node).
+  /// The next message, waiting for more bytes until `wait_until` (a time already past: only
+  /// what has arrived); std::nullopt when no whole message came. Never blocks past
+  /// `wait_until`. Confirmations and PING answers are taken on the way. Throws
+  /// `connection_error` when the connection fails, or when the server ended the subscription
+  /// itself (a sharded channel's slot moved to another node).
   std::optional<pushed_message> next(clock::time_point wait_until) {
     for (;;) {
       if (!early_.empty()) {
@@ -111,11 +116,25 @@ class subscriber {
         early_.pop_front();
         return m;
       }
-      // A time already past looks once, without waiting: the loop ends when nothing is left.
-      auto r = conn_.read_pushed(wait_until);
-      if (!r) return std::nullopt;
-      take(std::move(*r));
+      if (auto r = conn_.read_pushed_now()) {
+        take(std::move(*r));
+        continue;
+      }
+      if (!wait_fd(conn_.native_handle(), POLLIN, wait_until)) return std::nullopt;
     }
+  }
+
+  /// True while part of a message has arrived and the rest has not.
+  bool mid_message() const noexcept { return conn_.mid_message(); }
+  /// How many pushed replies (messages, confirmations, PING answers) arrived so far.
+  std::uint64_t heard() const noexcept { return heard_; }
+  /// How long the rest of a begun message may take: socket_timeout, else connect_timeout,
+  /// else 10 s (a subscriber never waits without a bound).
+  std::chrono::milliseconds message_bound() const {
+    const auto& p = server_->settings().params;
+    if (p.socket_timeout.count() > 0) return p.socket_timeout;
+    if (p.connect_timeout.count() > 0) return p.connect_timeout;
+    return std::chrono::milliseconds(10000);
   }
 
   /// Sends a PING, whose answer `next` takes. Throws `connection_error` when the PING sent
@@ -126,10 +145,14 @@ class subscriber {
                              " did not answer PING within a health check interval");
     }
     static constexpr std::string_view args[] = {"PING"};
+    conn_.set_run_deadline(deadline_after(message_bound()));  // even with socket_timeout 0
     conn_.send_unawaited(args, 1);
+    conn_.restore_timeout();
     awaiting_pong_ = true;
   }
 
+  /// True when a PING was sent and its answer has not come yet.
+  bool awaiting_pong() const noexcept { return awaiting_pong_; }
   /// The socket, to wait on it along with other descriptors.
   int native_handle() const noexcept { return conn_.native_handle(); }
   /// The server, as "host:port".
@@ -141,6 +164,7 @@ class subscriber {
 
  private:
   void take(reply&& r) {
+    ++heard_;
     if (r.is_error()) {
       const std::string msg = r.str();
       throw reply_error(msg, "subscribing on " + conn_.endpoint());
@@ -181,6 +205,7 @@ class subscriber {
   connection conn_;
   std::deque<pushed_message> early_;  // messages received, not yet returned by `next`
   std::size_t confirmed_ = 0;
+  std::uint64_t heard_ = 0;
   bool awaiting_pong_ = false;
 };
 
