@@ -189,7 +189,7 @@ class RedisCache {
     const std::string entry = entry_key(o);
     const std::string lock_key = detail::companion_key(entry, "lock");
     const std::string channel = detail::companion_key(entry, "done");
-    if (auto v = get_->run({.redis_key = entry})) return {std::move(*v), true};
+    if (auto v = read(entry)) return {std::move(*v), true};
 
     const auto wait_end = detail::deadline_after(cfg_.wait);
     const auto poll = std::clamp(cfg_.lock_ttl / 10, std::chrono::milliseconds(10),
@@ -204,7 +204,7 @@ class RedisCache {
       if (!listened) {
         listened = true;
         sub = listen(entry, channel, wait_end);
-        if (auto v = get_->run({.redis_key = entry})) return {std::move(*v), true};
+        if (auto v = read(entry)) return {std::move(*v), true};
       }
       const auto now = detail::clock::now();
       if (cfg_.wait.count() == 0 || now >= wait_end) {
@@ -225,7 +225,7 @@ class RedisCache {
       } else {
         detail::sleep_until(until);
       }
-      if (auto v = get_->run({.redis_key = entry})) return {std::move(*v), true};
+      if (auto v = read(entry)) return {std::move(*v), true};
     }
   }
 
@@ -276,7 +276,7 @@ class RedisCache {
   cache_result<T> compute(const std::string& entry, const std::string& channel, lease l,
                           F& fn) const {
     // Written between this caller's read and its lock?
-    if (auto v = get_->run({.redis_key = entry})) return {std::move(*v), true};
+    if (auto v = read(entry)) return {std::move(*v), true};
     std::optional<T> value;
     try {
       value.emplace(fn());
@@ -288,6 +288,15 @@ class RedisCache {
       expire_companions(entry);
       std::rethrow_exception(failure);
     }
+    if constexpr (may_be_empty) {
+      if (is_empty(*value)) {
+        // Redis has no empty collections: an empty result is kept as a marker of its own.
+        write_empty_marker(entry);
+        tell(channel, "done", l);
+        expire_companions(entry);
+        return {std::move(*value), false};
+      }
+    }
     typename RedisSet<T>::overrides w;
     w.redis_key = entry;
     w.redis_val = std::move(*value);
@@ -298,12 +307,64 @@ class RedisCache {
       // This caller stalled past its lease, and the caller that took over wrote first: every
       // caller gets that result.
       tell(channel, "done", l);
-      if (auto v = get_->run({.redis_key = entry})) return {std::move(*v), true};
+      if (auto v = read(entry)) return {std::move(*v), true};
       return {std::move(*w.redis_val), false};
     }
     tell(channel, "done", l);
     expire_companions(entry);
     return {std::move(*w.redis_val), false};
+  }
+
+  // T is stored as a Redis collection (which cannot be empty).
+  static constexpr bool may_be_empty =
+      detail::kind_of(detail::category_of<detail::stored_form_t<T>>()) !=
+      detail::redis_kind::string;
+
+  static bool is_empty(const T& v) {
+    if constexpr (detail::category_of<T>() == detail::category::user) {
+      return detail::converted(v, std::string()).empty();
+    } else {
+      return v.empty();
+    }
+  }
+
+  // An empty T (a collection with no elements).
+  static T empty_value() {
+    if constexpr (detail::category_of<T>() == detail::category::user) {
+      return value_traits<T>::from_storage(typename value_traits<T>::storage_type{});
+    } else {
+      return T{};
+    }
+  }
+
+  // The entry, if stored: one read (and, for a collection that is not there, a look for the
+  // marker of an empty one).
+  std::optional<T> read(const std::string& entry) const {
+    if (auto v = get_->run({.redis_key = entry})) return v;
+    if constexpr (may_be_empty) {
+      const std::string marker = detail::companion_key(entry, "empty");
+      const auto found = client_->run(
+          entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
+            const reply r = c.call({"EXISTS", marker});
+            return !r.is_error() && r.type() == reply_type::integer && r.integer() == 1;
+          });
+      if (found) return empty_value();
+    }
+    return std::nullopt;
+  }
+
+  void write_empty_marker(const std::string& entry) const {
+    const std::string marker = detail::companion_key(entry, "empty");
+    const std::string ms = cfg_.ttl ? std::to_string(cfg_.ttl->count()) : std::string();
+    client_->run(entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
+      const reply r =
+          cfg_.ttl ? c.call({"SET", marker, "1", "PX", ms}) : c.call({"SET", marker, "1"});
+      if (r.is_error()) {
+        throw reply_error(r.str(), "writing the empty-result marker " +
+                                       detail::quote_for_message(marker) + " on " + c.endpoint());
+      }
+      return true;
+    });
   }
 
   // The entry's lock token counter and fence record would outlive it: they go a lock_ttl after
@@ -318,8 +379,10 @@ class RedisCache {
       const std::string fence = detail::fence_key_for(entry);
       client_->run(entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
         c.begin_request();
-        c.append({"PEXPIRE", token, ms});
+        // The counter last, so that it never expires before the record (a token from a new
+        // counter would be refused by an older record).
         c.append({"PEXPIRE", fence, ms});
+        c.append({"PEXPIRE", token, ms});
         c.flush();
         (void)c.read();
         (void)c.read();

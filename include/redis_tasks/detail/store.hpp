@@ -58,9 +58,10 @@ inline std::string fence_key_for(std::string_view key) {
 struct fence_script_missing {};
 
 /// Writes one string value if no larger fencing token wrote the key before, and records the
-/// token. KEYS = {key, fence record}; ARGV = {token, value, PX ms or '', 'NX', 'XX' or ''}.
-/// Tokens are compared as decimal digit strings (exact beyond 2^53). Answers {1, ''} when
-/// written, {0, ''} when NX/XX prevented it, {-1, the larger token} when fenced out.
+/// token (keeping the record's expiry, if it has one: a cache expires it with its entry). KEYS =
+/// {key, fence record}; ARGV = {token, value, PX ms or '', 'NX', 'XX' or ''}. Tokens are compared
+/// as decimal digit strings (exact beyond 2^53). Answers {1, ''} when written, {0, ''} when NX/XX
+/// prevented it, {-1, the larger token} when fenced out.
 inline const script& fenced_set_script() {
   static const script s(R"lua(
 local seen = redis.call('GET', KEYS[2])
@@ -76,7 +77,9 @@ if ARGV[3] ~= '' then
 else
   redis.call('SET', KEYS[1], ARGV[2])
 end
+local fence_ttl = redis.call('PTTL', KEYS[2])
 redis.call('SET', KEYS[2], ARGV[1])
+if fence_ttl > 0 then redis.call('PEXPIRE', KEYS[2], fence_ttl) end
 return {1, ''}
 )lua");
   return s;
@@ -175,7 +178,11 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 else
   redis.call('DEL', KEYS[1])
 end
-if token then redis.call('SET', KEYS[3], token) end
+if token then
+  local fence_ttl = redis.call('PTTL', KEYS[3])
+  redis.call('SET', KEYS[3], token)
+  if fence_ttl > 0 then redis.call('PEXPIRE', KEYS[3], fence_ttl) end
+end
 return 1
 )lua";
 
