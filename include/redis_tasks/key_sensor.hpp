@@ -211,7 +211,7 @@ class RedisKeySensor {
     auto interval = cfg_.poke_interval;
     auto poke_at =
         detail::earlier(detail::saturating_add(detail::clock::now(), interval), wait_end);
-    for (;;) {
+    while (detail::clock::now() < wait_end) {  // (a timeout of 0 never waits nor checks again)
       bool heard = false;
       if (sub) {
         try {

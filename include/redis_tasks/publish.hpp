@@ -4,6 +4,7 @@
 
 #include "version.hpp"
 
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,9 @@ class RedisPublish {
             c.message = detail::json_value<T>(v);
           } catch (const nlohmann::json::exception& e) {
             throw config_error(f.where + ".message: does not fit the task's message type (" +
+                               e.what() + ")");
+          } catch (const std::exception& e) {  // a value_traits from_storage that refused it
+            throw config_error(f.where + ".message: does not make the task's message type (" +
                                e.what() + ")");
           }
         } else {

@@ -9,6 +9,7 @@
 // ThreadSanitizer cannot follow a forked child that starts threads when its parent had threads
 // at the fork; a RedisCache starts the lease renewal thread of its process. So every test forks
 // its children before the parent runs anything that starts a thread.
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdint>
@@ -843,4 +844,42 @@ TEST_CASE("values of every storable T round-trip: computed once, then a hit with
   (void)reports.run([] { return cache_test::report{"south", 2, {7}}; });
   CHECK(nlohmann::json::parse(cli(port, {"GET", reports.entry_key()})) ==
         nlohmann::json{{"region", "south"}, {"revenue", 2.0}, {"weeks", {7}}});
+}
+
+TEST_CASE("an empty collection result is cached too: fn runs once, and 8 threads share it") {
+  redis_process server;
+  const std::string ns = unique_key("cache:empty");
+  auto c = cache_config<std::vector<std::string>>(server.port(), ns);
+  c.ttl = 1h;
+  const RedisCache<std::vector<std::string>> cache(c);
+  std::atomic<int> calls{0};
+  std::atomic<int> hits{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 8; ++i) {
+    callers.emplace_back([&] {
+      const auto r = cache.run({.inputs = {{"n", 1}}}, [&] {
+        ++calls;
+        return std::vector<std::string>{};
+      });
+      CHECK(r.value.empty());
+      if (r.hit) ++hits;
+    });
+  }
+  for (auto& t : callers)
+    t.join();
+  CHECK(calls == 1);
+  CHECK(hits == 7);
+  const std::string entry = cache.entry_key({.inputs = {{"n", 1}}});
+  CHECK(std::stoll(test_support::redis_cli(server.port(), {"EXISTS", entry})) == 0);
+  const auto marker_ttl =
+      std::stoll(test_support::redis_cli(server.port(), {"PTTL", "{" + entry + "}:empty"}));
+  CHECK(marker_ttl > 0);
+  CHECK(marker_ttl <= 3600000);
+  const auto again = cache.run({.inputs = {{"n", 1}}}, [&] {
+    ++calls;
+    return std::vector<std::string>{"not", "empty"};
+  });
+  CHECK(again.hit);
+  CHECK(again.value.empty());
+  CHECK(calls == 1);
 }
