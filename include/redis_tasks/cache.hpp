@@ -197,7 +197,9 @@ class RedisCache {
     std::unique_ptr<detail::subscriber> sub;
     bool listened = false;
     for (;;) {
-      if (auto l = lock_->run({.redis_key = lock_key})) {
+      lock_overrides lo;  // (no designated initializers: the headers are C++17)
+      lo.redis_key = lock_key;
+      if (auto l = lock_->run(lo)) {
         return compute(entry, channel, std::move(*l), fn);
       }
       // Another caller computes. Listen for its word first, then look, then wait.
@@ -340,7 +342,9 @@ class RedisCache {
   // The entry, if stored: one read (and, for a collection that is not there, a look for the
   // marker of an empty one).
   std::optional<T> read(const std::string& entry) const {
-    if (auto v = get_->run({.redis_key = entry})) return v;
+    typename RedisGet<T>::overrides go;
+    go.redis_key = entry;
+    if (auto v = get_->run(go)) return v;
     if constexpr (may_be_empty) {
       const std::string marker = detail::companion_key(entry, "empty");
       const auto found = client_->run(
@@ -396,7 +400,10 @@ class RedisCache {
   void tell(const std::string& channel, const std::string& what, lease& l) const noexcept {
     try {
       (void)l.release();
-      (void)publish_->run({.channel = channel, .message = what});
+      typename RedisPublish<std::string>::overrides po;
+      po.channel = channel;
+      po.message = what;
+      (void)publish_->run(po);
     } catch (...) {
     }
   }
