@@ -24,6 +24,7 @@
 #include "detail/deadline.hpp"
 #include "detail/keys.hpp"
 #include "detail/run.hpp"
+#include "detail/script.hpp"
 #include "detail/sha256.hpp"
 #include "detail/subscriber.hpp"
 #include "detail/task_client.hpp"
@@ -141,6 +142,7 @@ class RedisCache {
     if (cfg_.redis_key && cfg_.redis_key->empty()) {
       throw config_error(label_ + ": redis_key is empty; give the namespace of the entries");
     }
+    if (cfg_.redis_key) check_namespace(*cfg_.redis_key);
     if (cfg_.no_expiry && cfg_.ttl) {
       throw config_error(label_ + ": no_expiry is set and so is ttl; give one of them");
     }
@@ -197,16 +199,19 @@ class RedisCache {
     std::unique_ptr<detail::subscriber> sub;
     bool listened = false;
     for (;;) {
-      lock_overrides lo;  // (no designated initializers: the headers are C++17)
-      lo.redis_key = lock_key;
-      if (auto l = lock_->run(lo)) {
-        return compute(entry, channel, std::move(*l), fn);
-      }
-      // Another caller computes. Listen for its word first, then look, then wait.
-      if (!listened) {
-        listened = true;
-        sub = listen(entry, channel, wait_end);
-        if (auto v = read(entry)) return {std::move(*v), true};
+      try {
+        lock_overrides lo;  // (no designated initializers: the headers are C++17)
+        lo.redis_key = lock_key;
+        if (auto l = lock_->run(lo)) return compute(entry, channel, std::move(*l), fn);
+        // Another caller computes. Listen for its word first, then look, then wait.
+        if (!listened) {
+          listened = true;
+          sub = listen(entry, channel, wait_end);
+          if (auto v = read(entry)) return {std::move(*v), true};
+        }
+      } catch (const connection_error&) {
+        // A brief outage (a failover) while waiting: go on trying until `wait` is over.
+        if (detail::clock::now() >= wait_end) throw;
       }
       const auto now = detail::clock::now();
       if (cfg_.wait.count() == 0 || now >= wait_end) {
@@ -227,7 +232,11 @@ class RedisCache {
       } else {
         detail::sleep_until(until);
       }
-      if (auto v = read(entry)) return {std::move(*v), true};
+      try {
+        if (auto v = read(entry)) return {std::move(*v), true};
+      } catch (const connection_error&) {
+        if (detail::clock::now() >= wait_end) throw;
+      }
     }
   }
 
@@ -242,6 +251,7 @@ class RedisCache {
     const std::string* ns = o.redis_key      ? &*o.redis_key
                             : cfg_.redis_key ? &*cfg_.redis_key
                                              : nullptr;
+    if (ns != nullptr) check_namespace(*ns);
     if (ns == nullptr || ns->empty()) {
       throw config_error(label_ +
                          ": redis_key (the namespace) is missing; give it in the "
@@ -279,42 +289,76 @@ class RedisCache {
                           F& fn) const {
     // Written between this caller's read and its lock?
     if (auto v = read(entry)) return {std::move(*v), true};
-    std::optional<T> value;
-    try {
-      value.emplace(fn());
-    } catch (...) {
-      // Nothing is written; the lock goes now and the waiters hear of it, so one of them
-      // computes without waiting for the lease to expire.
-      const std::exception_ptr failure = std::current_exception();
-      tell(channel, "failed", l);
-      expire_companions(entry);
-      std::rethrow_exception(failure);
-    }
+    // The token counter must not expire while this lease may write (a new counter would give
+    // the next holder a token below the fence record): it loses its expiry until the result is
+    // written, and is raised to the fence record if it fell behind it.
+    hold_counter(entry);
+    bool written = false;
+    struct cleanup {  // on every way out without a result: free the lock, tell the waiters
+      const RedisCache& cache;
+      const std::string& entry;
+      const std::string& channel;
+      lease& l;
+      bool& written;
+      ~cleanup() {
+        if (written) return;
+        cache.tell(channel, "failed", l);
+        cache.expire_companions(entry);
+      }
+    } guard{*this, entry, channel, l, written};
+    // An exception from fn reaches the caller: nothing is written, the lock goes now and the
+    // waiters hear of it, so one of them computes without waiting for the lease to expire.
+    T value = fn();
     if constexpr (may_be_empty) {
-      if (is_empty(*value)) {
-        // Redis has no empty collections: an empty result is kept as a marker of its own.
-        write_empty_marker(entry);
+      if (is_empty(value)) {
+        // Redis has no empty collections: an empty result is kept as a marker of its own,
+        // fenced like the entry.
+        if (!write_empty_marker(entry, l.token()))
+          return superseded(entry, channel, l, written, value);
+        written = true;
         tell(channel, "done", l);
         expire_companions(entry);
-        return {std::move(*value), false};
+        return {std::move(value), false};
       }
     }
     typename RedisSet<T>::overrides w;
     w.redis_key = entry;
-    w.redis_val = std::move(*value);
+    w.redis_val = std::move(value);
     w.fence_token = l.token();
     try {
       set_->run(w);
     } catch (const lease_lost_error&) {
-      // This caller stalled past its lease, and the caller that took over wrote first: every
-      // caller gets that result.
-      tell(channel, "done", l);
-      if (auto v = read(entry)) return {std::move(*v), true};
-      return {std::move(*w.redis_val), false};
+      return superseded(entry, channel, l, written, *w.redis_val);
     }
+    written = true;
+    if constexpr (may_be_empty) drop_empty_marker(entry);
     tell(channel, "done", l);
     expire_companions(entry);
     return {std::move(*w.redis_val), false};
+  }
+
+  // A namespace with a '}' but no hash tag before it cannot keep the entry's lock, fence and
+  // channel in the entry's cluster slot.
+  void check_namespace(const std::string& ns) const {
+    const auto open = ns.find('{');
+    const auto close = open == std::string::npos ? open : ns.find('}', open + 1);
+    const bool tagged = close != std::string::npos && close > open + 1;
+    if (!tagged && ns.find('}') != std::string::npos) {
+      throw config_error(label_ + ": the namespace " + detail::quote_for_message(ns) +
+                         " has a '}' but no hash tag ({tag}) before it, so the entries' lock "
+                         "and fence keys could not share their cluster slot; remove the '}' or "
+                         "give a tag, e.g. cache:{reports}");
+    }
+  }
+
+  // This caller stalled past its lease, and the caller that took over wrote first: every
+  // caller gets that result (this one's own when there is none to read).
+  cache_result<T> superseded(const std::string& entry, const std::string& channel, lease& l,
+                             bool& written, T& own) const {
+    written = true;
+    tell(channel, "done", l);
+    if (auto v = read(entry)) return {std::move(*v), true};
+    return {std::move(own), false};
   }
 
   // T is stored as a Redis collection (which cannot be empty).
@@ -350,34 +394,88 @@ class RedisCache {
       const auto found = client_->run(
           entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
             const reply r = c.call({"EXISTS", marker});
-            return !r.is_error() && r.type() == reply_type::integer && r.integer() == 1;
+            // An error reply is thrown inside the run, so that MOVED/ASK are followed.
+            if (r.is_error()) throw reply_error(r.str(), "EXISTS " + detail::key_subject(marker));
+            return r.type() == reply_type::integer && r.integer() == 1;
           });
       if (found) return empty_value();
     }
     return std::nullopt;
   }
 
-  void write_empty_marker(const std::string& entry) const {
+  // Writes the marker of an empty result with the lease's token, checked against and recorded
+  // in the entry's fence record, and deletes a stale entry; false when a larger token wrote.
+  bool write_empty_marker(const std::string& entry, std::uint64_t token) const {
+    static const detail::script marker_script(R"lua(
+local seen = redis.call('GET', KEYS[2])
+if seen and (#seen > #ARGV[1] or (#seen == #ARGV[1] and seen > ARGV[1])) then return 0 end
+redis.call('DEL', KEYS[3])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], '1')
+end
+local fence_ttl = redis.call('PTTL', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[1])
+if fence_ttl > 0 then redis.call('PEXPIRE', KEYS[2], fence_ttl) end
+return 1
+)lua");
     const std::string marker = detail::companion_key(entry, "empty");
+    const std::string fence = detail::fence_key_for(entry);
+    const std::string t = std::to_string(token);
     const std::string ms = cfg_.ttl ? std::to_string(cfg_.ttl->count()) : std::string();
-    client_->run(entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
-      const reply r =
-          cfg_.ttl ? c.call({"SET", marker, "1", "PX", ms}) : c.call({"SET", marker, "1"});
-      if (r.is_error()) {
-        throw reply_error(r.str(), "writing the empty-result marker " +
-                                       detail::quote_for_message(marker) + " on " + c.endpoint());
-      }
-      return true;
-    });
+    return client_->run(
+        entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
+          const reply r = detail::call_script(c, marker_script, "writing the empty-result marker",
+                                              marker, {marker, fence, entry}, {t, ms});
+          return r.type() == reply_type::integer && r.integer() == 1;
+        });
+  }
+
+  // After a non-empty result: an empty one written before is no longer the entry's.
+  void drop_empty_marker(const std::string& entry) const noexcept {
+    try {
+      const std::string marker = detail::companion_key(entry, "empty");
+      client_->run(entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
+        return c.call({"DEL", marker}).is_error();
+      });
+    } catch (...) {
+    }
+  }
+
+  // The counter of the entry's lock tokens: no expiry while a lease may write, and never below
+  // the fence record (best effort: a write refused meanwhile only returns the caller's result).
+  void hold_counter(const std::string& entry) const noexcept {
+    static const detail::script hold_script(R"lua(
+local t = redis.call('GET', KEYS[1])
+local f = redis.call('GET', KEYS[2])
+if f and (not t or #t < #f or (#t == #f and t < f)) then redis.call('SET', KEYS[1], f) end
+redis.call('PERSIST', KEYS[1])
+return 1
+)lua");
+    try {
+      const std::string counter =
+          detail::companion_key(detail::companion_key(entry, "lock"), "token");
+      const std::string fence = detail::fence_key_for(entry);
+      client_->run(entry, detail::deadline_after(cfg_.task.timeout), [&](detail::connection& c) {
+        return detail::call_script(c, hold_script, "keeping the lock's token counter", counter,
+                                   {counter, fence}, {})
+            .is_error();
+      });
+    } catch (...) {
+    }
   }
 
   // The entry's lock token counter and fence record would outlive it: they go a lock_ttl after
-  // it (best effort). Tokens may then start again from 1, which only lets a caller stalled
-  // since before the entry expired write a result of the same inputs.
+  // it (best effort), the record first. The counter has no expiry while a lease computes
+  // (`hold_counter`), so a new counter never starts below a record.
   void expire_companions(const std::string& entry) const noexcept {
     if (!cfg_.ttl) return;  // no_expiry: they live as long as the entry
     try {
-      const std::string ms = std::to_string((*cfg_.ttl + cfg_.lock_ttl).count());
+      const auto most = std::chrono::milliseconds::max() - cfg_.lock_ttl;
+      const auto after =
+          *cfg_.ttl > most ? std::chrono::milliseconds::max() : *cfg_.ttl + cfg_.lock_ttl;
+      const std::string ms = std::to_string(after.count());
       const std::string token =
           detail::companion_key(detail::companion_key(entry, "lock"), "token");
       const std::string fence = detail::fence_key_for(entry);
@@ -400,6 +498,9 @@ class RedisCache {
   void tell(const std::string& channel, const std::string& what, lease& l) const noexcept {
     try {
       (void)l.release();
+    } catch (...) {  // the lease expires by itself; the waiters are told all the same
+    }
+    try {
       typename RedisPublish<std::string>::overrides po;
       po.channel = channel;
       po.message = what;

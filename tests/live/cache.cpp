@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -882,4 +883,53 @@ TEST_CASE("an empty collection result is cached too: fn runs once, and 8 threads
   CHECK(again.hit);
   CHECK(again.value.empty());
   CHECK(calls == 1);
+}
+
+TEST_CASE("a fence record left above the token counter does not stop the cache from storing") {
+  // A counter that expired (or was evicted) while its fence record lived on would start again
+  // below it: the computing caller raises the counter to the record first.
+  redis_process server;
+  auto c = cache_config<std::string>(server.port(), unique_key("cache:stale-fence"));
+  const Cache cache(c);
+  const std::string entry = cache.entry_key({.inputs = {{"n", 1}}});
+  test_support::redis_cli(server.port(), {"SET", "{" + entry + "}:fence", "5"});
+  int calls = 0;
+  auto fn = [&] {
+    ++calls;
+    return std::string("fresh");
+  };
+  CHECK_FALSE(cache.run({.inputs = {{"n", 1}}}, fn).hit);  // computed, and refused once at most
+  const auto second = cache.run({.inputs = {{"n", 1}}}, fn);
+  CHECK(second.value == "fresh");
+  const auto third = cache.run({.inputs = {{"n", 1}}}, fn);
+  CHECK(third.hit);
+  CHECK(calls <= 2);
+  CHECK(test_support::redis_cli(server.port(), {"GET", entry}) == "fresh\n");
+}
+
+TEST_CASE("a result JSON cannot hold is a config_error, and the lock is free at once") {
+  redis_process server;
+  auto c = cache_config<nlohmann::json>(server.port(), unique_key("cache:nan"));
+  const RedisCache<nlohmann::json> cache(c);
+  CHECK_THROWS_AS(cache.run({.inputs = 1},
+                            [] {
+                              return nlohmann::json{{"revenue", std::nan("")}};
+                            }),
+                  redis_tasks::config_error);
+  const std::string entry = cache.entry_key({.inputs = 1});
+  CHECK(std::stoll(test_support::redis_cli(server.port(), {"EXISTS", entry})) == 0);
+  CHECK(std::stoll(test_support::redis_cli(server.port(), {"EXISTS", "{" + entry + "}:lock"})) ==
+        0);
+  const auto r = cache.run({.inputs = 1}, [] { return nlohmann::json{{"revenue", 1.5}}; });
+  CHECK_FALSE(r.hit);
+  CHECK(r.value.at("revenue") == 1.5);
+}
+
+TEST_CASE("a namespace with a '}' but no hash tag is a config_error before any I/O") {
+  auto c = cache_config<std::string>(1, "a}b");
+  CHECK_THROWS_AS(Cache(c), redis_tasks::config_error);
+  c.redis_key = "cache:{reports}";
+  const Cache tagged(c);
+  CHECK_THROWS_AS(tagged.entry_key({.redis_key = std::string("x}y")}), redis_tasks::config_error);
+  CHECK(tagged.entry_key().rfind("cache:{reports}:", 0) == 0);
 }

@@ -429,6 +429,17 @@ struct stored_form<T, std::enable_if_t<category_of<T>() == category::json>> {
 template <class T>
 using stored_form_t = typename stored_form<T>::type;
 
+/// True when `j` holds a NaN or an infinite number anywhere.
+inline bool has_non_finite(const nlohmann::json& j) {
+  if (j.is_number_float()) return !std::isfinite(j.get<double>());
+  if (j.is_structured()) {
+    for (const auto& e : j) {
+      if (has_non_finite(e)) return true;
+    }
+  }
+  return false;
+}
+
 /// `v` converted to its stored form (for `value_traits` and JSON types only).
 /// A JSON value that cannot be written (e.g. invalid UTF-8) is a `config_error` naming `label`.
 template <class T>
@@ -438,10 +449,20 @@ stored_form_t<T> converted(const T& v, const std::string& label) {
     return converted(value_traits<T>::to_storage(v), label);
   } else if constexpr (cat == category::json) {
     try {
+      // JSON has no NaN or infinity: nlohmann would write them as null, and the value would
+      // not read back.
+      auto checked = [&label](const nlohmann::json& j) {
+        if (has_non_finite(j)) {
+          throw config_error(label +
+                             ": the value holds NaN or infinity, which JSON cannot hold (it "
+                             "would be stored as null)");
+        }
+        return j.dump();
+      };
       if constexpr (std::is_same_v<T, nlohmann::json>) {
-        return v.dump();
+        return checked(v);
       } else {
-        return nlohmann::json(v).dump();
+        return checked(nlohmann::json(v));
       }
     } catch (const nlohmann::json::exception& e) {
       throw config_error(label + ": the value cannot be written as JSON (" + e.what() + ")");
