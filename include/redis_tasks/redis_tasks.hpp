@@ -1,6 +1,6 @@
 // redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++, and tasks that
 // coordinate processes through Redis (RedisLock, RedisSemaphore, RedisRateLimit, RedisKeySensor,
-// RedisPubSubSensor, RedisPublish, RedisCache).
+// RedisPubSubSensor, RedisPublish, RedisCache, RedisStreamAdd, RedisStreamConsumer).
 // This header brings the whole public API.
 #pragma once
 
@@ -23,6 +23,7 @@
 #include "reply.hpp"              // IWYU pragma: export
 #include "secrets.hpp"            // IWYU pragma: export
 #include "semaphore.hpp"          // IWYU pragma: export
+#include "stream.hpp"             // IWYU pragma: export
 #include "tasks.hpp"              // IWYU pragma: export
 #include "url.hpp"                // IWYU pragma: export
 #include "values.hpp"             // IWYU pragma: export

@@ -40,11 +40,12 @@ inline bool is_noscript(const reply& r) {
   return r.is_error() && r.str().compare(0, 8, "NOSCRIPT") == 0;
 }
 
-/// Queues `s` with `keys` and `args`: by EVALSHA, or with its text (EVAL) when `with_text`.
-/// The arguments are not copied and must outlive the next flush.
-inline void queue_script(connection& c, const script& s, bool with_text,
-                         std::initializer_list<std::string_view> keys,
-                         std::initializer_list<std::string_view> args) {
+/// Queues `s` with `keys` and `args` (containers of std::string_view): by EVALSHA, or with
+/// its text (EVAL) when `with_text`. The arguments are not copied and must outlive the next
+/// flush.
+template <class Keys, class Args>
+void queue_script_of(connection& c, const script& s, bool with_text, const Keys& keys,
+                     const Args& args) {
   const std::string numkeys = std::to_string(keys.size());
   c.begin_command(3 + keys.size() + args.size());
   c.arg(with_text ? "EVAL" : "EVALSHA");
@@ -57,16 +58,24 @@ inline void queue_script(connection& c, const script& s, bool with_text,
   c.end_command();
 }
 
+/// Queues `s` with `keys` and `args`: by EVALSHA, or with its text (EVAL) when `with_text`.
+/// The arguments are not copied and must outlive the next flush.
+inline void queue_script(connection& c, const script& s, bool with_text,
+                         std::initializer_list<std::string_view> keys,
+                         std::initializer_list<std::string_view> args) {
+  queue_script_of(c, s, with_text, keys, args);
+}
+
 /// Runs `s` and returns its reply: EVALSHA, then EVAL if the server did not have it. An error
 /// reply is thrown as a `reply_error` naming `what`, `subject` (quoted) and the endpoint, inside
 /// the run, so that the client follows MOVED/ASK and a demoted master's READONLY. The message is
 /// only made when there is an error.
-inline reply call_script(connection& c, const script& s, std::string_view what,
-                         std::string_view subject, std::initializer_list<std::string_view> keys,
-                         std::initializer_list<std::string_view> args) {
+template <class Keys, class Args>
+reply call_script_of(connection& c, const script& s, std::string_view what,
+                     std::string_view subject, const Keys& keys, const Args& args) {
   for (const bool with_text : {false, true}) {
     c.begin_request();
-    queue_script(c, s, with_text, keys, args);
+    queue_script_of(c, s, with_text, keys, args);
     c.flush();
     reply r = c.read();
     if (!with_text && is_noscript(r)) continue;
@@ -77,6 +86,13 @@ inline reply call_script(connection& c, const script& s, std::string_view what,
     return r;
   }
   throw error("unreachable");  // the loop returns or throws
+}
+
+/// Runs `s` (see `call_script_of`) with `keys` and `args`.
+inline reply call_script(connection& c, const script& s, std::string_view what,
+                         std::string_view subject, std::initializer_list<std::string_view> keys,
+                         std::initializer_list<std::string_view> args) {
+  return call_script_of(c, s, what, subject, keys, args);
 }
 
 }  // namespace detail
