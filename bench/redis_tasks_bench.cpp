@@ -502,6 +502,87 @@ void task_cache_hit(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ---- work queues: produce, consume and acknowledge in batches of 100 --------------------------
+// One iteration moves 100 small entries through a stream: 100 XADDs in one pipeline, one
+// XREADGROUP of 100, one XACK of the 100 IDs. Items per second count entries.
+
+constexpr int stream_batch_size = 100;
+
+void raw_stream(benchmark::State& state) {
+  redisContext* c = raw_connect();
+  const std::string key = "bench:raw:stream";
+  auto* r = static_cast<redisReply*>(redisCommand(c, "DEL %s", key.c_str()));
+  freeReplyObject(r);
+  r = static_cast<redisReply*>(redisCommand(c, "XGROUP CREATE %s g $ MKSTREAM", key.c_str()));
+  freeReplyObject(r);
+  const char* add_argv[] = {"XADD", key.c_str(), "*", "job", "payload-0123"};
+  const std::size_t add_lens[] = {4, key.size(), 1, 3, 12};
+  const char* read_argv[] = {"XREADGROUP", "GROUP",   "g",         "c", "COUNT",
+                             "100",        "STREAMS", key.c_str(), ">"};
+  const std::size_t read_lens[] = {10, 5, 1, 1, 5, 3, 7, key.size(), 1};
+  std::vector<const char*> ack_argv;
+  std::vector<std::size_t> ack_lens;
+  const allocation_count allocations;
+  for (auto _ : state) {
+    for (int i = 0; i < stream_batch_size; ++i)
+      redisAppendCommandArgv(c, 5, add_argv, add_lens);
+    for (int i = 0; i < stream_batch_size; ++i) {
+      void* reply = nullptr;
+      redisGetReply(c, &reply);
+      freeReplyObject(reply);
+    }
+    auto* batch = static_cast<redisReply*>(redisCommandArgv(c, 9, read_argv, read_lens));
+    ack_argv.assign({"XACK", key.c_str(), "g"});
+    ack_lens.assign({4, key.size(), 1});
+    if (batch != nullptr && batch->type == REDIS_REPLY_ARRAY && batch->elements == 1) {
+      const redisReply* entries = batch->element[0]->element[1];
+      for (std::size_t i = 0; i < entries->elements; ++i) {
+        ack_argv.push_back(entries->element[i]->element[0]->str);
+        ack_lens.push_back(entries->element[i]->element[0]->len);
+      }
+    }
+    auto* acked = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(ack_argv.size()), ack_argv.data(), ack_lens.data()));
+    if (acked == nullptr || acked->type != REDIS_REPLY_INTEGER ||
+        acked->integer != stream_batch_size) {
+      state.SkipWithError("raw XACK did not acknowledge the batch");
+    }
+    freeReplyObject(acked);
+    freeReplyObject(batch);
+  }
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations() * stream_batch_size);
+  redisFree(c);
+}
+
+void task_stream(benchmark::State& state) {
+  const std::string key = "bench:task:stream";
+  using job = std::map<std::string, std::string>;
+  auto ac = task_config<redis_tasks::RedisStreamAdd<job>>();
+  ac.redis_key = key;
+  const redis_tasks::RedisStreamAdd<job> add(ac);
+  auto cc = task_config<redis_tasks::RedisStreamConsumer<job>>();
+  cc.redis_key = key;
+  cc.group = "g";
+  cc.consumer = "c";
+  cc.count = stream_batch_size;
+  cc.start_id = "$";
+  const redis_tasks::RedisStreamConsumer<job> consume(cc);
+  (void)consume.run();  // makes the group
+  const std::vector<redis_tasks::RedisStreamAdd<job>::overrides> items(
+      stream_batch_size, {.redis_val = job{{"job", "payload-0123"}}});
+  const allocation_count allocations;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(add.run_many(items));
+    const auto batch = consume.run();
+    if (consume.ack(batch) != stream_batch_size) {
+      state.SkipWithError("the consumer did not acknowledge the batch");
+    }
+  }
+  allocations.report(state);
+  state.SetItemsProcessed(state.iterations() * stream_batch_size);
+}
+
 // ---- waiting: how soon a waiter hears of what it waits for
 // --------------------------------------- Manual time: each iteration measures from just before the
 // write (or publish) to the moment the waiter has the value (or message) in hand.
@@ -789,6 +870,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
         {"rate limit decision", "task_rate_limit", "raw_gcra"},
         {"rate limit decision", "task_rate_limit", "raw_ping"},
         {"cache hit (16 B)", "task_cache_hit", "raw_get/16"},
+        {"work queue: entries through XADD, XREADGROUP, XACK", "task_stream", "raw_stream"},
     };
     bool header = false;
     for (const auto& p : pairs) {
@@ -847,6 +929,8 @@ BENCHMARK(raw_gcra)->UseRealTime();
 BENCHMARK(raw_ping)->UseRealTime();
 BENCHMARK(task_rate_limit)->UseRealTime();
 BENCHMARK(task_cache_hit)->UseRealTime();
+BENCHMARK(raw_stream)->UseRealTime();
+BENCHMARK(task_stream)->UseRealTime();
 BENCHMARK(raw_key_wake)->UseManualTime();
 BENCHMARK(task_key_sensor_wake)->UseManualTime();
 BENCHMARK(raw_pubsub)->UseManualTime();
