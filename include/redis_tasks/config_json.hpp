@@ -92,6 +92,12 @@ template <class C, class = void>
 struct has_redis_val : std::false_type {};
 template <class C>
 struct has_redis_val<C, std::void_t<decltype(std::declval<C&>().redis_val)>> : std::true_type {};
+/// RedisSet's write options (ex, px, nx, xx, fence_token): not every config with a redis_val
+/// has them (RedisStreamAdd does not).
+template <class C, class = void>
+struct has_set_options : std::false_type {};
+template <class C>
+struct has_set_options<C, std::void_t<decltype(std::declval<C&>().ex)>> : std::true_type {};
 template <class C, class = void>
 struct has_redis_cmd : std::false_type {};
 template <class C>
@@ -195,8 +201,8 @@ template <class Config>
 void load_config(const nlohmann::json& j, Config& c, const std::string& where, const char* kind) {
   std::string accepted = "url, host, port, db, password_secret, redis_connection_params, task";
   if constexpr (has_redis_key<Config>::value) accepted += ", redis_key";
-  if constexpr (has_redis_val<Config>::value)
-    accepted += ", redis_val, ex, px, nx, xx, fence_token";
+  if constexpr (has_redis_val<Config>::value) accepted += ", redis_val";
+  if constexpr (has_set_options<Config>::value) accepted += ", ex, px, nx, xx, fence_token";
   if constexpr (has_redis_cmd<Config>::value) accepted += ", redis_cmd";
   if constexpr (has_own_fields<Config>::value) accepted += std::string(", ") + Config::own_fields;
   if (!j.is_object()) {
@@ -298,8 +304,8 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
           }
         }
       }
-    } else if ((name == "ex" || name == "px") && has_redis_val<Config>::value) {
-      if constexpr (has_redis_val<Config>::value) {
+    } else if ((name == "ex" || name == "px") && has_set_options<Config>::value) {
+      if constexpr (has_set_options<Config>::value) {
         if (v.is_null()) {
           if (name == "ex")
             c.ex = std::nullopt;
@@ -311,12 +317,12 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
           c.px = std::chrono::milliseconds(get_int(name, v, ll_min, ll_max));
         }
       }
-    } else if ((name == "nx" || name == "xx") && has_redis_val<Config>::value) {
-      if constexpr (has_redis_val<Config>::value) {
+    } else if ((name == "nx" || name == "xx") && has_set_options<Config>::value) {
+      if constexpr (has_set_options<Config>::value) {
         (name == "nx" ? c.nx : c.xx) = get_bool(name, v);
       }
-    } else if (name == "fence_token" && has_redis_val<Config>::value) {
-      if constexpr (has_redis_val<Config>::value) {
+    } else if (name == "fence_token" && has_set_options<Config>::value) {
+      if constexpr (has_set_options<Config>::value) {
         c.fence_token = v.is_null() ? std::nullopt
                                     : std::optional<std::uint64_t>(
                                           static_cast<std::uint64_t>(get_int(name, v, 0, ll_max)));
