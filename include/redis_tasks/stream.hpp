@@ -25,6 +25,7 @@
 #include "connection.hpp"
 #include "connection_handle.hpp"
 #include "detail/acquire.hpp"
+#include "detail/cluster.hpp"
 #include "detail/deadline.hpp"
 #include "detail/fork.hpp"
 #include "detail/keys.hpp"
@@ -82,8 +83,8 @@ if ARGV[2] ~= '' then
   local len = redis.call('XLEN', KEYS[1])
   local slack = math.max(math.floor(maxlen / 10), 100)
   if len > maxlen + slack then
-    local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - maxlen + 1)
-    local keep = head[#head][1]
+    -- The oldest entry still pending in any group: nothing from it on may go.
+    local floor = nil
     for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
       local name, pending = nil, 0
       for j = 1, #g, 2 do
@@ -91,10 +92,19 @@ if ARGV[2] ~= '' then
       end
       if name and pending > 0 then
         local oldest = redis.call('XPENDING', KEYS[1], name)[2]
-        if oldest and older(oldest, keep) then keep = oldest end
+        if oldest and (not floor or older(oldest, floor)) then floor = oldest end
       end
     end
-    redis.call('XTRIM', KEYS[1], 'MINID', keep)
+    -- Never one from the floor on: only the entries before it are read (none while the floor
+    -- is the first entry, as when a stalled consumer holds the oldest).
+    local limit = len - maxlen
+    local head = redis.call('XRANGE', KEYS[1], '-', floor and ('(' .. floor) or '+', 'COUNT',
+                            limit + 1)
+    if #head > limit then
+      redis.call('XTRIM', KEYS[1], 'MINID', head[limit + 1][1])
+    elseif #head > 0 and floor then
+      redis.call('XTRIM', KEYS[1], 'MINID', floor)
+    end
   end
 end
 return id
@@ -285,6 +295,12 @@ class RedisStreamAdd {
     if (idem) {
       if (idem->empty()) throw config_error(label_ + ": idempotency_key is empty");
       p.record = detail::companion_key(p.key, "idem:" + *idem);
+      if (!client_->pipelines() && detail::key_slot(p.record) != detail::key_slot(p.key)) {
+        throw config_error(label_ + ": the stream " + detail::quote_for_message(p.key) +
+                           " has a '}' but no hash tag before it, so on a Redis Cluster its "
+                           "idempotency records cannot share its slot; use a stream name "
+                           "without '}', or with a hash tag such as {jobs}");
+      }
     }
     p.scripted = !p.record.empty() || cfg_.maxlen.has_value();
     return p;
@@ -417,7 +433,7 @@ class RedisStreamConsumer {
     std::string group{};                          ///< the consumer group; required
     std::optional<std::string> consumer{};        ///< this consumer's name; unset: unique per task
     long long count = 10;                         ///< entries per run, at most
-    /// How long a run waits for new entries when none is there; unset: it does not wait.
+    /// How long a run waits for new entries when none is there; unset or 0: it does not wait.
     std::optional<std::chrono::milliseconds> block{};
     /// Entries pending this long in any consumer (this one included) are claimed.
     std::chrono::milliseconds min_idle{60000};
@@ -497,6 +513,14 @@ class RedisStreamConsumer {
     if (dead_.empty()) throw config_error(label_ + ": dead_letter_key is empty");
     consumer_ = cfg_.consumer ? *cfg_.consumer : detail::unique_holder();
     client_ = detail::client_for(cfg_, label_);
+    if (!client_->pipelines() && detail::key_slot(dead_) != detail::key_slot(stream_)) {
+      // Redis Cluster: a poison entry moves in one script, over both streams.
+      throw config_error(label_ + ": the dead-letter stream " + detail::quote_for_message(dead_) +
+                         " is in another cluster slot than the stream " +
+                         detail::quote_for_message(stream_) +
+                         "; give both one hash tag (e.g. {jobs} and {jobs}:dead), and a "
+                         "stream with a '}' a hash tag before it");
+    }
   }
 
   /// The next entries for this consumer: first those pending for `min_idle` in any consumer
@@ -508,14 +532,25 @@ class RedisStreamConsumer {
   stream_batch<T> run(const overrides& o = {}) const {
     const long long count = o.count.value_or(cfg_.count);
     if (o.count) check_count(count);
-    const auto block = o.block ? o.block : cfg_.block;
+    auto block = o.block ? o.block : cfg_.block;
     if (o.block) check_block(*o.block);
+    if (block && block->count() == 0) block.reset();  // 0: no wait (never Redis's "for ever")
     const detail::run_info info{name_, stream_, "XREADGROUP", client_->endpoint()};
     return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
       return client_->run(stream_, deadline, [&](detail::connection& c) {
         ensure_group(c);
         stream_batch<T> out;
-        if (claim_due()) claim(c, count, out);
+        if (claim_due()) {
+          try {
+            claim(c, count, out);
+          } catch (const reply_error& e) {
+            if (e.code() != "NOGROUP") throw;
+            // The stream or the group was deleted since: make them again.
+            forget_group();
+            ensure_group(c);
+            claim(c, count, out);
+          }
+        }
         const long long left = count - static_cast<long long>(out.messages.size());
         if (left > 0) read_new(c, left, out.messages.empty() ? block : std::nullopt, out);
         return out;
@@ -561,6 +596,11 @@ class RedisStreamConsumer {
   }
   void check_block(std::chrono::milliseconds b) const {
     if (b.count() < 0) throw config_error(label_ + ": block must not be negative");
+  }
+
+  void forget_group() const {
+    const std::lock_guard<std::mutex> g(state_->lock.mutex());
+    state_->group_ready = false;
   }
 
   void ensure_group(detail::connection& c) const {
@@ -639,10 +679,7 @@ class RedisStreamConsumer {
       r = c.read();
       if (r.is_error() && r.str().compare(0, 7, "NOGROUP") == 0 && attempt == 0) {
         // The stream or the group was deleted since: make them again.
-        {
-          const std::lock_guard<std::mutex> g(state_->lock.mutex());
-          state_->group_ready = false;
-        }
+        forget_group();
         ensure_group(c);
         continue;
       }

@@ -173,6 +173,17 @@ long long pending_count(int port, const std::string& stream, const std::string& 
       port, {"EVAL", "return redis.call('XPENDING', KEYS[1], ARGV[1])[1]", "1", stream, group}));
 }
 
+// The least idle time (ms) of the entries pending in `group`; -1 when none is.
+long long least_idle(int port, const std::string& stream, const std::string& group) {
+  return std::stoll(cli(port, {"EVAL",
+                               "local least = -1 "
+                               "for _, e in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', "
+                               "'+', 1000)) do "
+                               "if least < 0 or e[3] < least then least = e[3] end end "
+                               "return least",
+                               "1", stream, group}));
+}
+
 // True when the entry `id` is still in the stream.
 bool entry_exists(int port, const std::string& stream, const std::string& id) {
   return cli(port, {"XRANGE", stream, id, id}).rfind(id, 0) == 0;
@@ -886,6 +897,9 @@ TEST_CASE("streams: maxlen trimming never removes an entry still pending in any 
   cc.min_idle = 200ms;
   cc.count = 5;
   const RedisStreamConsumer<job> rescuer(cc);
+  // Claimable only once idle for min_idle (else the first run reads five new entries instead).
+  wait_until([&] { return least_idle(port, stream, "holders") >= 200; }, 30s,
+             "the held entries to be idle for min_idle");
   const auto rescued = collect(rescuer, 5, 30s);
   REQUIRE(rescued.size() == 5);
   for (int i = 5; i < 10; ++i) {
