@@ -83,7 +83,8 @@ if ARGV[2] ~= '' then
   local len = redis.call('XLEN', KEYS[1])
   local slack = math.max(math.floor(maxlen / 10), 100)
   if len > maxlen + slack then
-    -- The oldest entry still pending in any group: nothing from it on may go.
+    -- The oldest entry still pending in any group: nothing from it on goes. (Entries no group
+    -- has read yet are not protected: maxlen is a cap, as in XADD MAXLEN.)
     local floor = nil
     for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
       local name, pending = nil, 0
@@ -91,12 +92,12 @@ if ARGV[2] ~= '' then
         if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'pending' then pending = g[j + 1] end
       end
       if name and pending > 0 then
-        local oldest = redis.call('XPENDING', KEYS[1], name)[2]
-        if oldest and (not floor or older(oldest, floor)) then floor = oldest end
+        local first = redis.call('XPENDING', KEYS[1], name, '-', '+', 1)[1]
+        if first and (not floor or older(first[1], floor)) then floor = first[1] end
       end
     end
-    -- Never one from the floor on: only the entries before it are read (none while the floor
-    -- is the first entry, as when a stalled consumer holds the oldest).
+    -- Only the entries before the floor are read (none while it is the first entry, as when a
+    -- stalled consumer holds the oldest).
     local limit = len - maxlen
     local head = redis.call('XRANGE', KEYS[1], '-', floor and ('(' .. floor) or '+', 'COUNT',
                             limit + 1)
@@ -117,10 +118,18 @@ return id
 /// acknowledges it, in one step.
 inline const script& dead_letter_script() {
   static const script s(R"lua(
+if not redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1] then
+  return 0  -- acknowledged meanwhile: nothing to move
+end
 local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 local fields = {'id', ARGV[2], 'group', ARGV[1], 'reason', ARGV[3], 'deliveries', ARGV[4]}
 if e[1] then
-  for _, v in ipairs(e[1][2]) do fields[#fields + 1] = v end
+  if #e[1][2] > 7000 then  -- beyond what unpack takes: the fields as one JSON array
+    fields[#fields + 1] = 'fields_json'
+    fields[#fields + 1] = cjson.encode(e[1][2])
+  else
+    for _, v in ipairs(e[1][2]) do fields[#fields + 1] = v end
+  end
 end
 redis.call('XADD', KEYS[2], '*', unpack(fields))
 return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -138,18 +147,25 @@ local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[6], 
 local max = tonumber(ARGV[5])
 local out = {}
 for _, e in ipairs(r[2]) do
-  local id = e[1]
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  local n = 1
-  if p[1] then n = p[1][4] end
-  if n > max then
-    local fields = {'id', id, 'group', ARGV[1], 'reason',
-                    'delivered ' .. n .. ' times; max_deliveries is ' .. max, 'deliveries', n}
-    for _, v in ipairs(e[2]) do fields[#fields + 1] = v end
-    redis.call('XADD', KEYS[2], '*', unpack(fields))
-    redis.call('XACK', KEYS[1], ARGV[1], id)
-  else
-    out[#out + 1] = {id, e[2], n}
+  if e then  -- (Redis 6.2 answers nil for an entry deleted while pending)
+    local id = e[1]
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+    local n = 1
+    if p[1] then n = p[1][4] end
+    if n > max then
+      local fields = {'id', id, 'group', ARGV[1], 'reason',
+                      'delivered ' .. n .. ' times; max_deliveries is ' .. max, 'deliveries', n}
+      if #e[2] > 7000 then  -- beyond what unpack takes: the fields as one JSON array
+        fields[#fields + 1] = 'fields_json'
+        fields[#fields + 1] = cjson.encode(e[2])
+      else
+        for _, v in ipairs(e[2]) do fields[#fields + 1] = v end
+      end
+      redis.call('XADD', KEYS[2], '*', unpack(fields))
+      redis.call('XACK', KEYS[1], ARGV[1], id)
+    else
+      out[#out + 1] = {id, e[2], n}
+    end
   end
 end
 return {r[1], out, r[3] or {}}
@@ -303,6 +319,12 @@ class RedisStreamAdd {
       }
     }
     p.scripted = !p.record.empty() || cfg_.maxlen.has_value();
+    if (p.scripted && p.fields.size() > 7900) {  // what Lua's unpack takes, with room
+      throw config_error(label_ +
+                         ": an entry added with maxlen or an idempotency key has at "
+                         "most 3950 fields, this one has " +
+                         std::to_string(p.fields.size() / 2));
+    }
     return p;
   }
 
@@ -511,6 +533,17 @@ class RedisStreamConsumer {
     stream_ = *cfg_.redis_key;
     dead_ = cfg_.dead_letter_key ? *cfg_.dead_letter_key : detail::companion_key(stream_, "dead");
     if (dead_.empty()) throw config_error(label_ + ": dead_letter_key is empty");
+    if (dead_ == stream_) {
+      throw config_error(label_ +
+                         ": dead_letter_key is the stream itself; poison entries would "
+                         "come back for ever");
+    }
+    if (!valid_start(cfg_.start_id)) {
+      throw config_error(label_ +
+                         ": start_id must be \"0\", \"$\" or an entry ID like "
+                         "1700000000000-0, got " +
+                         detail::quote_for_message(cfg_.start_id));
+    }
     consumer_ = cfg_.consumer ? *cfg_.consumer : detail::unique_holder();
     client_ = detail::client_for(cfg_, label_);
     if (!client_->pipelines() && detail::key_slot(dead_) != detail::key_slot(stream_)) {
@@ -552,7 +585,29 @@ class RedisStreamConsumer {
           }
         }
         const long long left = count - static_cast<long long>(out.messages.size());
-        if (left > 0) read_new(c, left, out.messages.empty() ? block : std::nullopt, out);
+        if (left <= 0) return out;
+        // Waits only when it has nothing to report, and no longer than the run may last.
+        std::optional<std::chrono::milliseconds> wait;
+        if (block && out.messages.empty() && out.deleted.empty() && !more_to_claim()) {
+          wait = block;
+          if (deadline != detail::no_deadline) {
+            const auto until = deadline - std::chrono::milliseconds(50);  // time to answer
+            const auto now = detail::clock::now();
+            if (until <= now) {
+              wait.reset();
+            } else {
+              wait = std::min(*wait, std::chrono::ceil<std::chrono::milliseconds>(until - now));
+            }
+          }
+        }
+        try {
+          read_new(c, left, wait, out);
+        } catch (const connection_error&) {
+          // What was claimed is this consumer's now (deleted IDs are gone from the pending
+          // list): returned, not lost with the error.
+          if (out.messages.empty() && out.deleted.empty()) throw;
+          c.mark_broken();
+        }
         return out;
       });
     });
@@ -589,11 +644,33 @@ class RedisStreamConsumer {
     bool group_ready = false;
     std::string cursor = "0-0";
     detail::clock::time_point last_claim{};
+    bool more = false;  // the last scan was not through the pending list: scan again at once
   };
 
   void check_count(long long n) const {
-    if (n < 1) throw config_error(label_ + ": count must be at least 1, got " + std::to_string(n));
+    if (n < 1 || n > 1'000'000) {
+      throw config_error(label_ + ": count must be from 1 to 1000000, got " + std::to_string(n));
+    }
   }
+
+  // "$", or an entry ID: digits, optionally '-' and digits (at most 20 each).
+  static bool valid_start(const std::string& id) {
+    if (id == "$") return true;
+    std::size_t run = 0;
+    bool dash = false;
+    for (const char ch : id) {
+      if (ch >= '0' && ch <= '9') {
+        if (++run > 20) return false;
+      } else if (ch == '-' && !dash && run > 0) {
+        dash = true;
+        run = 0;
+      } else {
+        return false;
+      }
+    }
+    return run > 0;
+  }
+
   void check_block(std::chrono::milliseconds b) const {
     if (b.count() < 0) throw config_error(label_ + ": block must not be negative");
   }
@@ -624,11 +701,17 @@ class RedisStreamConsumer {
     const auto now = detail::clock::now();
     const auto every = std::min(cfg_.min_idle / 10, std::chrono::milliseconds(1000));
     const std::lock_guard<std::mutex> g(state_->lock.mutex());
-    if (state_->last_claim != detail::clock::time_point{} && now - state_->last_claim < every) {
+    if (!state_->more && state_->last_claim != detail::clock::time_point{} &&
+        now - state_->last_claim < every) {
       return false;
     }
     state_->last_claim = now;
     return true;
+  }
+
+  bool more_to_claim() const {
+    const std::lock_guard<std::mutex> g(state_->lock.mutex());
+    return state_->more;
   }
 
   void claim(detail::connection& c, long long count, stream_batch<T>& out) const {
@@ -650,6 +733,9 @@ class RedisStreamConsumer {
     {
       const std::lock_guard<std::mutex> g(state_->lock.mutex());
       state_->cursor = e[0].str();
+      // A full batch, or a scan not yet through the pending list: the next run scans again.
+      state_->more =
+          state_->cursor != "0-0" || static_cast<long long>(e[1].elements().size()) >= count;
     }
     for (auto& entry : e[1].elements()) {
       auto& parts = entry.elements();

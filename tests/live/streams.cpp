@@ -1576,3 +1576,49 @@ TEST_CASE("streams: the configs load from JSON") {
     CHECK(RedisStreamConsumer<job>(unset).dead_letter_key() == "{" + stream + "}:dead");
   }
 }
+
+TEST_CASE("streams: a block longer than task.timeout ends the run with an empty batch") {
+  redis_process server;
+  const std::string stream = unique_key("block-deadline");
+  auto cc = consumer_config(server.port(), stream, "g");
+  cc.block = 60s;
+  cc.task.timeout = 300ms;
+  const RedisStreamConsumer<job> consumer(cc);
+  const auto batch = consumer.run();  // waits for what is left of task.timeout, then returns
+  CHECK(batch.messages.empty());
+  CHECK(batch.deleted.empty());
+}
+
+TEST_CASE("streams: a backlog of idle pending entries is claimed run after run, without waits") {
+  redis_process server;
+  const int port = server.port();
+  const std::string stream = unique_key("backlog");
+  const RedisStreamAdd<job> add(add_config(port, stream));
+  std::vector<RedisStreamAdd<job>::overrides> items(60, {.redis_val = job{{"n", "1"}}});
+  for (const auto& r : add.run_many(items))
+    REQUIRE(r.ok());
+  auto first = consumer_config(port, stream, "g");
+  first.consumer = "crashed";
+  first.count = 60;
+  REQUIRE(RedisStreamConsumer<job>(first).run().messages.size() == 60);  // never acknowledged
+  wait_until([&] { return least_idle(port, stream, "g") >= 200; }, 30s,
+             "the entries to be idle for min_idle");
+  auto cc = consumer_config(port, stream, "g");
+  cc.consumer = "rescuer";
+  cc.count = 10;
+  cc.min_idle = 200ms;
+  cc.block = 10min;  // a run that waited instead of claiming would never end in this test
+  const RedisStreamConsumer<job> rescuer(cc);
+  std::size_t claimed = 0;
+  for (int run = 0; run < 6; ++run) {
+    const auto b = rescuer.run();
+    INFO("run " << run);
+    CHECK(b.messages.size() == 10);
+    for (const auto& m : b.messages)
+      CHECK(m.deliveries == 2);
+    claimed += b.messages.size();
+    CHECK(rescuer.ack(b) == static_cast<long long>(b.messages.size()));
+  }
+  CHECK(claimed == 60);
+  CHECK(pending_count(port, stream, "g") == 0);
+}
