@@ -18,6 +18,7 @@
 #include "catch.hpp"
 #include "child_process.hpp"
 #include "test_support.hpp"
+#include "topologies.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -36,11 +37,7 @@ namespace {
 using steady = std::chrono::steady_clock;
 using job = std::map<std::string, std::string>;
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-    s.pop_back();
-  return s;
-}
+using test_support::trimmed;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -67,74 +64,14 @@ std::vector<std::string> split(const std::string& text, char sep) {
 // ---------------------------------------------------------------------------------------------
 // The two topologies: how tasks reach them and how the test looks at them with redis-cli.
 
-struct cluster_topology {
-  test_cluster cluster;
-
-  template <class Task>
-  typename Task::config config() const {
-    auto c = test_support::config_for<Task>(cluster.seed_port());
-    c.redis_connection_params.cluster.enabled = true;
-    c.redis_connection_params.connect_timeout = 1000ms;
-    c.redis_connection_params.socket_timeout = 2000ms;
-    return c;
-  }
-  // redis-cli in cluster mode (-c): it follows MOVED to the key's node.
-  std::string cli(std::vector<std::string> args) const {
-    args.insert(args.begin(), "-c");
-    return trimmed(test_support::redis_cli(cluster.seed_port(), args));
-  }
+struct cluster_topology : test_support::cluster_setup {
   // The port of the node that serves `key`.
   int node_for(const std::string& key) {
     return cluster.master_of_slot(redis_tasks::detail::key_slot(key));
   }
 };
 
-struct sentinel_topology {
-  redis_process master;
-  redis_process replica;
-  std::unique_ptr<sentinel_process> s1, s2, s3;
-
-  sentinel_topology()
-      : master({"--repl-diskless-sync-delay", "0"}),
-        replica({"--replicaof", "127.0.0.1", std::to_string(master.port())}) {
-    s1 = std::make_unique<sentinel_process>(master.port());
-    s2 = std::make_unique<sentinel_process>(master.port());
-    s3 = std::make_unique<sentinel_process>(master.port());
-    // Wait until the replica synced and the sentinels found it and each other.
-    const auto deadline = steady::now() + 30s;
-    std::string repl, known, others;
-    while (steady::now() < deadline) {
-      repl = test_support::redis_cli(replica.port(), {"INFO", "replication"});
-      known = test_support::redis_cli(s1->port(), {"SENTINEL", "REPLICAS", "mymaster"});
-      others = test_support::redis_cli(s1->port(), {"SENTINEL", "SENTINELS", "mymaster"});
-      if (test_support::info_field(repl, "master_link_status") == "up" &&
-          known.find(std::to_string(replica.port())) != std::string::npos &&
-          others.find(std::to_string(s2->port())) != std::string::npos &&
-          others.find(std::to_string(s3->port())) != std::string::npos) {
-        return;
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    throw std::runtime_error("sentinel setup did not settle: replica link '" +
-                             test_support::info_field(repl, "master_link_status") +
-                             "', replicas known to the first sentinel:\n" + known +
-                             "\nother sentinels it knows:\n" + others);
-  }
-
-  template <class Task>
-  typename Task::config config() const {
-    // host/port point nowhere useful: only the sentinels are asked.
-    auto c = test_support::config_for<Task>(1);
-    c.redis_connection_params.sentinel.sentinels = {s1->address(), s2->address(), s3->address()};
-    c.redis_connection_params.sentinel.master_name = "mymaster";
-    c.redis_connection_params.connect_timeout = 1000ms;
-    c.redis_connection_params.socket_timeout = 2000ms;
-    return c;
-  }
-  // redis-cli against the master.
-  std::string cli(std::vector<std::string> args) const {
-    return trimmed(test_support::redis_cli(master.port(), std::move(args)));
-  }
+struct sentinel_topology : test_support::sentinel_setup {
   // The port of the node that serves `key`: the master.
   int node_for(const std::string&) const { return master.port(); }
 };
