@@ -199,10 +199,18 @@ class RedisCache {
     std::unique_ptr<detail::subscriber> sub;
     bool listened = false;
     for (;;) {
+      std::optional<lease> held;
       try {
         lock_overrides lo;  // (no designated initializers: the headers are C++17)
         lo.redis_key = lock_key;
-        if (auto l = lock_->run(lo)) return compute(entry, channel, std::move(*l), fn);
+        held = lock_->run(lo);
+      } catch (const connection_error&) {
+        // A brief outage (a failover) while waiting: go on trying until `wait` is over.
+        if (detail::clock::now() >= wait_end) throw;
+      }
+      // Outside the try: what fn or the write throws reaches the caller, never a second try.
+      if (held) return compute(entry, channel, std::move(*held), fn);
+      try {
         // Another caller computes. Listen for its word first, then look, then wait.
         if (!listened) {
           listened = true;

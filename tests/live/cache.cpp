@@ -933,3 +933,18 @@ TEST_CASE("a namespace with a '}' but no hash tag is a config_error before any I
   CHECK_THROWS_AS(tagged.entry_key({.redis_key = std::string("x}y")}), redis_tasks::config_error);
   CHECK(tagged.entry_key().rfind("cache:{reports}:", 0) == 0);
 }
+
+TEST_CASE("a connection_error thrown by fn reaches its caller, and fn is not called again") {
+  // Waiters ride out connection errors; the computing caller's own errors are not theirs.
+  redis_process server;
+  auto c = cache_config<std::string>(server.port(), unique_key("cache:fn-connection-error"));
+  const Cache cache(c);
+  int calls = 0;
+  CHECK_THROWS_AS(cache.run({.inputs = 1},
+                            [&]() -> std::string {
+                              ++calls;
+                              throw redis_tasks::connection_error("the step's own database");
+                            }),
+                  redis_tasks::connection_error);
+  CHECK(calls == 1);
+}
