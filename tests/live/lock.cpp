@@ -4,6 +4,7 @@
 // here is started by the test. Children never use Catch2: they report lines through a pipe and
 // end with _exit.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -334,6 +335,39 @@ TEST_CASE("a holder killed with SIGKILL frees the lock within its ttl with no he
   REQUIRE(l);
   CHECK(l->token() > parse_token(*token));
   CHECK(cli(server.port(), {"GET", key}) == l->holder());
+}
+
+TEST_CASE("an acquisition answered after its ttl ran out is void: no lease, the key given back") {
+  redis_process server;
+  const std::string key = unique_key("lock:late");
+  constexpr auto ttl = 200ms;
+  auto c = lock_config(server.port(), key);
+  c.ttl = ttl;
+  c.auto_renew = false;
+  const RedisLock lock(c);
+  {
+    auto warm = lock.run();  // the pooled connection is open before the server stops
+    REQUIRE(warm);
+  }
+  REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
+  std::atomic<bool> started{false};
+  std::optional<lease> got;
+  std::thread runner([&] {
+    started = true;
+    got = lock.run();
+  });
+  // The server answers only after it is continued, well past the ttl of the request, which was
+  // sent after `started` was set.
+  wait_until([&] { return started.load(); }, 10s, "the run to start");
+  const auto continue_at = steady::now() + 5 * ttl;
+  wait_until([&] { return steady::now() >= continue_at; }, 10s, "the ttl to pass");
+  REQUIRE(::kill(server.pid(), SIGCONT) == 0);
+  runner.join();
+  CHECK_FALSE(got);                                   // wait 0: one try, and it came too late
+  CHECK(cli(server.port(), {"EXISTS", key}) == "0");  // given back, not left to expire
+  auto after_it = lock.run();                         // the next try is an ordinary one
+  REQUIRE(after_it);
+  CHECK(after_it->held());
 }
 
 // ---------------------------------------------------------------------------------------------

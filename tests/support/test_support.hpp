@@ -203,6 +203,8 @@ class redis_process {
   std::string unix_socket() const { return dir_ + "/redis.sock"; }
   /// True while the server process runs.
   bool running() const { return pid_ > 0; }
+  /// The server's process id (-1 when it is not running), to stop and continue it.
+  pid_t pid() const { return pid_; }
 
   /// Kills the server (SIGKILL: no goodbye to clients) and waits for it to be gone.
   void kill() {

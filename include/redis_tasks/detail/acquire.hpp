@@ -78,10 +78,10 @@ struct acquire_spec {
   /// KEYS = {key, token counter, signal list}; ARGV = {holder, ttl in ms, limit}. Answers
   /// {1, token} when acquired, else {0, ms until the earliest holder's expiry, or -1}.
   const script* acquire = nullptr;
-  /// Try first with one MULTI/EXEC of plain commands (SET NX PX, INCR) rather than the
-  /// script: a lock's uncontended path, cheaper on the server than a script. When the key is
-  /// taken, the script decides (it also serves a holder that holds the lock already, and says
-  /// how long the holder has left).
+  /// Try first with plain commands in one round trip (SET NX PX, INCR; see try_lock_plain)
+  /// rather than the script: a lock's uncontended path, cheaper on the server than a script. When
+  /// the key is taken, the script decides (it also serves a holder that holds the lock already, and
+  /// says how long the holder has left).
   bool transaction_first = false;
   long long limit = 1;    ///< holders at once (1: a lock)
   int wait_replicas = 0;  ///< replicas that must acknowledge the acquisition (WAIT); 0: none
@@ -131,17 +131,43 @@ inline long long integer_in(const reply& r, std::string_view what, const connect
   return r.integer();
 }
 
-/// Tries a lock with one transaction of plain commands: its token when acquired, nullopt when
+/// Tries a lock with plain commands in one round trip: its token when acquired, nullopt when
 /// the key was taken (the script decides then).
-inline std::optional<try_outcome> try_lock_transaction(connection& c, const acquire_request& req,
-                                                       const std::string& token_key,
-                                                       const std::string& ttl_text) {
+///
+/// On a single server or behind Sentinel the commands are a plain pipeline, `SET key value NX
+/// PX ttl` then `INCR` of the token counter, which costs the server less than MULTI/EXEC. The
+/// counter is raised on every try, taken or not. Tokens still rise from holder to holder: a
+/// successor's SET succeeds only once this holder's key is gone, which is after this INCR ran
+/// unless the key expired in between; and then this reply came more than `ttl` after it was
+/// sent, so acquire_lease voids the acquisition (see acquisition_void). On a cluster the pair is
+/// one MULTI/EXEC, so that an ASK or MOVED redirect applies to both or neither.
+inline std::optional<try_outcome> try_lock_plain(connection& c, const acquire_request& req,
+                                                 const std::string& token_key,
+                                                 const std::string& ttl_text, bool transaction) {
   c.begin_request();
-  c.append({"MULTI"});
+  if (transaction) c.append({"MULTI"});
   c.append({"SET", req.key, req.value, "NX", "PX", ttl_text});
   c.append({"INCR", token_key});
-  c.append({"EXEC"});
+  if (transaction) c.append({"EXEC"});
   c.flush();
+  auto fail = [&](const reply& r) {
+    throw reply_error(r.str(), "acquiring " + quote_for_message(req.key) + " on " + c.endpoint());
+  };
+  std::optional<try_outcome> out;
+  auto decide = [&](const reply& set, const reply& incr) {
+    if (set.is_error()) fail(set);
+    if (incr.is_error()) fail(incr);
+    if (set.is_nil()) return;
+    out.emplace();
+    out->acquired = true;
+    out->token_or_wait = integer_in(incr, "the token counter", c);
+  };
+  if (!transaction) {
+    reply set = c.read();
+    reply incr = c.read();
+    decide(set, incr);
+    return out;
+  }
   std::optional<reply> first_error;
   constexpr std::size_t before_exec = 3;
   for (std::size_t i = 0; i < before_exec; ++i) {
@@ -149,9 +175,6 @@ inline std::optional<try_outcome> try_lock_transaction(connection& c, const acqu
     if (r.is_error() && !first_error) first_error = std::move(r);
   }
   reply exec = c.read();
-  auto fail = [&](const reply& r) {
-    throw reply_error(r.str(), "acquiring " + quote_for_message(req.key) + " on " + c.endpoint());
-  };
   if (first_error) fail(*first_error);
   if (exec.is_error()) fail(exec);
   if (exec.type() != reply_type::array || exec.elements().size() != 2) {
@@ -159,15 +182,17 @@ inline std::optional<try_outcome> try_lock_transaction(connection& c, const acqu
     throw type_error("acquiring " + quote_for_message(req.key) + " on " + c.endpoint() +
                      ": EXEC answered " + describe_reply(exec) + " for 2 commands");
   }
-  const auto& e = exec.elements();
-  for (const auto& r : e) {
-    if (r.is_error()) fail(r);
-  }
-  if (e[0].is_nil()) return std::nullopt;
-  try_outcome out;
-  out.acquired = true;
-  out.token_or_wait = integer_in(e[1], "the token counter", c);
+  decide(exec.elements()[0], exec.elements()[1]);
   return out;
+}
+
+/// Whether an acquisition whose request was sent at `sent` is void because its reply came too
+/// late: its ttl (less 1% for clocks that run at different rates) ran out before the reply
+/// came, so the lease would be born lost, and (plain pipeline) its token may have been taken
+/// after a successor's.
+inline bool acquisition_void(clock::time_point sent, clock::time_point now,
+                             std::chrono::milliseconds ttl) {
+  return now - sent >= ttl - ttl / 100;
 }
 
 /// Tries with the kind's script. `flag`: set the waiters flag first.
@@ -242,12 +267,23 @@ inline std::optional<lease> acquire_lease(const std::shared_ptr<const lease_cont
         std::optional<try_outcome> o;
         // A waiter's tries go straight to the script, which also says how long to wait.
         if (spec.transaction_first && !waiting) {
-          o = try_lock_transaction(c, req, token_key, ttl_text);
+          o = try_lock_plain(c, req, token_key, ttl_text, !cl.pipelines());
         }
         if (!o) {
           companions();
           o = try_script(c, spec, req, token_key, signal_key, waiters_key, ttl_text, limit_text,
                          waiting);
+        }
+        if (o->acquired && acquisition_void(sent, clock::now(), req.ttl)) {
+          // Born lost: give the key back (if it is still ours) and try again while wait lasts.
+          companions();
+          (void)call_script(c, *ctx->scripts.release, "releasing", req.key,
+                            {req.key, signal_key, waiters_key},
+                            {req.value, std::to_string(std::max<long long>(1000, req.ttl.count())),
+                             std::to_string(ctx->scripts.signals)});
+          o->acquired = false;
+          o->token_or_wait = 0;
+          return *o;
         }
         if (o->acquired && spec.wait_replicas > 0) {
           // WAIT counts the replicas that have this connection's writes: the acquisition.
