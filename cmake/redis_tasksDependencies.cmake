@@ -1,6 +1,7 @@
 # Finds what redis_tasks needs and provides the target `redis_tasks::hiredis`. Used by the build
-# and by the installed package config. Targets found here are made GLOBAL, so a project that
-# pulls redis_tasks in with add_subdirectory/FetchContent sees them too.
+# and by the installed package config, which both set `_redis_tasks_tls` first. Targets found
+# here are made GLOBAL, so a project that pulls redis_tasks in with add_subdirectory/FetchContent
+# sees them too.
 include(CMakeFindDependencyMacro)
 
 macro(_redis_tasks_make_global target)
@@ -20,7 +21,8 @@ if(NOT TARGET nlohmann_json::nlohmann_json)
   _redis_tasks_make_global(nlohmann_json::nlohmann_json)
 endif()
 
-if(NOT TARGET OpenSSL::SSL)
+# Only for a build with TLS (REDIS_TASKS_TLS, which the package config records).
+if(_redis_tasks_tls AND NOT TARGET OpenSSL::SSL)
   find_dependency(OpenSSL 1.1.1)
   _redis_tasks_make_global(OpenSSL::SSL)
   _redis_tasks_make_global(OpenSSL::Crypto)

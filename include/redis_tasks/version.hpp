@@ -5,11 +5,24 @@
 #define REDIS_TASKS_VERSION_MINOR 2
 #define REDIS_TASKS_VERSION_PATCH 0
 
+/// 1 (the default) builds TLS in, on OpenSSL: link `-lssl -lcrypto`. 0 leaves it out: no
+/// OpenSSL header is included and nothing needs OpenSSL, and a task asking for TLS is a
+/// `config_error`. The CMake target and `redis_tasks.pc` define it as the library was configured
+/// (`-DREDIS_TASKS_TLS=OFF`).
+#ifndef REDIS_TASKS_TLS
+#define REDIS_TASKS_TLS 1
+#endif
+
 /// The inline namespace every name of the library lives in, `redis_tasks::v0_2`: code built
 /// against two versions of these headers in one program links two sets of names instead of
 /// silently mixing them (a one-definition-rule break). Users keep writing `redis_tasks::`.
-/// It changes with the minor version while the major version is 0.
+/// It changes with the minor version while the major version is 0, and is `v0_2_notls`
+/// without TLS, so the two builds do not mix either.
+#if REDIS_TASKS_TLS
 #define REDIS_TASKS_ABI v0_2
+#else
+#define REDIS_TASKS_ABI v0_2_notls
+#endif
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -24,6 +37,9 @@ struct version_info {
 /// The version of the headers in use.
 inline constexpr version_info version{REDIS_TASKS_VERSION_MAJOR, REDIS_TASKS_VERSION_MINOR,
                                       REDIS_TASKS_VERSION_PATCH};
+
+/// True when TLS is built in (`REDIS_TASKS_TLS`): `rediss://` URLs and `tls_params` work.
+inline constexpr bool tls_supported = REDIS_TASKS_TLS != 0;
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

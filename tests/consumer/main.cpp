@@ -1,4 +1,5 @@
-// A user's program in C++17: sets and reads back a key on the server at argv[1].
+// A user's program (C++17 or later): sets and reads back a key on the server at argv[1], and
+// says which standard and whether TLS it was built with, for run-consumer-test to check.
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   if (!set_task.run()) return 1;
   const auto v = get_task.run();
   std::cout << "redis_tasks " << redis_tasks::version.major << "." << redis_tasks::version.minor
+            << " C++ " << __cplusplus << " TLS " << (redis_tasks::tls_supported ? "on" : "off")
             << " read back: " << v.value_or("(nothing)") << "\n";
   return v == std::string("from-consumer") ? 0 : 1;
 }

@@ -308,16 +308,20 @@ TEST_CASE("fork: parent and child run one task, each on its own connection") {
   fork_shares_one_task(false);
 }
 
+#if REDIS_TASKS_TLS
 TEST_CASE("fork over TLS: parent and child run one task, each on its own session") {
   fork_shares_one_task(true);
 }
+#endif
 
 TEST_CASE("fork: a child that destroys the task leaves the parent's connection alone") {
   SECTION("plain") {
     fork_child_destroys_task(false);
   }
-  SECTION("TLS: no close_notify from the child") {
-    fork_child_destroys_task(true);
+  if (redis_tasks::tls_supported) {
+    SECTION("TLS: no close_notify from the child") {
+      fork_child_destroys_task(true);
+    }
   }
 }
 
@@ -368,6 +372,7 @@ TEST_CASE("a signal every 2 ms: BLPOP 1 still waits its second and returns nil")
   }
 }
 
+#if REDIS_TASKS_TLS
 TEST_CASE("a signal every 2 ms over TLS: BLPOP 1 still waits its second and returns nil") {
   SECTION("SA_RESTART") {
     blpop_through_signal_storm(true, SA_RESTART);
@@ -376,6 +381,7 @@ TEST_CASE("a signal every 2 ms over TLS: BLPOP 1 still waits its second and retu
     blpop_through_signal_storm(true, 0);
   }
 }
+#endif
 
 // 6. Signals in the handshake: the server side holds the client in the handshake until it has
 // surely been interrupted many times.
@@ -611,6 +617,7 @@ TEST_CASE("resolving a name whose DNS server never answers ends at connect_timeo
 TEST_CASE("the largest durations mean no limit") {
   using std::chrono::milliseconds;
   for (const bool tls : {false, true}) {
+    if (tls && !redis_tasks::tls_supported) continue;  // a build without TLS
     INFO((tls ? "TLS" : "plain"));
     const auto server = start_server(tls);
     auto limitless = [&](auto c) {

@@ -57,7 +57,7 @@ struct route {
 class client {
  public:
   explicit client(endpoint_settings s) {
-    if (s.params.tls.enabled && !s.tls) s.tls = std::make_shared<const tls_context>(s.params.tls);
+    if (s.params.tls.enabled && !s.tls) s.tls = make_tls_context(s.params.tls, s.name());
     const bool cluster = s.params.cluster.enabled;
     const bool sentinel = !s.params.sentinel.sentinels.empty();
     if (cluster && sentinel) {

@@ -133,7 +133,7 @@ class connection {
                        : connect_unix(s.params.unix_socket, endpoint_, bound);
     if (s.params.tls.enabled) {
       if (!s.tls) throw config_error("TLS is on for " + endpoint_ + " but no TLS context was made");
-      stream_ = std::make_unique<tls_stream>(std::move(fd), *s.tls, s.host, endpoint_, bound);
+      stream_ = make_tls_stream(std::move(fd), *s.tls, s.host, endpoint_, bound);
     } else {
       stream_ = std::make_unique<plain_stream>(std::move(fd), endpoint_, socket_timeout_);
     }

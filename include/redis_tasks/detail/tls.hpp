@@ -1,4 +1,5 @@
-// TLS over the library's own socket, with OpenSSL.
+// TLS over the library's own socket, with OpenSSL. Without it (REDIS_TASKS_TLS 0) this header
+// includes nothing of OpenSSL, and asking for TLS is a config_error when the task is built.
 //
 // Why not hiredis_ssl: Debian 12 and Ubuntu 22.04 ship hiredis 0.14, which has no TLS at all.
 // Since the library already owns the socket and uses hiredis only to parse replies, TLS is one
@@ -17,10 +18,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,9 +25,18 @@
 #include "../errors.hpp"
 #include "socket.hpp"
 
+#if REDIS_TASKS_TLS
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
+
+#if REDIS_TASKS_TLS
 
 /// The oldest OpenSSL error in this thread's queue as text (and clears the queue).
 inline std::string openssl_error_text() {
@@ -458,6 +464,45 @@ class tls_stream : public stream {
   bool abandoned_ = false;      // inherited through fork(): the parent's session, not ours
   bool received_any_ = false;
 };
+
+/// The TLS context for a server set's settings: the task's files are read now, so a missing
+/// one is a config_error when the task is built.
+inline std::shared_ptr<const tls_context> make_tls_context(const tls_params& p,
+                                                           const std::string& /*endpoint*/) {
+  return std::make_shared<const tls_context>(p);
+}
+
+/// A TLS session on the connected socket `fd` to `host`, its handshake done by `bound`.
+inline std::unique_ptr<stream> make_tls_stream(unique_fd fd, const tls_context& ctx,
+                                               const std::string& host, std::string endpoint,
+                                               const connect_bound& bound) {
+  return std::make_unique<tls_stream>(std::move(fd), ctx, host, std::move(endpoint), bound);
+}
+
+#else
+
+/// Never defined: a build without TLS has no context to make.
+class tls_context;
+
+/// A build without TLS cannot speak it: a config_error, when the task is built, that says how
+/// to get a build with TLS.
+inline std::shared_ptr<const tls_context> make_tls_context(const tls_params& /*p*/,
+                                                           const std::string& endpoint) {
+  throw config_error(
+      "TLS (ssl, a rediss:// URL) is set for " + endpoint +
+      ", but this build of redis_tasks leaves TLS out (REDIS_TASKS_TLS is 0): configure "
+      "redis_tasks with -DREDIS_TASKS_TLS=ON (it needs OpenSSL 1.1.1 or newer, on Debian "
+      "libssl-dev), or without CMake define REDIS_TASKS_TLS=1 and link -lssl -lcrypto");
+}
+
+/// Never called without TLS: no tls_context can be made.
+inline std::unique_ptr<stream> make_tls_stream(unique_fd /*fd*/, const tls_context& /*ctx*/,
+                                               const std::string& /*host*/, std::string endpoint,
+                                               const connect_bound& /*bound*/) {
+  throw config_error("TLS is on for " + endpoint + " in a build without TLS");
+}
+
+#endif
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
