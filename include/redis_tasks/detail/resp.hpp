@@ -14,7 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include <hiredis/hiredis.h>
+// Only the reply reader: no hiredis context API, so none of its macros reach user code. Its
+// RESP3 additions (hiredis 1.x) are told apart by REDIS_REPLY_DOUBLE, which comes with them.
 #include <hiredis/read.h>
 
 #include "../errors.hpp"
@@ -244,7 +245,7 @@ class reply_parser {
     }
   }
 
-#if HIREDIS_MAJOR >= 1
+#ifdef REDIS_REPLY_DOUBLE
   using aggregate_size = std::size_t;
 #else
   using aggregate_size = int;
@@ -287,7 +288,7 @@ class reply_parser {
     return guarded(task, [&](reply& r) { r = reply(); });
   }
 
-#if HIREDIS_MAJOR >= 1
+#ifdef REDIS_REPLY_DOUBLE
   static void* create_double(const redisReadTask* task, double v, char* str,
                              std::size_t len) noexcept {
     return guarded(task, [&](reply& r) { r = reply::make_double(v, std::string(str, len)); });
@@ -304,7 +305,7 @@ class reply_parser {
   }
 
   static redisReplyObjectFunctions& functions() {
-#if HIREDIS_MAJOR >= 1
+#ifdef REDIS_REPLY_DOUBLE
     static redisReplyObjectFunctions f = {create_string, create_array, create_integer,
                                           create_double, create_nil,   create_bool,
                                           free_object};
