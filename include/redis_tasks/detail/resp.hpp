@@ -14,14 +14,10 @@
 #include <utility>
 #include <vector>
 
-// hiredis's sds.h has C flexible array members, which -Wpedantic rejects in C++. A CMake build
-// includes hiredis as a system header, which is spared; a plain -I (pkg-config's hiredis.pc
-// outside /usr/include) is not, so the warning is turned off here for hiredis alone.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#include <hiredis/hiredis.h>
+// Only the reply reader: no hiredis context API (nor sds.h, whose flexible array members
+// -Wpedantic rejects under a plain -I), so none of its macros reach user code. Its RESP3
+// additions (hiredis 1.x) are told apart by REDIS_REPLY_DOUBLE, which comes with them.
 #include <hiredis/read.h>
-#pragma GCC diagnostic pop
 
 #include "../errors.hpp"
 #include "../reply.hpp"
@@ -250,7 +246,7 @@ class reply_parser {
     }
   }
 
-#if HIREDIS_MAJOR >= 1
+#ifdef REDIS_REPLY_DOUBLE
   using aggregate_size = std::size_t;
 #else
   using aggregate_size = int;
@@ -293,7 +289,7 @@ class reply_parser {
     return guarded(task, [&](reply& r) { r = reply(); });
   }
 
-#if HIREDIS_MAJOR >= 1
+#ifdef REDIS_REPLY_DOUBLE
   static void* create_double(const redisReadTask* task, double v, char* str,
                              std::size_t len) noexcept {
     return guarded(task, [&](reply& r) { r = reply::make_double(v, std::string(str, len)); });
@@ -310,7 +306,7 @@ class reply_parser {
   }
 
   static redisReplyObjectFunctions& functions() {
-#if HIREDIS_MAJOR >= 1
+#ifdef REDIS_REPLY_DOUBLE
     static redisReplyObjectFunctions f = {create_string, create_array, create_integer,
                                           create_double, create_nil,   create_bool,
                                           free_object};
