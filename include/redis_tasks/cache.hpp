@@ -186,6 +186,7 @@ class RedisCache {
   /// `wait` without the result.
   template <class F>
   cache_result<T> run(const overrides& o, F&& fn) const {
+    detail::check_live(client_.get(), "RedisCache");
     static_assert(std::is_convertible_v<std::invoke_result_t<F&>, T>,
                   "RedisCache<T>::run(overrides, fn): fn() must return a T");
     const std::string entry = entry_key(o);
@@ -256,6 +257,7 @@ class RedisCache {
 
   /// The key of the entry a run with `o` reads and writes.
   std::string entry_key(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisCache");
     const std::string* ns = o.redis_key      ? &*o.redis_key
                             : cfg_.redis_key ? &*cfg_.redis_key
                                              : nullptr;

@@ -154,6 +154,7 @@ class RedisKeySensor {
   /// std::nullopt with `soft_fail`. A value that does not fit T is a `type_error`; a check's
   /// connection errors propagate after the task's retries.
   std::optional<T> run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisKeySensor");
     const std::string key = o.redis_key ? *o.redis_key : cfg_.redis_key.value_or("");
     if (key.empty()) {
       throw config_error(label_ + ": redis_key is missing; give it in the config or in run()");

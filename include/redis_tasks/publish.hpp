@@ -117,6 +117,7 @@ class RedisPublish {
   /// Publishes the message; returns how many subscribers received it (on a cluster without
   /// `sharded`: those connected to the node it was sent to, as Redis counts them).
   long long run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisPublish");
     const std::string* channel = o.channel ? &*o.channel : cfg_.channel ? &*cfg_.channel : nullptr;
     if (channel == nullptr || channel->empty()) {
       throw config_error(label_ + ": channel is missing; give it in the config or in run()");

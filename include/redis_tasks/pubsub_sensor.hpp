@@ -188,6 +188,7 @@ class RedisPubSubSensor {
   /// `timeout_error` (std::nullopt with `soft_fail`). Subscribing errors propagate
   /// (connection_error, auth_error, reply_error), after the task's retries.
   std::optional<pubsub_message> run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisPubSubSensor");
     const auto timeout = o.timeout.value_or(cfg_.timeout);
     if (o.timeout) check_timeout(timeout);
     // A timeout of 0 looks once (deadline_after would take 0 for "no deadline").

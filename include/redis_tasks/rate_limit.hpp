@@ -175,6 +175,7 @@ class RedisRateLimit {
   /// One decision: allowed (and counted) or refused with `retry_after`. With `wait`, a refused
   /// run sleeps and asks again while the wait allows.
   rate_decision run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisRateLimit");
     const std::string key = o.redis_key ? *o.redis_key : cfg_.redis_key.value_or("");
     if (key.empty()) {
       throw config_error(label_ + ": redis_key is missing; give it in the config or in run()");

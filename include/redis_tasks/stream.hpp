@@ -259,6 +259,7 @@ class RedisStreamAdd {
 
   /// Adds the entry; returns its ID (for an idempotency key seen before: the first add's).
   std::string run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisStreamAdd");
     const prepared p = prepare(o);
     const detail::run_info info{name_, p.key, p.scripted ? "EVALSHA" : "XADD", client_->endpoint()};
     return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {
@@ -273,6 +274,7 @@ class RedisStreamAdd {
   /// server, and items with neither maxlen nor an idempotency key), and returns each item's
   /// ID or error, in order.
   std::vector<batch_result<std::string>> run_many(const std::vector<overrides>& items) const {
+    detail::check_live(client_.get(), "RedisStreamAdd");
     const detail::run_info info{name_, {}, "XADD", client_->endpoint()};
     return detail::told_batch(cfg_.task, info, items.size(), [&] { return many(items); });
   }
@@ -563,6 +565,7 @@ class RedisStreamConsumer {
   /// its reason, acknowledged in the same step, and is not returned. Acknowledge each entry
   /// with `ack` once its work is done; one that is not is delivered again.
   stream_batch<T> run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisStreamConsumer");
     const long long count = o.count.value_or(cfg_.count);
     if (o.count) check_count(count);
     auto block = o.block ? o.block : cfg_.block;
@@ -803,6 +806,7 @@ class RedisStreamConsumer {
   }
 
   long long ack_ids(const std::vector<std::string>& ids) const {
+    detail::check_live(client_.get(), "RedisStreamConsumer");
     if (ids.empty()) return 0;
     const detail::run_info info{name_, stream_, "XACK", client_->endpoint()};
     return detail::with_retries(cfg_.task, info, [&](detail::clock::time_point deadline) {

@@ -171,6 +171,7 @@ class RedisSet {
 
   /// Stores the value; true if stored, false if nx/xx prevented it.
   bool run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisSet");
     const std::string& key = pick(o.redis_key, cfg_.redis_key, "redis_key");
     const T& val = pick(o.redis_val, cfg_.redis_val, "redis_val");
     detail::write_options w;
@@ -196,6 +197,7 @@ class RedisSet {
   /// another), and returns each item's outcome in order: true/false as `run` returns, or the
   /// error that item raised. Invalid items fail alone, before any I/O. A batch is not retried.
   std::vector<batch_result<bool>> run_many(const std::vector<overrides>& items) const {
+    detail::check_live(client_.get(), "RedisSet");
     const detail::run_info info{name_, {}, detail::write_command_name<T>(), client_->endpoint()};
     return detail::told_batch(cfg_.task, info, items.size(),
                               [&] { return run_many_untold(items); });
@@ -332,6 +334,7 @@ class RedisGet {
   /// The key's value as T, or std::nullopt when the key does not exist.
   /// Throws `type_error` when the key holds another Redis type or text that does not fit T.
   std::optional<T> run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisGet");
     const std::string* key = o.redis_key      ? &*o.redis_key
                              : cfg_.redis_key ? &*cfg_.redis_key
                                               : nullptr;
@@ -353,6 +356,7 @@ class RedisGet {
   /// `RedisGet<value>`, one item after another), and returns each item's outcome in order:
   /// the value or std::nullopt as `run` returns, or the error that item raised.
   std::vector<batch_result<std::optional<T>>> run_many(const std::vector<overrides>& items) const {
+    detail::check_live(client_.get(), "RedisGet");
     const detail::run_info info{name_, {}, detail::read_command_name<T>(), client_->endpoint()};
     return detail::told_batch(cfg_.task, info, items.size(),
                               [&] { return run_many_untold(items); });
@@ -480,6 +484,7 @@ class RedisExecute {
 
   /// Runs the command; its reply converted to T. A server error reply is a `reply_error`.
   T run(const overrides& o = {}) const {
+    detail::check_live(client_.get(), "RedisExecute");
     const command* cmd = o.redis_cmd ? &*o.redis_cmd : cfg_.redis_cmd ? &*cfg_.redis_cmd : nullptr;
     if (cmd == nullptr) {
       throw config_error(label_ + ": redis_cmd is missing; give it in the config or in run()");
@@ -501,6 +506,7 @@ class RedisExecute {
   /// after another), and returns each item's outcome in order: the reply converted to T, or
   /// the error that item raised (a refused command, an error reply, a reply that does not fit).
   std::vector<batch_result<T>> run_many(const std::vector<overrides>& items) const {
+    detail::check_live(client_.get(), "RedisExecute");
     const std::string command_name = batch_command_name(items);  // outlives `info`'s view
     const detail::run_info info{name_, {}, command_name, client_->endpoint()};
     return detail::told_batch(cfg_.task, info, items.size(),

@@ -477,3 +477,80 @@ TEST_CASE("a config with a connection handle may not set connection fields of it
   g.redis_connection_params.pool_size = 2;
   CHECK_THROWS_AS(redis_tasks::RedisGet<std::string>(g), redis_tasks::config_error);
 }
+
+namespace {
+
+// Runs `run` on a task that was moved from: a config_error naming the class, never a crash.
+template <class Task, class Run>
+void check_moved_from(const char* kind, Task task, Run run) {
+  Task moved_to(std::move(task));
+  CHECK_THROWS_MATCHES(
+      run(task), config_error,
+      Catch::Matchers::Message(std::string(kind) + ": this task was moved from and has no "
+                                                   "settings left; run the task it was moved "
+                                                   "to, or build a new one"));
+  (void)moved_to;
+}
+
+template <class Task>
+typename Task::config unreachable(const char* key) {
+  typename Task::config c;
+  c.port = 1;  // never dialled: the check comes first
+  c.redis_key = key;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("every task moved from throws config_error when run, before any I/O") {
+  using namespace redis_tasks;
+  auto set = unreachable<RedisSet<std::string>>("k");
+  set.redis_val = "v";
+  check_moved_from("RedisSet", RedisSet<std::string>(set), [](auto& t) { t.run(); });
+  check_moved_from("RedisSet", RedisSet<std::string>(set), [](auto& t) { t.run_many({{}}); });
+  check_moved_from("RedisGet", RedisGet<std::string>(unreachable<RedisGet<std::string>>("k")),
+                   [](auto& t) { t.run(); });
+  RedisExecute<std::string>::config exec;
+  exec.port = 1;
+  exec.redis_cmd = command("PING");
+  check_moved_from("RedisExecute", RedisExecute<std::string>(exec), [](auto& t) { t.run(); });
+  check_moved_from("RedisLock", RedisLock(unreachable<RedisLock>("k")), [](auto& t) { t.run(); });
+  auto sem = unreachable<RedisSemaphore>("k");
+  sem.limit = 2;
+  check_moved_from("RedisSemaphore", RedisSemaphore(sem), [](auto& t) { t.run(); });
+  auto rate = unreachable<RedisRateLimit>("k");
+  rate.rate = 10;
+  check_moved_from("RedisRateLimit", RedisRateLimit(rate), [](auto& t) { t.run(); });
+  RedisPublish<std::string>::config pub;
+  pub.port = 1;
+  pub.channel = "ch";
+  check_moved_from("RedisPublish", RedisPublish<std::string>(pub), [](auto& t) {
+    RedisPublish<std::string>::overrides o;
+    o.message = "m";
+    t.run(o);
+  });
+  check_moved_from("RedisKeySensor",
+                   RedisKeySensor<std::string>(unreachable<RedisKeySensor<std::string>>("k")),
+                   [](auto& t) { t.run(); });
+  RedisPubSubSensor::config sub;
+  sub.port = 1;
+  sub.channels = {"ch"};
+  check_moved_from("RedisPubSubSensor", RedisPubSubSensor(sub), [](auto& t) { t.run(); });
+  auto cache = unreachable<RedisCache<std::string>>("ns");
+  cache.no_expiry = true;
+  check_moved_from("RedisCache", RedisCache<std::string>(cache),
+                   [](auto& t) { t.run([] { return std::string("x"); }); });
+  check_moved_from("RedisStreamAdd",
+                   RedisStreamAdd<std::string>(unreachable<RedisStreamAdd<std::string>>("s")),
+                   [](auto& t) {
+                     RedisStreamAdd<std::string>::overrides o;
+                     o.redis_val = "v";
+                     t.run(o);
+                   });
+  auto consumer = unreachable<RedisStreamConsumer<std::string>>("s");
+  consumer.group = "g";
+  check_moved_from("RedisStreamConsumer", RedisStreamConsumer<std::string>(consumer),
+                   [](auto& t) { t.run(); });
+  check_moved_from("RedisStreamConsumer", RedisStreamConsumer<std::string>(consumer),
+                   [](auto& t) { t.ack(std::string("1-1")); });
+}

@@ -400,6 +400,7 @@ class lease_task {
   /// Acquires a lease (the lock, or a permit), waiting up to `wait` (woken by a release, not
   /// only by polling): a held `lease`, or std::nullopt when none came free in time.
   std::optional<lease> run(const Overrides& o = {}) const {
+    check_live(context_.get(), kind_);
     return acquire_lease(context_, spec_, lease_request(cfg_, o, label_));
   }
   /// Same as `run(o)`.
@@ -415,6 +416,7 @@ class lease_task {
   lease_task(Config cfg, const char* kind, const char* what)
       : cfg_(std::move(cfg)),
         label_(task_label(cfg_.task, kind)),
+        kind_(kind),
         name_(task_name(cfg_.task, kind, cfg_.redis_key.value_or(""))) {
     check_retry_options(cfg_.task, label_);
     check_lease_settings(label_, cfg_.ttl, cfg_.wait, cfg_.holder);
@@ -433,6 +435,7 @@ class lease_task {
   std::string label_;  ///< the class and name, for messages
 
  private:
+  const char* kind_;  // the class, for the error of a moved-from task
   std::string name_;
   acquire_spec spec_;
   std::shared_ptr<const lease_context> context_;
