@@ -447,7 +447,7 @@ class RedisExecute {
     int db = 0;                                                     ///< database index
     std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
     connection_params redis_connection_params{};      ///< timeouts, user, TLS, pool…
-    std::optional<command> redis_cmd{};               ///< the command to run
+    optional_command redis_cmd{};                     ///< the command to run
     task_options task{};                              ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
     /// Run on this shared connection instead: when set, the handle's server and settings are
@@ -463,7 +463,7 @@ class RedisExecute {
 
   /// What Prefect's run() takes.
   struct overrides {
-    std::optional<command> redis_cmd{};  ///< the command to run
+    optional_command redis_cmd{};  ///< the command to run
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings,
