@@ -114,6 +114,9 @@ auto with_prepared(const T& v, const std::string& label, F&& f) {
 template <class T = std::string>
 class RedisSet {
  public:
+  static_assert(!detail::is_char_pointer_v<T>,
+                "RedisSet<const char*>: a pointer would dangle in a long-lived config; use "
+                "RedisSet<std::string> (a string literal converts to it)");
   static_assert(detail::category_of<T>() != detail::category::none,
                 "RedisSet<T>: T must be a string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type, or have a value_traits specialization");
@@ -166,6 +169,14 @@ class RedisSet {
     detail::check_retry_options(cfg_.task, label_);
     cfg_expiry_ = detail::expiry_of(cfg_.ex, cfg_.px, label_, "the config");
     cfg_cond_ = detail::condition_of(cfg_.nx, cfg_.xx, label_, "the config");
+    if constexpr (std::is_same_v<T, std::string_view>) {
+      // The config's view may outlive what it views (a temporary string, a buffer reused):
+      // the task keeps its own copy, shared by copies of the task, so the view stays valid.
+      if (cfg_.redis_val) {
+        owned_val_ = std::make_shared<const std::string>(*cfg_.redis_val);
+        cfg_.redis_val = std::string_view(*owned_val_);
+      }
+    }
     client_ = detail::client_for(cfg_, label_);
   }
 
@@ -283,12 +294,16 @@ class RedisSet {
   std::optional<std::chrono::milliseconds> cfg_expiry_;
   detail::condition cfg_cond_ = detail::condition::none;
   std::shared_ptr<detail::client> client_;
+  std::shared_ptr<const std::string> owned_val_;  // what a RedisSet<std::string_view> config views
 };
 
 /// Gets the value of a key (Prefect's RedisGet), read back as T; std::nullopt if absent.
 template <class T = std::string>
 class RedisGet {
  public:
+  static_assert(!std::is_same_v<T, std::string_view> && !detail::is_char_pointer_v<T>,
+                "RedisGet<std::string_view> / RedisGet<const char*>: a view cannot own what "
+                "Redis sends; use RedisGet<std::string>");
   static_assert(detail::category_of<T>() != detail::category::none,
                 "RedisGet<T>: T must be std::string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type, or have a value_traits specialization");
