@@ -153,7 +153,7 @@ TEST_CASE("a brace list of any length is the command's arguments, each sent as i
   const std::string key = "my key";
   const std::string_view value("a\0b", 3);
   // One element is a line (a command name never has spaces), as if the braces were not there.
-  CHECK(command({"PING"}).args() == args{"PING"});
+  CHECK(command{"PING"}.args() == args{"PING"});
   CHECK(command{"INCR counter"}.args() == args{"INCR", "counter"});
   // Two elements used to be ambiguous (std::string's iterator-pair constructor).
   CHECK(command({"GET", key}).args() == args{"GET", "my key"});
