@@ -148,6 +148,82 @@ class RedisSet {
     friend void from_json(const nlohmann::json& j, config& c) {
       detail::load_config(j, c, "config", "RedisSet");
     }
+
+    /// Sets `host`; returns this config, for chaining (C++17 has no designated initializers).
+    config& with_host(std::string v) {
+      host = std::move(v);
+      return *this;
+    }
+    /// Sets `port`.
+    config& with_port(int v) {
+      port = v;
+      return *this;
+    }
+    /// Sets `db`.
+    config& with_db(int v) {
+      db = v;
+      return *this;
+    }
+    /// Sets `password_secret` (std::nullopt: no AUTH).
+    config& with_password_secret(std::optional<std::string> v) {
+      password_secret = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_connection_params`.
+    config& with_redis_connection_params(connection_params v) {
+      redis_connection_params = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_key`.
+    config& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_val`.
+    config& with_redis_val(T v) {
+      redis_val = std::move(v);
+      return *this;
+    }
+    /// Sets `ex`.
+    config& with_ex(std::chrono::seconds v) {
+      ex = v;
+      return *this;
+    }
+    /// Sets `px`.
+    config& with_px(std::chrono::milliseconds v) {
+      px = v;
+      return *this;
+    }
+    /// Sets `nx`.
+    config& with_nx(bool v) {
+      nx = v;
+      return *this;
+    }
+    /// Sets `xx`.
+    config& with_xx(bool v) {
+      xx = v;
+      return *this;
+    }
+    /// Sets `fence_token`.
+    config& with_fence_token(std::uint64_t v) {
+      fence_token = v;
+      return *this;
+    }
+    /// Sets `task`.
+    config& with_task(task_options v) {
+      task = std::move(v);
+      return *this;
+    }
+    /// Sets `secrets`.
+    config& with_secrets(std::shared_ptr<const SecretProvider> v) {
+      secrets = std::move(v);
+      return *this;
+    }
+    /// Sets `connection`.
+    config& with_connection(std::shared_ptr<connection_handle> v) {
+      connection = std::move(v);
+      return *this;
+    }
   };
 
   /// What Prefect's run() takes; a given field wins over the config's.
@@ -159,6 +235,42 @@ class RedisSet {
     std::optional<bool> nx{};                       ///< condition (replaces config nx/xx)
     std::optional<bool> xx{};                       ///< condition (replaces config nx/xx)
     std::optional<std::uint64_t> fence_token{};     ///< fencing token (replaces the config's)
+
+    /// Sets `redis_key`; returns these overrides, for chaining.
+    overrides& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_val`.
+    overrides& with_redis_val(T v) {
+      redis_val = std::move(v);
+      return *this;
+    }
+    /// Sets `ex`.
+    overrides& with_ex(std::chrono::seconds v) {
+      ex = v;
+      return *this;
+    }
+    /// Sets `px`.
+    overrides& with_px(std::chrono::milliseconds v) {
+      px = v;
+      return *this;
+    }
+    /// Sets `nx`.
+    overrides& with_nx(bool v) {
+      nx = v;
+      return *this;
+    }
+    /// Sets `xx`.
+    overrides& with_xx(bool v) {
+      xx = v;
+      return *this;
+    }
+    /// Sets `fence_token`.
+    overrides& with_fence_token(std::uint64_t v) {
+      fence_token = v;
+      return *this;
+    }
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
@@ -327,11 +439,63 @@ class RedisGet {
     friend void from_json(const nlohmann::json& j, config& c) {
       detail::load_config(j, c, "config", "RedisGet");
     }
+
+    /// Sets `host`; returns this config, for chaining (C++17 has no designated initializers).
+    config& with_host(std::string v) {
+      host = std::move(v);
+      return *this;
+    }
+    /// Sets `port`.
+    config& with_port(int v) {
+      port = v;
+      return *this;
+    }
+    /// Sets `db`.
+    config& with_db(int v) {
+      db = v;
+      return *this;
+    }
+    /// Sets `password_secret` (std::nullopt: no AUTH).
+    config& with_password_secret(std::optional<std::string> v) {
+      password_secret = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_connection_params`.
+    config& with_redis_connection_params(connection_params v) {
+      redis_connection_params = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_key`.
+    config& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
+    /// Sets `task`.
+    config& with_task(task_options v) {
+      task = std::move(v);
+      return *this;
+    }
+    /// Sets `secrets`.
+    config& with_secrets(std::shared_ptr<const SecretProvider> v) {
+      secrets = std::move(v);
+      return *this;
+    }
+    /// Sets `connection`.
+    config& with_connection(std::shared_ptr<connection_handle> v) {
+      connection = std::move(v);
+      return *this;
+    }
   };
 
   /// What Prefect's run() takes.
   struct overrides {
     std::optional<std::string> redis_key{};  ///< key to read
+
+    /// Sets `redis_key`; returns these overrides, for chaining.
+    overrides& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
@@ -474,11 +638,63 @@ class RedisExecute {
     friend void from_json(const nlohmann::json& j, config& c) {
       detail::load_config(j, c, "config", "RedisExecute");
     }
+
+    /// Sets `host`; returns this config, for chaining (C++17 has no designated initializers).
+    config& with_host(std::string v) {
+      host = std::move(v);
+      return *this;
+    }
+    /// Sets `port`.
+    config& with_port(int v) {
+      port = v;
+      return *this;
+    }
+    /// Sets `db`.
+    config& with_db(int v) {
+      db = v;
+      return *this;
+    }
+    /// Sets `password_secret` (std::nullopt: no AUTH).
+    config& with_password_secret(std::optional<std::string> v) {
+      password_secret = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_connection_params`.
+    config& with_redis_connection_params(connection_params v) {
+      redis_connection_params = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_cmd` (a line, or a brace list of arguments).
+    config& with_redis_cmd(command v) {
+      redis_cmd = std::move(v);
+      return *this;
+    }
+    /// Sets `task`.
+    config& with_task(task_options v) {
+      task = std::move(v);
+      return *this;
+    }
+    /// Sets `secrets`.
+    config& with_secrets(std::shared_ptr<const SecretProvider> v) {
+      secrets = std::move(v);
+      return *this;
+    }
+    /// Sets `connection`.
+    config& with_connection(std::shared_ptr<connection_handle> v) {
+      connection = std::move(v);
+      return *this;
+    }
   };
 
   /// What Prefect's run() takes.
   struct overrides {
     optional_command redis_cmd{};  ///< the command to run
+
+    /// Sets `redis_cmd`; returns these overrides, for chaining.
+    overrides& with_redis_cmd(command v) {
+      redis_cmd = std::move(v);
+      return *this;
+    }
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings,
