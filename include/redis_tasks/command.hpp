@@ -4,7 +4,9 @@
 #include "version.hpp"
 
 #include <cctype>
+#include <initializer_list>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -157,8 +159,10 @@ inline std::vector<std::string> split_command_line(std::string_view line) {
 }
 
 /// A command to send: its arguments exactly as they go on the wire (binary-safe).
-/// Built from a redis-cli style line (split by `split_command_line`) or from arguments as they
-/// are: `command{std::vector<std::string>{"SET", key, value}}`.
+/// Built from a redis-cli style line (split by `split_command_line`), from a brace list of
+/// arguments (`{"GET", key}`, `{"SET", key, value}`: string literals, std::string and
+/// std::string_view mixed) or from any range of arguments, which are sent as they are:
+/// `command{std::vector<std::string>{"SET", key, value}}`.
 class command {
  public:
   /// An empty command; running it is a `config_error`.
@@ -171,6 +175,18 @@ class command {
   command(const std::string& line) : command(std::string_view(line)) {}  // NOLINT
   /// Uses `args` as they are: no splitting, no unquoting, binary-safe.
   explicit command(std::vector<std::string> args) : args_(std::move(args)) {}
+  /// A brace list of arguments, each sent as it is: `{"GET", key}`, `{"SET", key, value}`.
+  /// A list of one element is a line, as if the braces were not there (`{"PING"}`,
+  /// `command{"INCR counter"}`), since a command name is never one argument with spaces.
+  command(std::initializer_list<std::string_view> args) {  // NOLINT: implicit by design
+    // An initializer_list parameter wins over the iterator-pair and string_view constructors
+    // that a two-element list `{"GET", key}` would otherwise also match (an ambiguity).
+    if (args.size() == 1) {
+      args_ = split_command_line(*args.begin());
+    } else {
+      args_.assign(args.begin(), args.end());
+    }
+  }
   /// Uses every element of a range of string-like values (std::string_view, const char*, …)
   /// as one argument, as it is: any container, C array or C++20 view, including views that
   /// can only be iterated when not const (such as `std::views::filter`).
@@ -202,6 +218,25 @@ class command {
 
  private:
   std::vector<std::string> args_;
+};
+
+/// RedisExecute's `redis_cmd`: a `std::optional<command>` that a brace list of arguments also
+/// sets, so that `.redis_cmd = {"GET", key}` works as `command({"GET", key})` does (a plain
+/// std::optional cannot take a list of two or more elements).
+class optional_command : public std::optional<command> {
+ public:
+  using std::optional<command>::optional;
+  /// No command (falls back to the config's).
+  optional_command() = default;
+  /// A brace list of arguments, as `command` takes it.
+  optional_command(std::initializer_list<std::string_view> args)  // NOLINT: implicit by design
+      : std::optional<command>(command(args)) {}
+  /// Sets the command, or clears it with `std::nullopt` (as std::optional's assignment does).
+  template <class U = command>
+  optional_command& operator=(U&& v) {
+    std::optional<command>::operator=(std::forward<U>(v));
+    return *this;
+  }
 };
 
 namespace detail {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -39,6 +41,14 @@ struct is_vector : std::false_type {};
 template <class T, class A>
 struct is_vector<std::vector<T, A>> : std::true_type {};
 
+/// `std::vector<std::uint8_t>` and `std::vector<std::byte>`: one string's bytes, not an array.
+template <class T>
+struct is_byte_vector : std::false_type {};
+template <class A>
+struct is_byte_vector<std::vector<unsigned char, A>> : std::true_type {};
+template <class A>
+struct is_byte_vector<std::vector<std::byte, A>> : std::true_type {};
+
 template <class T>
 struct is_std_set : std::false_type {};
 template <class T, class C, class A>
@@ -68,6 +78,9 @@ std::string type_label() {
     return "std::string";
   else if constexpr (std::is_same_v<T, value>)
     return "redis_tasks::value";
+  else if constexpr (is_byte_vector<T>::value)
+    return std::is_same_v<typename T::value_type, std::byte> ? "std::vector<std::byte>"
+                                                             : "std::vector<std::uint8_t>";
   else if constexpr (is_optional<T>::value)
     return "std::optional<" + type_label<typename T::value_type>() + ">";
   else if constexpr (is_vector<T>::value)
@@ -173,6 +186,8 @@ inline bool is_text(const reply& r) {
 /// (e.g. "reply to INCR"). Rules: integers from integer replies or decimal text; doubles from
 /// double, integer or numeric text (`inf` included); bool from integer, boolean, `OK` (true),
 /// nil (false) or text `1`/`0`; std::string from any text reply or an integer;
+/// `std::vector<std::uint8_t>` and `std::vector<std::byte>` from a text reply, byte for byte
+/// (bytes are one string: an array of numbers converts to std::vector<int>);
 /// std::optional<U> maps nil to std::nullopt; std::vector<U> and std::set<U> from arrays and
 /// sets; std::map<std::string, U> from maps or flat key/value arrays (HGETALL, CONFIG GET);
 /// nlohmann::json via `reply::to_json()`; `value` by shape (array → vector, set → set, map →
@@ -244,6 +259,14 @@ T from_reply(reply&& r, const std::string& context) {
       if (detail::is_text(r)) return std::move(r.take_str());
       if (r.type() == reply_type::integer) return std::to_string(r.integer());
       detail::throw_misfit(r, context, "std::string");
+    } else if constexpr (detail::is_byte_vector<T>::value) {
+      if (detail::is_text(r)) {
+        const std::string& s = r.str();
+        T out(s.size());
+        if (!s.empty()) std::memcpy(out.data(), s.data(), s.size());
+        return out;
+      }
+      detail::throw_misfit(r, context, detail::type_label<T>());
     } else if constexpr (detail::is_vector<T>::value || detail::is_std_set<T>::value) {
       using U = typename T::value_type;
       if (r.type() != reply_type::array && r.type() != reply_type::set &&

@@ -36,8 +36,9 @@ template <class T = std::string>
 class RedisPublish {
  public:
   static_assert(detail::category_of<detail::stored_form_t<T>>() == detail::category::string ||
-                    detail::category_of<detail::stored_form_t<T>>() == detail::category::number,
-                "RedisPublish<T>: a message is one string; T must be a string, a number, a "
+                    detail::category_of<detail::stored_form_t<T>>() == detail::category::number ||
+                    detail::category_of<detail::stored_form_t<T>>() == detail::category::bytes,
+                "RedisPublish<T>: a message is one string; T must be a string, a number, bytes, a "
                 "JSON-convertible type or a value_traits type stored as one of those (publish a "
                 "collection as nlohmann::json)");
 

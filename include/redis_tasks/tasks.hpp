@@ -114,6 +114,9 @@ auto with_prepared(const T& v, const std::string& label, F&& f) {
 template <class T = std::string>
 class RedisSet {
  public:
+  static_assert(!detail::is_char_pointer_v<T>,
+                "RedisSet<const char*>: a pointer would dangle in a long-lived config; use "
+                "RedisSet<std::string> (a string literal converts to it)");
   static_assert(detail::category_of<T>() != detail::category::none,
                 "RedisSet<T>: T must be a string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type, or have a value_traits specialization");
@@ -145,6 +148,82 @@ class RedisSet {
     friend void from_json(const nlohmann::json& j, config& c) {
       detail::load_config(j, c, "config", "RedisSet");
     }
+
+    /// Sets `host`; returns this config, for chaining (C++17 has no designated initializers).
+    config& with_host(std::string v) {
+      host = std::move(v);
+      return *this;
+    }
+    /// Sets `port`.
+    config& with_port(int v) {
+      port = v;
+      return *this;
+    }
+    /// Sets `db`.
+    config& with_db(int v) {
+      db = v;
+      return *this;
+    }
+    /// Sets `password_secret` (std::nullopt: no AUTH).
+    config& with_password_secret(std::optional<std::string> v) {
+      password_secret = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_connection_params`.
+    config& with_redis_connection_params(connection_params v) {
+      redis_connection_params = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_key`.
+    config& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_val`.
+    config& with_redis_val(T v) {
+      redis_val = std::move(v);
+      return *this;
+    }
+    /// Sets `ex`.
+    config& with_ex(std::chrono::seconds v) {
+      ex = v;
+      return *this;
+    }
+    /// Sets `px`.
+    config& with_px(std::chrono::milliseconds v) {
+      px = v;
+      return *this;
+    }
+    /// Sets `nx`.
+    config& with_nx(bool v) {
+      nx = v;
+      return *this;
+    }
+    /// Sets `xx`.
+    config& with_xx(bool v) {
+      xx = v;
+      return *this;
+    }
+    /// Sets `fence_token`.
+    config& with_fence_token(std::uint64_t v) {
+      fence_token = v;
+      return *this;
+    }
+    /// Sets `task`.
+    config& with_task(task_options v) {
+      task = std::move(v);
+      return *this;
+    }
+    /// Sets `secrets`.
+    config& with_secrets(std::shared_ptr<const SecretProvider> v) {
+      secrets = std::move(v);
+      return *this;
+    }
+    /// Sets `connection`.
+    config& with_connection(std::shared_ptr<connection_handle> v) {
+      connection = std::move(v);
+      return *this;
+    }
   };
 
   /// What Prefect's run() takes; a given field wins over the config's.
@@ -156,6 +235,42 @@ class RedisSet {
     std::optional<bool> nx{};                       ///< condition (replaces config nx/xx)
     std::optional<bool> xx{};                       ///< condition (replaces config nx/xx)
     std::optional<std::uint64_t> fence_token{};     ///< fencing token (replaces the config's)
+
+    /// Sets `redis_key`; returns these overrides, for chaining.
+    overrides& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_val`.
+    overrides& with_redis_val(T v) {
+      redis_val = std::move(v);
+      return *this;
+    }
+    /// Sets `ex`.
+    overrides& with_ex(std::chrono::seconds v) {
+      ex = v;
+      return *this;
+    }
+    /// Sets `px`.
+    overrides& with_px(std::chrono::milliseconds v) {
+      px = v;
+      return *this;
+    }
+    /// Sets `nx`.
+    overrides& with_nx(bool v) {
+      nx = v;
+      return *this;
+    }
+    /// Sets `xx`.
+    overrides& with_xx(bool v) {
+      xx = v;
+      return *this;
+    }
+    /// Sets `fence_token`.
+    overrides& with_fence_token(std::uint64_t v) {
+      fence_token = v;
+      return *this;
+    }
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
@@ -166,6 +281,14 @@ class RedisSet {
     detail::check_retry_options(cfg_.task, label_);
     cfg_expiry_ = detail::expiry_of(cfg_.ex, cfg_.px, label_, "the config");
     cfg_cond_ = detail::condition_of(cfg_.nx, cfg_.xx, label_, "the config");
+    if constexpr (std::is_same_v<T, std::string_view>) {
+      // The config's view may outlive what it views (a temporary string, a buffer reused):
+      // the task keeps its own copy, shared by copies of the task, so the view stays valid.
+      if (cfg_.redis_val) {
+        owned_val_ = std::make_shared<const std::string>(*cfg_.redis_val);
+        cfg_.redis_val = std::string_view(*owned_val_);
+      }
+    }
     client_ = detail::client_for(cfg_, label_);
   }
 
@@ -285,12 +408,16 @@ class RedisSet {
   std::optional<std::chrono::milliseconds> cfg_expiry_;
   detail::condition cfg_cond_ = detail::condition::none;
   std::shared_ptr<detail::client> client_;
+  std::shared_ptr<const std::string> owned_val_;  // what a RedisSet<std::string_view> config views
 };
 
 /// Gets the value of a key (Prefect's RedisGet), read back as T; std::nullopt if absent.
 template <class T = std::string>
 class RedisGet {
  public:
+  static_assert(!std::is_same_v<T, std::string_view> && !detail::is_char_pointer_v<T>,
+                "RedisGet<std::string_view> / RedisGet<const char*>: a view cannot own what "
+                "Redis sends; use RedisGet<std::string>");
   static_assert(detail::category_of<T>() != detail::category::none,
                 "RedisGet<T>: T must be std::string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type, or have a value_traits specialization");
@@ -314,11 +441,63 @@ class RedisGet {
     friend void from_json(const nlohmann::json& j, config& c) {
       detail::load_config(j, c, "config", "RedisGet");
     }
+
+    /// Sets `host`; returns this config, for chaining (C++17 has no designated initializers).
+    config& with_host(std::string v) {
+      host = std::move(v);
+      return *this;
+    }
+    /// Sets `port`.
+    config& with_port(int v) {
+      port = v;
+      return *this;
+    }
+    /// Sets `db`.
+    config& with_db(int v) {
+      db = v;
+      return *this;
+    }
+    /// Sets `password_secret` (std::nullopt: no AUTH).
+    config& with_password_secret(std::optional<std::string> v) {
+      password_secret = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_connection_params`.
+    config& with_redis_connection_params(connection_params v) {
+      redis_connection_params = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_key`.
+    config& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
+    /// Sets `task`.
+    config& with_task(task_options v) {
+      task = std::move(v);
+      return *this;
+    }
+    /// Sets `secrets`.
+    config& with_secrets(std::shared_ptr<const SecretProvider> v) {
+      secrets = std::move(v);
+      return *this;
+    }
+    /// Sets `connection`.
+    config& with_connection(std::shared_ptr<connection_handle> v) {
+      connection = std::move(v);
+      return *this;
+    }
   };
 
   /// What Prefect's run() takes.
   struct overrides {
     std::optional<std::string> redis_key{};  ///< key to read
+
+    /// Sets `redis_key`; returns these overrides, for chaining.
+    overrides& with_redis_key(std::string v) {
+      redis_key = std::move(v);
+      return *this;
+    }
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings.
@@ -451,7 +630,7 @@ class RedisExecute {
     int db = 0;                                                     ///< database index
     std::optional<std::string> password_secret = "REDIS_PASSWORD";  ///< secret with the password
     connection_params redis_connection_params{};      ///< timeouts, user, TLS, pool…
-    std::optional<command> redis_cmd{};               ///< the command to run
+    optional_command redis_cmd{};                     ///< the command to run
     task_options task{};                              ///< name, retries
     std::shared_ptr<const SecretProvider> secrets{};  ///< null: environment variables
     /// Run on this shared connection instead: when set, the handle's server and settings are
@@ -463,11 +642,63 @@ class RedisExecute {
     friend void from_json(const nlohmann::json& j, config& c) {
       detail::load_config(j, c, "config", "RedisExecute");
     }
+
+    /// Sets `host`; returns this config, for chaining (C++17 has no designated initializers).
+    config& with_host(std::string v) {
+      host = std::move(v);
+      return *this;
+    }
+    /// Sets `port`.
+    config& with_port(int v) {
+      port = v;
+      return *this;
+    }
+    /// Sets `db`.
+    config& with_db(int v) {
+      db = v;
+      return *this;
+    }
+    /// Sets `password_secret` (std::nullopt: no AUTH).
+    config& with_password_secret(std::optional<std::string> v) {
+      password_secret = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_connection_params`.
+    config& with_redis_connection_params(connection_params v) {
+      redis_connection_params = std::move(v);
+      return *this;
+    }
+    /// Sets `redis_cmd` (a line, or a brace list of arguments).
+    config& with_redis_cmd(command v) {
+      redis_cmd = std::move(v);
+      return *this;
+    }
+    /// Sets `task`.
+    config& with_task(task_options v) {
+      task = std::move(v);
+      return *this;
+    }
+    /// Sets `secrets`.
+    config& with_secrets(std::shared_ptr<const SecretProvider> v) {
+      secrets = std::move(v);
+      return *this;
+    }
+    /// Sets `connection`.
+    config& with_connection(std::shared_ptr<connection_handle> v) {
+      connection = std::move(v);
+      return *this;
+    }
   };
 
   /// What Prefect's run() takes.
   struct overrides {
-    std::optional<command> redis_cmd{};  ///< the command to run
+    optional_command redis_cmd{};  ///< the command to run
+
+    /// Sets `redis_cmd`; returns these overrides, for chaining.
+    overrides& with_redis_cmd(command v) {
+      redis_cmd = std::move(v);
+      return *this;
+    }
   };
 
   /// Builds the task; no connection is opened yet. Throws `config_error` on invalid settings,

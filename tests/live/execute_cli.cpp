@@ -53,10 +53,6 @@ reply execute(int port, command cmd) {
   return RedisExecute<>(c).run();
 }
 
-reply execute(int port, std::vector<std::string> args) {
-  return execute(port, command{std::move(args)});
-}
-
 /// The key's type and whole content, read back with binary-safe commands.
 std::pair<std::string, reply> snapshot(int port, const std::string& key) {
   const std::string type = execute(port, {"TYPE", key}).str();

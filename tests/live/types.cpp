@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -289,6 +290,50 @@ TEST_CASE("types: std::string_view is stored as a string and read back as std::s
   REQUIRE(put(port, key, v));
   CHECK(get<std::string>(port, key) == std::string(v));
   CHECK(raw_get(port, key)->size() == 13);
+}
+
+TEST_CASE("types: RedisSet<std::string_view> keeps its own copy of the config's value") {
+  const int port = fixture("plain").port;
+  const std::string key = fresh_key("sv-owned");
+  auto c = config_for<RedisSet<std::string_view>>(port);
+  c.redis_key = key;
+  std::string buffer = std::string("first\0value", 11);
+  c.redis_val = std::string_view(buffer);
+  RedisSet<std::string_view> task(c);
+  buffer.assign(buffer.size(), 'x');  // the viewed buffer is reused after the task is built
+  buffer.shrink_to_fit();
+  RedisSet<std::string_view> copy = task;  // copies share the owned value
+  REQUIRE(copy.run());
+  CHECK(raw_get(port, key) == std::string("first\0value", 11));
+  CHECK(task.settings().redis_val == std::string_view("first\0value", 11));
+}
+
+// ---- bytes -----------------------------------------------------------------------------------
+
+TEST_CASE("types: byte vectors are one binary string, read back byte for byte") {
+  const int port = fixture("plain").port;
+  for (const auto& s : binary_strings()) {
+    CAPTURE(s.size());
+    const std::vector<std::uint8_t> u8(s.begin(), s.end());
+    CHECK(round_trip(port, u8, "string") == u8);
+    std::vector<std::byte> b(s.size());
+    std::memcpy(b.data(), s.data(), s.size());
+    const std::string key = fresh_key("bytes");
+    REQUIRE(put(port, key, b));
+    CHECK(raw_get(port, key) == s);  // one string holding exactly these bytes, not a list
+    CHECK(get<std::vector<std::byte>>(port, key) == b);
+    CHECK(get<std::vector<std::uint8_t>>(port, key) == u8);
+    CHECK(get<std::string>(port, key) == s);
+  }
+  // A string written by anyone reads back as bytes, and so does an RedisExecute reply.
+  const std::string key = fresh_key("bytes-raw");
+  REQUIRE(put(port, key, std::string("\0\xff\x01", 3)));
+  CHECK(get<std::vector<std::uint8_t>>(port, key) == std::vector<std::uint8_t>{0x00, 0xFF, 0x01});
+  CHECK(exec<std::vector<std::uint8_t>>(port, {"GET", key}) ==
+        std::vector<std::uint8_t>{0x00, 0xFF, 0x01});
+  // Bytes inside containers are binary strings too.
+  const std::vector<std::vector<std::uint8_t>> list{{0x00, 0xFF}, {}, {'a'}};
+  CHECK(round_trip(port, list, "list") == list);
 }
 
 // ---- numbers ---------------------------------------------------------------------------------
@@ -873,6 +918,17 @@ TEST_CASE("types: reading a key of another Redis type is a type_error naming key
     CHECK_THAT(c.message, Contains(c.key) && Contains(c.holds) && Contains(c.expects));
   }
   // The key was only read: it still holds what it held.
+  CHECK(type_of(port, l) == "list");
+}
+
+TEST_CASE("types: reading a list as bytes is a type_error that says what the key holds") {
+  const int port = fixture("plain").port;
+  const std::string l = fresh_key("bytes-list");
+  REQUIRE(put(port, l, std::vector<int>{1, 2, 3}));
+  const std::string message = type_error_text([&] { get<std::vector<std::uint8_t>>(port, l); });
+  CHECK_THAT(message, Contains(l) && Contains("holds a list") &&
+                          Contains("RedisGet<std::vector<std::uint8_t>> expects a string") &&
+                          Contains("std::vector<int>"));
   CHECK(type_of(port, l) == "list");
 }
 

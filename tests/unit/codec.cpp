@@ -1,6 +1,7 @@
 // Numbers as stored text, and which Redis type each C++ type maps to; how the commands behind
 // RedisSet and RedisGet fail when a (scripted) server answers what they do not expect.
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -125,6 +126,32 @@ TEST_CASE("each C++ type maps to the Redis type of API.md's Values table") {
   STATIC_REQUIRE(category_of<std::vector<std::vector<int>>>() == category::json);
   // A type the library cannot store is refused at compile time.
   STATIC_REQUIRE(category_of<std::FILE*>() == category::none);
+}
+
+TEST_CASE("byte vectors are one binary string, not a list of numbers") {
+  using d::category;
+  using d::category_of;
+  STATIC_REQUIRE(category_of<std::vector<std::uint8_t>>() == category::bytes);
+  STATIC_REQUIRE(category_of<std::vector<std::byte>>() == category::bytes);
+  STATIC_REQUIRE(d::kind_of(category::bytes) == d::redis_kind::string);
+  // Other small integers stay lists of numbers; bytes inside containers are binary strings.
+  STATIC_REQUIRE(category_of<std::vector<signed char>>() == category::list);
+  STATIC_REQUIRE(category_of<std::deque<std::uint8_t>>() == category::list);
+  STATIC_REQUIRE(category_of<std::vector<std::vector<std::uint8_t>>>() == category::list);
+  STATIC_REQUIRE(category_of<std::map<std::string, std::vector<std::byte>>>() == category::hash);
+  const std::vector<std::uint8_t> bytes{0x00, 0xFF, 'a', 0x00, 0x80};
+  d::number_buffer buf;
+  const std::string_view text = d::element_text(bytes, buf);
+  CHECK(text == std::string_view("\0\xFF"
+                                 "a\0\x80",
+                                 5));
+  CHECK(d::element_from_text<std::vector<std::uint8_t>>(std::string(text), "k") == bytes);
+  const auto as_byte = d::element_from_text<std::vector<std::byte>>(std::string(text), "k");
+  REQUIRE(as_byte.size() == 5);
+  CHECK(as_byte[1] == std::byte{0xFF});
+  CHECK(d::element_from_text<std::vector<std::byte>>(std::string(), "k").empty());
+  CHECK(d::value_type_name<std::vector<std::uint8_t>>() == "std::vector<std::uint8_t>");
+  CHECK(d::value_type_name<std::vector<std::byte>>() == "std::vector<std::byte>");
 }
 
 TEST_CASE("sorted sets compare by content, not order") {

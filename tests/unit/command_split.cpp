@@ -148,6 +148,37 @@ TEST_CASE("a command is built from any range of string-like values, as it is") {
   CHECK(redis_tasks::command("GET k") != redis_tasks::command{args{"GET", "K"}});
 }
 
+TEST_CASE("a brace list of any length is the command's arguments, each sent as it is") {
+  using redis_tasks::command;
+  const std::string key = "my key";
+  const std::string_view value("a\0b", 3);
+  // One element is a line (a command name never has spaces), as if the braces were not there.
+  CHECK(command{"PING"}.args() == args{"PING"});
+  CHECK(command{"INCR counter"}.args() == args{"INCR", "counter"});
+  // Two elements used to be ambiguous (std::string's iterator-pair constructor).
+  CHECK(command({"GET", key}).args() == args{"GET", "my key"});
+  CHECK(command({"GET", "k"}).args() == args{"GET", "k"});
+  CHECK(command({"SET", key, value}).args() == args{"SET", "my key", std::string("a\0b", 3)});
+  CHECK(command({std::string("HSET"), std::string_view("h"), "f", key}).args() ==
+        args{"HSET", "h", "f", "my key"});
+  command assigned;
+  assigned = {"GET", key};
+  CHECK(assigned.args() == args{"GET", "my key"});
+  // Wherever a command is taken: RedisExecute's config and overrides (and so run_many).
+  redis_tasks::RedisExecute<>::config cfg;
+  cfg.redis_cmd = {"GET", key};
+  CHECK(cfg.redis_cmd->args() == args{"GET", "my key"});
+  redis_tasks::RedisExecute<>::overrides o{{"SET", key, "v"}};
+  CHECK(o.redis_cmd->args() == args{"SET", "my key", "v"});
+  const std::vector<redis_tasks::RedisExecute<>::overrides> batch{{{"GET", key}}, {{"PING"}}};
+  CHECK(batch[0].redis_cmd->args() == args{"GET", "my key"});
+  CHECK(batch[1].redis_cmd->args() == args{"PING"});
+  // A single string is still a redis-cli style line.
+  CHECK(command("SET k \"a b\"").args() == args{"SET", "k", "a b"});
+  cfg.redis_cmd = "GET k";
+  CHECK(cfg.redis_cmd->args() == args{"GET", "k"});
+}
+
 TEST_CASE("command_label adds the subcommand of container commands, and nothing else") {
   using redis_tasks::command;
   using redis_tasks::detail::command_label;

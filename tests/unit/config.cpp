@@ -75,6 +75,52 @@ TEST_CASE("RedisSet without key or value is a config_error before any I/O") {
   CHECK_THROWS_AS(no_val.run({.redis_val = "v"}), redis_tasks::connection_error);
 }
 
+TEST_CASE("chainable setters fill configs and overrides; designated initializers still work") {
+  using Set = redis_tasks::RedisSet<std::string>;
+  redis_tasks::task_options named;
+  named.name = "named";
+  const auto c = Set::config{}
+                     .with_host("h")
+                     .with_port(7000)
+                     .with_db(2)
+                     .with_password_secret(std::nullopt)
+                     .with_redis_key("k")
+                     .with_redis_val("v")
+                     .with_px(500ms)
+                     .with_xx(true)
+                     .with_fence_token(7)
+                     .with_task(named);
+  CHECK(c.host == "h");
+  CHECK(c.port == 7000);
+  CHECK(c.db == 2);
+  CHECK_FALSE(c.password_secret.has_value());
+  CHECK(c.redis_key == "k");
+  CHECK(c.redis_val == "v");
+  CHECK(c.px == 500ms);
+  CHECK_FALSE(c.ex.has_value());
+  CHECK(c.xx);
+  CHECK(c.fence_token == 7u);
+  CHECK(c.task.name == "named");
+  const auto o = Set::overrides{}.with_redis_key("o").with_ex(5s).with_nx(true);
+  CHECK(o.redis_key == "o");
+  CHECK(o.ex == 5s);
+  CHECK(o.nx == true);
+  CHECK_FALSE(o.redis_val.has_value());
+  const auto g = redis_tasks::RedisGet<long long>::config{}.with_redis_key("n").with_db(1);
+  CHECK(g.redis_key == "n");
+  CHECK(redis_tasks::RedisGet<long long>::overrides{}.with_redis_key("m").redis_key == "m");
+  const auto e = redis_tasks::RedisExecute<>::config{}.with_redis_cmd({"GET", "k"});
+  CHECK(e.redis_cmd->args() == std::vector<std::string>{"GET", "k"});
+  CHECK(redis_tasks::RedisExecute<>::overrides{}.with_redis_cmd("INCR n").redis_cmd ==
+        redis_tasks::command({"INCR", "n"}));
+  // Still aggregates: C++20 designated initializers.
+  const Set::config d{.redis_key = "k", .redis_val = "v", .nx = true};
+  CHECK(d.nx);
+  STATIC_REQUIRE(std::is_aggregate_v<Set::config>);
+  STATIC_REQUIRE(std::is_aggregate_v<Set::overrides>);
+  STATIC_REQUIRE(std::is_aggregate_v<redis_tasks::RedisExecute<>::overrides>);
+}
+
 TEST_CASE("RedisGet and RedisExecute without key or command are config errors") {
   using Get = redis_tasks::RedisGet<std::string>;
   CHECK_THROWS_WITH(Get(cfg<Get>()).run(), Contains("redis_key is missing"));

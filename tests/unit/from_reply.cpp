@@ -1,4 +1,6 @@
 // RedisExecute<T>'s conversions from a reply.
+#include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <optional>
@@ -52,6 +54,23 @@ TEST_CASE("strings, optionals and containers") {
   CHECK(from_reply<std::vector<std::optional<std::string>>>(
             reply::make_array({reply(), reply::make_string("a")}), "r") ==
         std::vector<std::optional<std::string>>{std::nullopt, "a"});
+}
+
+TEST_CASE("byte vectors convert from one string, byte for byte") {
+  const std::string raw("\0\xFFz", 3);
+  const auto u8 = from_reply<std::vector<std::uint8_t>>(reply::make_string(raw), "r");
+  CHECK(u8 == std::vector<std::uint8_t>{0x00, 0xFF, 'z'});
+  const auto b = from_reply<std::vector<std::byte>>(reply::make_string(raw), "r");
+  REQUIRE(b.size() == 3);
+  CHECK(b[1] == std::byte{0xFF});
+  CHECK(from_reply<std::optional<std::vector<std::uint8_t>>>(reply(), "r") == std::nullopt);
+  // An array is not bytes: read it as std::vector<int>.
+  CHECK_THROWS_WITH(
+      from_reply<std::vector<std::uint8_t>>(reply::make_array({reply::make_integer(1)}), "r"),
+      "r was an array of 1 elements, which does not convert to "
+      "std::vector<std::uint8_t>");
+  CHECK(from_reply<std::vector<int>>(reply::make_array({reply::make_integer(1)}), "r") ==
+        std::vector<int>{1});
 }
 
 TEST_CASE("error replies are reply errors with the server's code") {

@@ -6,6 +6,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <list>
@@ -69,9 +71,25 @@ inline constexpr bool is_string_like_v =
 template <class T>
 inline constexpr bool is_number_v = std::is_arithmetic_v<T>;
 
-/// E may be an element of a container: a string or an arithmetic type.
+/// `const char*` and `char*`: refused as values, since a config would keep the pointer.
 template <class T>
-inline constexpr bool is_element_v = is_string_like_v<T> || is_number_v<T>;
+inline constexpr bool is_char_pointer_v =
+    std::is_pointer_v<T>&& std::is_same_v<std::remove_cv_t<std::remove_pointer_t<T>>, char>;
+
+/// Bytes: `std::vector<std::uint8_t>` (= `unsigned char`) and `std::vector<std::byte>`, stored
+/// as one binary string, never as a list of numbers.
+template <class T>
+struct bytes_of : std::false_type {};
+template <class A>
+struct bytes_of<std::vector<unsigned char, A>> : std::true_type {};
+template <class A>
+struct bytes_of<std::vector<std::byte, A>> : std::true_type {};
+template <class T>
+inline constexpr bool is_bytes_v = bytes_of<T>::value;
+
+/// E may be an element of a container: a string, bytes or an arithmetic type.
+template <class T>
+inline constexpr bool is_element_v = is_string_like_v<T> || is_number_v<T> || is_bytes_v<T>;
 
 template <class T>
 struct sequence_of : std::false_type {};
@@ -119,7 +137,7 @@ inline constexpr bool is_value_variant_v = std::is_same_v<T, value>;
 
 /// How T is stored, in order of precedence: a user's `value_traits`, the built-in categories,
 /// then JSON for anything nlohmann can convert.
-enum class category { user, string, number, list, set, hash, zset, any, json, none };
+enum class category { user, string, number, bytes, list, set, hash, zset, any, json, none };
 
 template <class T>
 constexpr category category_of() {
@@ -129,6 +147,8 @@ constexpr category category_of() {
     return category::string;
   else if constexpr (is_number_v<T>)
     return category::number;
+  else if constexpr (is_bytes_v<T>)  // before list: a vector of bytes is not a list of numbers
+    return category::bytes;
   else if constexpr (sequence_of<T>::value)
     return category::list;
   else if constexpr (set_of<T>::value)
@@ -244,14 +264,25 @@ N parse_number(std::string_view text, const std::string& subject) {
   }
 }
 
-/// An element as text for the wire; numbers are formatted into `buf`.
+/// An element as text for the wire: strings and bytes as views of `e`, numbers formatted into
+/// `buf`.
 template <class E>
 std::string_view element_text(const E& e, number_buffer& buf) {
   if constexpr (is_string_like_v<E>) {
     return std::string_view(e);
+  } else if constexpr (is_bytes_v<E>) {
+    return std::string_view(reinterpret_cast<const char*>(e.data()), e.size());
   } else {
     return format_number(e, buf);
   }
+}
+
+/// Bytes holding exactly the bytes of `s` (NULs and 0xFF included).
+template <class B>
+B bytes_from_text(std::string_view s) {
+  B out(s.size());
+  if (!s.empty()) std::memcpy(out.data(), s.data(), s.size());
+  return out;
 }
 
 /// An element read back from its text.
@@ -259,6 +290,8 @@ template <class E>
 E element_from_text(std::string&& s, const std::string& subject) {
   if constexpr (std::is_same_v<E, std::string>) {
     return std::move(s);
+  } else if constexpr (is_bytes_v<E>) {
+    return bytes_from_text<E>(s);
   } else if constexpr (std::is_same_v<E, std::string_view>) {
     static_assert(!std::is_same_v<E, std::string_view>,
                   "std::string_view cannot own data read from Redis: read std::string instead");
@@ -344,6 +377,9 @@ std::string value_type_name() {
     return "long double";
   else if constexpr (c == category::number)
     return "an arithmetic type";
+  else if constexpr (c == category::bytes)
+    return std::is_same_v<typename T::value_type, std::byte> ? "std::vector<std::byte>"
+                                                             : "std::vector<std::uint8_t>";
   else if constexpr (c == category::list || c == category::set) {
     return std::string(container_name<T>::value) + "<" + value_type_name<typename T::value_type>() +
            ">";
@@ -374,6 +410,8 @@ inline const char* category_description(category c) {
       return "a string";
     case category::number:
       return "a string holding a number";
+    case category::bytes:
+      return "a string (its bytes)";
     case category::list:
       return "a list";
     case category::set:

@@ -292,8 +292,8 @@ queued_write queue_write(connection& c, std::string_view key, const T& v, const 
   } else if constexpr (kind_of(cat) == redis_kind::string) {
     number_buffer numbers;
     std::string_view value;
-    if constexpr (cat == category::string) {
-      value = std::string_view(v);
+    if constexpr (cat == category::string || cat == category::bytes) {
+      value = element_text(v, numbers);  // a view of v
     } else {
       value = format_number(v, numbers);  // short: copied into the request right away
     }
@@ -510,8 +510,14 @@ inline std::string type_of_key(connection& c, std::string_view key) {
 
 [[noreturn]] inline void throw_wrong_type(std::string_view key, const std::string& holds,
                                           category wanted, std::string_view cpp_type) {
+  std::string hint;
+  if (wanted == category::bytes) {
+    hint =
+        "; a byte vector is stored as one binary string: read a list of numbers as "
+        "std::vector<int>";
+  }
   throw type_error(key_subject(key) + " holds a " + holds + ", but " + std::string(cpp_type) +
-                   " expects " + category_description(wanted));
+                   " expects " + category_description(wanted) + hint);
 }
 
 template <class T>
@@ -521,6 +527,8 @@ T decode_string(std::string&& s, std::string_view key) {
     static_assert(std::is_same_v<T, std::string>,
                   "read strings as std::string: a std::string_view cannot own what Redis sent");
     return std::move(s);
+  } else if constexpr (cat == category::bytes) {
+    return bytes_from_text<T>(s);
   } else if constexpr (cat == category::number) {
     return parse_number<T>(s, key_subject(key));
   } else {

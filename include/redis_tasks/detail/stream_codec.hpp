@@ -28,7 +28,7 @@ constexpr bool stream_storable() {
     return stream_storable<typename value_traits<T>::storage_type>();
   } else {
     return cat == category::hash || cat == category::string || cat == category::number ||
-           cat == category::json;
+           cat == category::bytes || cat == category::json;
   }
 }
 
@@ -67,7 +67,7 @@ void entry_fields(const T& v, std::vector<std::string_view>& out, std::deque<std
     number_buffer buf;
     const std::string_view text = element_text(v, buf);
     out.emplace_back("value");
-    if constexpr (is_string_like_v<T>) {
+    if constexpr (is_string_like_v<T> || is_bytes_v<T>) {
       out.emplace_back(text);
     } else {
       out.emplace_back(owned.emplace_back(text));
