@@ -75,7 +75,7 @@ TEST_CASE("RedisSet without key or value is a config_error before any I/O") {
   CHECK_THROWS_AS(no_val.run({.redis_val = "v"}), redis_tasks::connection_error);
 }
 
-TEST_CASE("chainable setters fill configs and overrides; designated initializers still work") {
+TEST_CASE("chainable setters fill configs and overrides, and designated initializers still work") {
   using Set = redis_tasks::RedisSet<std::string>;
   redis_tasks::task_options named;
   named.name = "named";
