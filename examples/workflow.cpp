@@ -1,15 +1,20 @@
 // A small workflow, as a C++ app would write one without a workflow engine:
 //   0. take the workflow's lock (RedisLock), so that one run at a time goes ahead, and listen
 //      to the workflow's events (RedisPubSubSensor),
-//   1. fan out: compute a report per region in parallel with std::async,
-//   2. store each report with RedisSet (a hash, expiring in an hour) and announce it on the
-//      events channel (RedisPublish),
+//   1. queue one job per region on a stream (RedisStreamAdd, one pipeline; an idempotency key
+//      per run and job, so that a retried enqueue never queues a job twice),
+//   2. take the jobs as a worker would (RedisStreamConsumer) and fan out with std::async: each
+//      branch computes its region's report as a cached step (RedisCache: computed once, then
+//      read back), stores it with RedisSet (a hash, expiring in an hour) and announces it on
+//      the events channel (RedisPublish); the jobs are acknowledged once all are done,
 //   3. wait for the four announcements with the sensor, and count the run with RedisExecute,
 //   4. collect the reports with RedisKeySensor (which would wait for a report still missing),
+//      and ask the cached step again for one region: it comes from Redis this time,
 //   5. publish the total with a write fenced by the lock's token, then release the lock.
 // Tasks are built once, then run with runtime overrides from many threads. A run hook logs
 // every Redis call (names and timings only, never values).
 // Usage: workflow [host] [port]
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -69,6 +74,21 @@ int main(int argc, char** argv) {
                                            .channels = {"workflow:events"},
                                            .timeout = 10s,
                                            .task = {.name = "events"}});
+    redis_tasks::RedisStreamAdd<std::string> enqueue(
+        {.host = host, .port = port, .redis_key = "workflow:jobs", .task = {.name = "enqueue"}});
+    redis_tasks::RedisStreamConsumer<std::string> take_jobs({.host = host,
+                                                             .port = port,
+                                                             .redis_key = "workflow:jobs",
+                                                             .group = "report-workers",
+                                                             .count = 10,
+                                                             .block = 1s,
+                                                             .task = {.name = "take-jobs"}});
+    redis_tasks::RedisCache<report> cached_report({.host = host,
+                                                   .port = port,
+                                                   .redis_key = "workflow:cache",
+                                                   .ttl = 1h,
+                                                   .version = "report-v1",
+                                                   .task = {.name = "report-step"}});
     redis_tasks::RedisExecute<long long> count_run(
         {.host = host, .port = port, .redis_cmd = "INCR workflow:runs"});
 
@@ -95,19 +115,36 @@ int main(int argc, char** argv) {
 
     const std::vector<std::string> regions{"north", "south", "east", "west"};
 
-    // 1 + 2: fan out; each branch computes and stores its report.
+    // 1: one job per region, in one pipeline.
+    std::vector<redis_tasks::RedisStreamAdd<std::string>::overrides> jobs;
+    for (const auto& region : regions)
+      jobs.push_back({.redis_val = region,
+                      .idempotency_key = "run:" + std::to_string(lock->token()) + ":" + region});
+    for (const auto& queued : enqueue.run_many(jobs))
+      queued.value();  // rethrows an enqueue's error
+
+    // 2: take the jobs (here in one batch) and fan out; each branch computes its report as a
+    // cached step, stores it and announces it.
+    const auto batch = take_jobs.run();
+    std::cout << "took " << batch.messages.size() << " jobs from workflow:jobs\n";
     std::vector<std::future<bool>> branches;
-    for (std::size_t i = 0; i < regions.size(); ++i) {
-      branches.push_back(std::async(std::launch::async, [&, i] {
-        const report r = compute_report(regions[i], static_cast<int>(i) + 1);
-        const bool stored =
-            store.run({.redis_key = "workflow:report:" + regions[i], .redis_val = r});
-        announce.run({.message = "stored " + regions[i]});
+    for (const auto& job : batch.messages) {
+      branches.push_back(std::async(std::launch::async, [&, region = job.value] {
+        const int seed =
+            static_cast<int>(std::find(regions.begin(), regions.end(), region) - regions.begin()) +
+            1;
+        const report r = cached_report
+                             .run({.inputs = {{"region", region}, {"seed", seed}}},
+                                  [&] { return compute_report(region, seed); })
+                             .value;
+        const bool stored = store.run({.redis_key = "workflow:report:" + region, .redis_val = r});
+        announce.run({.message = "stored " + region});
         return stored;
       }));
     }
     for (auto& b : branches)
       b.get();  // rethrows a branch's error
+    std::cout << "acknowledged " << take_jobs.ack(batch) << " jobs\n";
 
     // 3: the four announcements, in whatever order the branches made them; count the run.
     std::set<std::string> announced;
@@ -128,6 +165,10 @@ int main(int argc, char** argv) {
                 << r->at("orders") << "\n";
     }
     std::cout << "  total revenue: " << total << "\n";
+    const auto again = cached_report.run({.inputs = {{"region", "north"}, {"seed", 1}}},
+                                         [] { return report{}; });  // not called: a hit
+    std::cout << "north's report again: " << (again.hit ? "from the cache" : "computed")
+              << ", revenue " << again.value.at("revenue") << "\n";
 
     // 5: a run that lost the lock while it worked (paused past the ttl) and was superseded
     // cannot overwrite its successor's total: the write is fenced by the lease's token.
