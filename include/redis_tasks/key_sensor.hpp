@@ -72,6 +72,9 @@ inline bool keyspace_events_on(std::string_view flags, std::string_view classes)
 template <class T = std::string>
 class RedisKeySensor {
  public:
+  static_assert(!std::is_same_v<T, std::string_view> && !detail::is_char_pointer_v<T>,
+                "RedisKeySensor<std::string_view> / RedisKeySensor<const char*>: a view cannot own "
+                "what Redis sends; use RedisKeySensor<std::string>");
   static_assert(detail::category_of<T>() != detail::category::none,
                 "RedisKeySensor<T>: T must be a string, a number, a container of those, "
                 "sorted_set, value, a JSON-convertible type, or have a value_traits "

@@ -35,6 +35,9 @@ inline namespace REDIS_TASKS_ABI {
 template <class T = std::string>
 class RedisPublish {
  public:
+  static_assert(!std::is_same_v<T, std::string_view> && !detail::is_char_pointer_v<T>,
+                "RedisPublish<std::string_view> / RedisPublish<const char*>: a view would dangle "
+                "in a long-lived config; use RedisPublish<std::string>");
   static_assert(detail::category_of<detail::stored_form_t<T>>() == detail::category::string ||
                     detail::category_of<detail::stored_form_t<T>>() == detail::category::number ||
                     detail::category_of<detail::stored_form_t<T>>() == detail::category::bytes,

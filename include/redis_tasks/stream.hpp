@@ -180,6 +180,9 @@ return {r[1], out, r[3] or {}}
 template <class T = std::map<std::string, std::string>>
 class RedisStreamAdd {
  public:
+  static_assert(!std::is_same_v<T, std::string_view> && !detail::is_char_pointer_v<T>,
+                "RedisStreamAdd<std::string_view> / RedisStreamAdd<const char*>: a view would "
+                "dangle in a long-lived config; use RedisStreamAdd<std::string>");
   static_assert(detail::stream_storable<T>(),
                 "RedisStreamAdd<T>: T must be a map (the entry's fields), a string, a number, a "
                 "JSON-convertible type, or a value_traits type stored as one of those");
@@ -442,6 +445,9 @@ class RedisStreamAdd {
 template <class T = std::map<std::string, std::string>>
 class RedisStreamConsumer {
  public:
+  static_assert(!std::is_same_v<T, std::string_view> && !detail::is_char_pointer_v<T>,
+                "RedisStreamConsumer<std::string_view> / RedisStreamConsumer<const char*>: a view "
+                "cannot own what Redis sends; use RedisStreamConsumer<std::string>");
   static_assert(detail::stream_storable<T>(),
                 "RedisStreamConsumer<T>: T must be a map (the entry's fields), a string, a "
                 "number, a JSON-convertible type, or a value_traits type stored as one of those");
