@@ -45,7 +45,7 @@ namespace detail {
 inline std::mutex& global_hook_mutex() {
   // Never destroyed (runs may end while the program exits), in static storage like the hook.
   alignas(std::mutex) static unsigned char storage[sizeof(std::mutex)];
-  static std::mutex* m = ::new (storage) std::mutex();
+  static auto* m = ::new (storage) std::mutex();
   return *m;
 }
 

@@ -537,7 +537,7 @@ class RedisStreamConsumer {
     if (cfg_.max_deliveries < 1) {
       throw config_error(label_ + ": max_deliveries must be at least 1");
     }
-    if (cfg_.start_id.empty()) throw config_error(label_ + ": start_id is empty (\"0\" or \"$\")");
+    if (cfg_.start_id.empty()) throw config_error(label_ + R"(: start_id is empty ("0" or "$"))");
     stream_ = *cfg_.redis_key;
     dead_ = cfg_.dead_letter_key ? *cfg_.dead_letter_key : detail::companion_key(stream_, "dead");
     if (dead_.empty()) throw config_error(label_ + ": dead_letter_key is empty");

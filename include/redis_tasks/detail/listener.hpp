@@ -25,8 +25,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
+#include <csignal>
 
 #include "../errors.hpp"
 #include "../pubsub_message.hpp"

@@ -32,7 +32,7 @@ class renewer {
   /// and in static storage, like the fork registry, so a plugin's copy goes with the plugin.
   static renewer& instance() {
     alignas(renewer) static unsigned char storage[sizeof(renewer)];
-    static renewer* r = ::new (storage) renewer();
+    static auto* r = ::new (storage) renewer();
     return *r;
   }
 

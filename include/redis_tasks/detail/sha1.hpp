@@ -20,13 +20,17 @@ inline std::string sha1_hex(std::string_view text) {
   auto rotl = [](std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
   auto block = [&](const unsigned char* p) {
     std::uint32_t w[80];
-    for (int i = 0; i < 16; ++i) {
+    for (std::size_t i = 0; i < 16; ++i) {
       w[i] = (std::uint32_t{p[4 * i]} << 24) | (std::uint32_t{p[4 * i + 1]} << 16) |
              (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
     }
     for (int i = 16; i < 80; ++i)
       w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    std::uint32_t a = h[0];
+    std::uint32_t b = h[1];
+    std::uint32_t c = h[2];
+    std::uint32_t d = h[3];
+    std::uint32_t e = h[4];
     for (int i = 0; i < 80; ++i) {
       std::uint32_t f = 0;
       std::uint32_t k = 0;

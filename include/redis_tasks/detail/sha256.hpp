@@ -30,7 +30,7 @@ inline std::string sha256_hex(std::string_view text) {
   auto rotr = [](std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); };
   auto block = [&](const unsigned char* p) {
     std::uint32_t w[64];
-    for (int i = 0; i < 16; ++i) {
+    for (std::size_t i = 0; i < 16; ++i) {
       w[i] = (std::uint32_t{p[4 * i]} << 24) | (std::uint32_t{p[4 * i + 1]} << 16) |
              (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
     }
@@ -39,7 +39,14 @@ inline std::string sha256_hex(std::string_view text) {
       const std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
       w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    std::uint32_t a = h[0];
+    std::uint32_t b = h[1];
+    std::uint32_t c = h[2];
+    std::uint32_t d = h[3];
+    std::uint32_t e = h[4];
+    std::uint32_t f = h[5];
+    std::uint32_t g = h[6];
+    std::uint32_t hh = h[7];
     for (int i = 0; i < 64; ++i) {
       const std::uint32_t s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
       const std::uint32_t ch = (e & f) ^ (~e & g);
@@ -84,11 +91,11 @@ inline std::string sha256_hex(std::string_view text) {
   if (len == 128) block(tail + 64);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out(64, '0');
-  for (int i = 0; i < 8; ++i) {
-    for (int j = 0; j < 4; ++j) {
+  for (std::size_t i = 0; i < 8; ++i) {
+    for (std::size_t j = 0; j < 4; ++j) {
       const auto byte = static_cast<unsigned>((h[i] >> (24 - 8 * j)) & 0xffu);
-      out[static_cast<std::size_t>(8 * i + 2 * j)] = hex[byte >> 4];
-      out[static_cast<std::size_t>(8 * i + 2 * j + 1)] = hex[byte & 0xfu];
+      out[8 * i + 2 * j] = hex[byte >> 4];
+      out[8 * i + 2 * j + 1] = hex[byte & 0xfu];
     }
   }
   return out;

@@ -151,7 +151,7 @@ class resolver_flights {
   static resolver_flights& instance() {
     // Never destroyed, in static storage (as fork_registry, and for the same reasons).
     alignas(resolver_flights) static unsigned char storage[sizeof(resolver_flights)];
-    static resolver_flights* r = ::new (storage) resolver_flights();
+    static auto* r = ::new (storage) resolver_flights();
     return *r;
   }
 

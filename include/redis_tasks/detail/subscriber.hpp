@@ -166,8 +166,7 @@ class subscriber {
   void take(reply&& r) {
     ++heard_;
     if (r.is_error()) {
-      const std::string msg = r.str();
-      throw reply_error(msg, "subscribing on " + conn_.endpoint());
+      throw reply_error(r.str(), "subscribing on " + conn_.endpoint());
     }
     if (r.type() != reply_type::array || r.elements().empty()) {
       throw connection_error("the subscription on " + conn_.endpoint() + " received " +
