@@ -73,6 +73,24 @@ struct sentinel_params {
   std::string username{};
 };
 
+/// Multiplexing: runs of every task that shares the pool are written together on a few shared
+/// connections per server, and replies are matched to callers in order (off by default).
+/// Commands that carry connection state (MULTI/EXEC, blocking commands, SELECT, CLIENT, ...)
+/// still take a pooled connection of their own.
+struct multiplex_params {
+  /// Turn multiplexing on.
+  bool enabled = false;
+  /// Shared connections per server (per node on a Redis Cluster), 1 to 64.
+  std::size_t connections = 2;
+  /// The most requests written or waiting to be written at once, per server. A run that finds
+  /// the cap reached waits (up to `pool_wait_timeout` and the run's own deadline) and then gets
+  /// a `timeout_error`.
+  std::size_t max_in_flight = 4096;
+  /// The most request bytes written or waiting to be written at once, per server; waits as
+  /// `max_in_flight` does. A single request larger than this takes a pooled connection.
+  std::size_t max_bytes_in_flight = std::size_t{64} << 20;
+};
+
 /// Everything about a connection beyond host, port, db and password. An aggregate: set the
 /// fields you need (C++20: designated initializers), or load redis-py's names with `from_json`.
 struct connection_params {
@@ -105,6 +123,8 @@ struct connection_params {
   cluster_params cluster{};
   /// Redis Sentinel (off unless `sentinel.sentinels` is set).
   sentinel_params sentinel{};
+  /// Multiplexing on a few shared connections per server (off by default).
+  multiplex_params multiplex{};
 
   /// Loads redis-py's `redis.Redis` keyword names from a JSON object: `socket_timeout` and
   /// `socket_connect_timeout` (seconds, number or null for no limit), `socket_keepalive` (bool),
@@ -115,11 +135,12 @@ struct connection_params {
   /// Redis Cluster's `cluster` (bool), `cluster_nodes` (["host:port", …], turns cluster on) and
   /// `max_redirects` (0 to 100), Redis Sentinel's `sentinels` (["host:port", …]), `sentinel_master`
   /// (or redis-py's `service_name`), `sentinel_password_secret` and `sentinel_username`, plus this
-  /// library's `pool_wait_timeout` (seconds), `keepalive_interval` (seconds) and `shared_pool`
-  /// (bool). Seconds may be fractional, from 0 to 1e9: they are rounded to the nearest
-  /// millisecond, but a positive value under 1 ms becomes 1 ms, never 0 ("no limit").
-  /// Throws `config_error` on an unknown name (listing the accepted ones), a wrong type or an
-  /// out-of-range number.
+  /// library's `pool_wait_timeout` (seconds), `keepalive_interval` (seconds), `shared_pool`
+  /// (bool), `multiplex` (bool), `multiplex_connections` (1 to 64, turns multiplexing on),
+  /// `multiplex_max_in_flight` and `multiplex_max_bytes_in_flight`. Seconds may be fractional, from
+  /// 0 to 1e9: they are rounded to the nearest millisecond, but a positive value under 1 ms becomes
+  /// 1 ms, never 0 ("no limit"). Throws `config_error` on an unknown name (listing the accepted
+  /// ones), a wrong type or an out-of-range number.
   static connection_params from_json(const nlohmann::json& j);
 };
 
@@ -264,6 +285,21 @@ inline const std::vector<param_rule>& param_rules() {
              std::chrono::seconds(ms == 0 ? 0 : std::max(1LL, (ms + 500) / 1000));
        }},
       {"shared_pool", [](P p, N n, J v) { p.shared_pool = bool_param(n, v); }},
+      {"multiplex", [](P p, N n, J v) { p.multiplex.enabled = bool_param(n, v); }},
+      {"multiplex_connections",
+       [](P p, N n, J v) {
+         p.multiplex.connections = static_cast<std::size_t>(int_param(n, v, 1, 64));
+         p.multiplex.enabled = true;
+       }},
+      {"multiplex_max_in_flight",
+       [](P p, N n, J v) {
+         p.multiplex.max_in_flight = static_cast<std::size_t>(int_param(n, v, 1, 1000000));
+       }},
+      {"multiplex_max_bytes_in_flight",
+       [](P p, N n, J v) {
+         p.multiplex.max_bytes_in_flight =
+             static_cast<std::size_t>(int_param(n, v, 1024, 1LL << 40));
+       }},
       {"ssl", [](P p, N n, J v) { p.tls.enabled = bool_param(n, v); }},
       {"ssl_ca_certs", [](P p, N n, J v) { p.tls.ca_certs = string_param(n, v); }},
       {"ssl_ca_path", [](P p, N n, J v) { p.tls.ca_path = string_param(n, v); }},

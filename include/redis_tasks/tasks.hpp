@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +24,7 @@
 #include "config_json.hpp"
 #include "connection.hpp"
 #include "connection_handle.hpp"
+#include "detail/async.hpp"
 #include "detail/batch.hpp"
 #include "detail/client.hpp"
 #include "detail/codec.hpp"
@@ -316,6 +319,18 @@ class RedisSet {
   /// Same as `run(o)`, so the task can be passed wherever a callable is expected.
   bool operator()(const overrides& o = {}) const { return run(o); }
 
+  /// `run(o)` on a thread of the library's (see the README's "Asynchronous runs"); the future
+  /// holds what `run` returns or the error it throws. The task may go before the run ends.
+  std::future<bool> run_async(overrides o = {}) const {
+    detail::check_live(client_.get(), "RedisSet");
+    return detail::start_async<bool>(*this, std::move(o));
+  }
+  /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
+  void run_async(overrides o, std::function<void(batch_result<bool>)> done) const {
+    detail::check_live(client_.get(), "RedisSet");
+    detail::start_async<bool>(*this, std::move(o), std::move(done));
+  }
+
   /// Runs one set per item, in one pipelined round trip (on a Redis Cluster, one item after
   /// another), and returns each item's outcome in order: true/false as `run` returns, or the
   /// error that item raised. Invalid items fail alone, before any I/O. A batch is not retried.
@@ -531,6 +546,18 @@ class RedisGet {
   /// Same as `run(o)`.
   std::optional<T> operator()(const overrides& o = {}) const { return run(o); }
 
+  /// `run(o)` on a thread of the library's (see the README's "Asynchronous runs"); the future
+  /// holds what `run` returns or the error it throws. The task may go before the run ends.
+  std::future<std::optional<T>> run_async(overrides o = {}) const {
+    detail::check_live(client_.get(), "RedisGet");
+    return detail::start_async<std::optional<T>>(*this, std::move(o));
+  }
+  /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
+  void run_async(overrides o, std::function<void(batch_result<std::optional<T>>)> done) const {
+    detail::check_live(client_.get(), "RedisGet");
+    detail::start_async<std::optional<T>>(*this, std::move(o), std::move(done));
+  }
+
   /// Reads one key per item, in one pipelined round trip (on a Redis Cluster, or for
   /// `RedisGet<value>`, one item after another), and returns each item's outcome in order:
   /// the value or std::nullopt as `run` returns, or the error that item raised.
@@ -732,6 +759,18 @@ class RedisExecute {
 
   /// Same as `run(o)`.
   T operator()(const overrides& o = {}) const { return run(o); }
+
+  /// `run(o)` on a thread of the library's (see the README's "Asynchronous runs"); the future
+  /// holds what `run` returns or the error it throws. The task may go before the run ends.
+  std::future<T> run_async(overrides o = {}) const {
+    detail::check_live(client_.get(), "RedisExecute");
+    return detail::start_async<T>(*this, std::move(o));
+  }
+  /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
+  void run_async(overrides o, std::function<void(batch_result<T>)> done) const {
+    detail::check_live(client_.get(), "RedisExecute");
+    detail::start_async<T>(*this, std::move(o), std::move(done));
+  }
 
   /// Runs one command per item, in one pipelined round trip (on a Redis Cluster, one item
   /// after another), and returns each item's outcome in order: the reply converted to T, or

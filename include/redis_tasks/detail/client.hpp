@@ -177,6 +177,7 @@ class client {
   // The pool bounds the connection by `deadline` while it is on loan. Returns true when a reply
   // said READONLY (read by `fn` as a result, e.g. a batch item's error): the server was demoted.
   static bool run_on(connection_pool& pool, clock::time_point deadline, callback fn, bool asking) {
+    if (!asking && pool.mux() != nullptr) return run_multiplexed(*pool.mux(), deadline, fn);
     for (int attempt = 0;; ++attempt) {
       auto lease = pool.acquire(deadline);
       try {
@@ -193,6 +194,21 @@ class client {
         return lease->saw_readonly();
       } catch (const not_sent_error&) {
         if (attempt >= 1) throw;
+      }
+    }
+  }
+
+  // As run_on, on a multiplexed connection: a request its shared connection failed to write
+  // (not_sent_error) goes again on the next one. Each failure closes one shared connection, so
+  // one more try than there are of them reaches a new one.
+  static bool run_multiplexed(multiplexer& mux, clock::time_point deadline, callback fn) {
+    for (std::size_t attempt = 0;; ++attempt) {
+      auto lease = mux.acquire(deadline);
+      try {
+        fn(*lease);
+        return lease->saw_readonly();
+      } catch (const not_sent_error&) {
+        if (attempt >= mux.links_allowed()) throw;
       }
     }
   }

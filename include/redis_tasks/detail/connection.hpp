@@ -25,6 +25,7 @@
 #include "../reply.hpp"
 #include "../secrets.hpp"
 #include "fork.hpp"
+#include "mux_request.hpp"
 #include "resp.hpp"
 #include "socket.hpp"
 #include "tls.hpp"
@@ -98,6 +99,11 @@ struct endpoint_settings {
       add(t.server_hostname);
     }
     if (require_master) add("master");
+    const auto& m = params.multiplex;
+    if (m.enabled) {
+      add("mux" + std::to_string(m.connections) + "/" + std::to_string(m.max_in_flight) + "/" +
+          std::to_string(m.max_bytes_in_flight));
+    }
     return k;
   }
 };
@@ -148,6 +154,35 @@ class connection {
     last_used_ = clock::now();
   }
 
+  /// A multiplexed connection: what a run queues goes out through `channel` on a connection
+  /// shared with other runs, until the run needs connection state (a blocking command, MULTI,
+  /// SELECT, ...; see `keeps_connection_state`) or sends a request larger than the channel
+  /// takes: from then on the run goes on a pooled connection of its own ("pinned").
+  connection(mux_channel& channel, std::string endpoint, std::chrono::milliseconds socket_timeout)
+      : endpoint_(std::move(endpoint)),
+        socket_timeout_(socket_timeout),
+        reply_timeout_(socket_timeout),
+        owner_(fork_registry::generation()),
+        virt_(std::make_unique<virtual_part>()) {
+    virt_->channel = &channel;
+  }
+
+  /// True for a multiplexed connection (see the constructor that takes a channel).
+  bool multiplexed() const noexcept { return virt_ != nullptr; }
+
+  /// A multiplexed connection, after a run: drops what the run left unread, gives a pinned
+  /// connection back, and forgets the run's deadline and flags.
+  void end_multiplexed_run() noexcept {
+    drop_sent();
+    virt_->pin = pinned_connection();
+    virt_->queued = 0;
+    virt_->name_next = false;
+    encoder_.clear();
+    saw_readonly_ = false;
+    out_of_step_ = false;
+    run_deadline_ = no_deadline;
+  }
+
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
   ~connection() {
@@ -163,10 +198,19 @@ class connection {
   void set_run_deadline(clock::time_point deadline) noexcept {
     run_deadline_ = deadline;
     run_bound_.clear();
+    if (virt_ && virt_->pin.conn) virt_->pin.conn->set_run_deadline(deadline);
   }
 
   /// Starts a new request: forgets what was written for the previous one.
   void begin_request() {
+    if (virt_) {
+      if (virt_->pin.conn) return virt_->pin.conn->begin_request();
+      drop_sent();
+      virt_->queued = 0;
+      virt_->name_next = false;
+      encoder_.clear();
+      return;
+    }
     if (pending_ != 0) broken_ = true;  // a previous request was abandoned mid-way
     encoder_.clear();
     request_written_ = 0;
@@ -174,6 +218,15 @@ class connection {
 
   /// Queues one command made of `n` arguments.
   void append(const std::string_view* args, std::size_t n) {
+    if (virt_) {
+      if (!virt_->pin.conn && !(n > 0 && keeps_connection_state(args[0]))) {
+        encoder_.append(args, n);
+        ++virt_->queued;
+        if (encoder_.buffered_bytes() >= flush_threshold) flush();
+        return;
+      }
+      return pin().append(args, n);
+    }
     if (asking_) before_command_asking(n > 0 ? args[0] : std::string_view());
     encoder_.append(args, n);
     ++pending_;
@@ -185,6 +238,13 @@ class connection {
   /// Starts queuing a command of `argc` arguments, given one by one with `arg`. Not for MULTI,
   /// EXEC or DISCARD (the name is not known yet when ASKING is queued; see `set_asking`).
   void begin_command(std::size_t argc) {
+    if (virt_) {
+      if (virt_->pin.conn) return virt_->pin.conn->begin_command(argc);
+      encoder_.begin(argc);
+      ++virt_->queued;
+      virt_->name_next = true;
+      return;
+    }
     if (asking_) before_command_asking(std::string_view());
     encoder_.begin(argc);
     ++pending_;
@@ -195,22 +255,34 @@ class connection {
   /// MULTI … EXEC, where the ASKING sent before MULTI holds for the whole transaction (one
   /// sent inside would be queued, and its +OK would come back in EXEC's reply). `read`
   /// consumes the ASKING replies.
-  void set_asking(bool on) noexcept {
+  void set_asking(bool on) {
+    if (virt_) return pin().set_asking(on);
     asking_ = on;
     in_multi_ = false;
   }
   /// One argument of the command started by `begin_command`; long ones are not copied and must
   /// outlive the next `flush`.
-  void arg(std::string_view a) { encoder_.arg(a); }
+  void arg(std::string_view a) {
+    if (virt_) {
+      if (virt_->name_next) {
+        virt_->name_next = false;
+        if (keeps_connection_state(a)) pin();
+      }
+      if (virt_->pin.conn) return virt_->pin.conn->arg(a);
+    }
+    encoder_.arg(a);
+  }
   /// Ends a command started by `begin_command`; writes out a long pipeline as it grows, so
   /// memory stays bounded however many commands a request has.
   void end_command() {
+    if (virt_ && virt_->pin.conn) return virt_->pin.conn->end_command();
     if (encoder_.buffered_bytes() >= flush_threshold) flush();
   }
 
   /// Writes everything queued, within `socket_timeout` and the run's deadline. Throws
   /// `not_sent_error` if nothing of this request left.
   void flush() {
+    if (virt_) return flush_multiplexed();
     const auto& segs = encoder_.segments();
     if (segs.empty()) return;
     iovecs_.clear();
@@ -242,6 +314,14 @@ class connection {
   /// Reads the next reply. Error replies are returned, not thrown, except NOAUTH, which
   /// means the server wants a password this connection did not give: that is an `auth_error`.
   reply read() {
+    if (virt_) {
+      if (virt_->pin.conn) {
+        reply r = virt_->pin.conn->read();
+        if (virt_->pin.conn->saw_readonly()) saw_readonly_ = true;
+        return r;
+      }
+      return read_multiplexed();
+    }
     if (!asked_.empty()) {
       // A command queued in asking mode: skip the reply (always +OK) to the ASKING sent
       // before it, if one was.
@@ -306,6 +386,36 @@ class connection {
     }
   }
 
+  // ---- a link of a multiplexer: one writer and one reader at a time, on other threads ------
+
+  /// Link mode: writes `n` segments by `deadline` (false when it passed first); `written`
+  /// counts the bytes that left. Throws `connection_error` (`not_sent_error` when nothing left).
+  bool write_segments(const iovec* iov, int n, std::size_t& written, clock::time_point deadline) {
+    return stream_->write_all(iov, n, written, deadline);
+  }
+
+  /// Link mode: the next reply among the bytes received; false when more bytes are needed.
+  /// Throws `connection_error` on a protocol error.
+  bool next_received(reply& r) { return parser_.next(r); }
+
+  /// Link mode: receives what arrives by `deadline` (0 when nothing did) for `next_received`.
+  /// Throws `connection_error` when the connection failed or the server closed it.
+  std::size_t receive_some(clock::time_point deadline) {
+    if (!rbuf_) rbuf_ = std::make_unique<char[]>(read_buffer_size);
+    const std::size_t n = stream_->read_some(rbuf_.get(), read_buffer_size, deadline);
+    parser_.feed(rbuf_.get(), n);
+    return n;
+  }
+
+  /// Link mode: true when received bytes wait in the stream itself (decrypted TLS data).
+  bool has_buffered_bytes() noexcept { return stream_->has_buffered(); }
+
+  /// Link mode: wakes a reader or writer blocked on the socket and fails their calls (the
+  /// descriptor itself is closed with the connection).
+  void shut_down() noexcept {
+    if (stream_) ::shutdown(stream_->native_handle(), SHUT_RDWR);
+  }
+
   /// Subscriber mode: true while part of a message has arrived and the rest has not.
   bool mid_message() const noexcept { return !parser_.at_reply_start(); }
 
@@ -316,12 +426,29 @@ class connection {
   bool saw_readonly() const noexcept { return saw_readonly_; }
 
   /// True when an I/O error left the connection unusable, or replies are still unread.
-  bool broken() const noexcept { return broken_ || pending_ != 0 || !asked_.empty(); }
+  bool broken() const noexcept {
+    if (virt_) return virt_->pin.conn != nullptr && virt_->pin.conn->broken();
+    return broken_ || pending_ != 0 || !asked_.empty();
+  }
   /// Marks the connection unusable (its state is unknown, e.g. a reply was left unread).
-  void mark_broken() noexcept { broken_ = true; }
+  void mark_broken() noexcept {
+    if (virt_) {
+      // Multiplexed: replies are matched per request, so what is unread is simply dropped.
+      if (virt_->pin.conn) virt_->pin.conn->mark_broken();
+      drop_sent();
+      return;
+    }
+    broken_ = true;
+  }
   /// Marks the connection unusable because its replies went out of step with the commands: no
   /// later reply on it may be trusted (a batch fails the items still waiting).
   void mark_out_of_step() noexcept {
+    if (virt_) {
+      if (virt_->pin.conn) virt_->pin.conn->mark_out_of_step();
+      drop_sent();
+      out_of_step_ = true;
+      return;
+    }
     broken_ = true;
     out_of_step_ = true;
   }
@@ -340,6 +467,7 @@ class connection {
   /// deadline. Returns true when the run's deadline is what bounds it. Undone by
   /// `restore_timeout()`, which the client runs before the connection is reused.
   bool stretch_timeout(std::chrono::milliseconds block) {
+    if (virt_) return pin().stretch_timeout(block);  // a blocking command: not on a shared one
     using std::chrono::milliseconds;
     milliseconds t{0};
     if (socket_timeout_.count() > 0 && block.count() > 0) {
@@ -356,11 +484,119 @@ class connection {
     run_deadline_ = no_deadline;
   }
   /// True while a blocking command's stretch is in force.
-  bool timeout_changed() const noexcept { return reply_timeout_ != socket_timeout_; }
+  bool timeout_changed() const noexcept {
+    if (virt_) return virt_->pin.conn != nullptr && virt_->pin.conn->timeout_changed();
+    return reply_timeout_ != socket_timeout_;
+  }
   /// The configured socket timeout.
   std::chrono::milliseconds socket_timeout() const noexcept { return socket_timeout_; }
 
  private:
+  // A multiplexed connection's own state (see the constructor that takes a channel).
+  struct virtual_part {
+    mux_channel* channel = nullptr;
+    std::deque<std::shared_ptr<mux_request>> sent;  // submitted, replies not all taken
+    std::size_t taken = 0;                          // replies taken from sent.front()
+    std::size_t queued = 0;                         // commands encoded, not submitted yet
+    bool name_next = false;              // the next `arg` is a command's name (after begin_command)
+    std::shared_ptr<mux_request> spare;  // a request object to reuse
+    pinned_connection pin;               // the pooled connection the run moved to
+  };
+
+  // Abandons what was sent and not read (its replies will be dropped).
+  void drop_sent() noexcept {
+    for (auto& r : virt_->sent)
+      virt_->channel->abandon(r);
+    virt_->sent.clear();
+    virt_->taken = 0;
+  }
+
+  // Moves the run to a pooled connection of its own, with what is queued of the current
+  // request; every earlier request of the run was answered (or is dropped).
+  connection& pin() {
+    virtual_part& v = *virt_;
+    if (v.pin.conn) return *v.pin.conn;
+    drop_sent();
+    v.pin = v.channel->pin(run_deadline_);
+    connection& c = *v.pin.conn;
+    c.set_run_deadline(run_deadline_);
+    c.begin_request();
+    if (v.queued > 0) {
+      c.encoder_.append_encoded(encoder_);
+      c.pending_ += v.queued;
+    }
+    encoder_.clear();
+    v.queued = 0;
+    return c;
+  }
+
+  void flush_multiplexed() {
+    virtual_part& v = *virt_;
+    if (v.pin.conn) return v.pin.conn->flush();
+    if (v.queued == 0) return;
+    const auto& segs = encoder_.segments();
+    std::size_t total = 0;
+    for (const auto& sg : segs)
+      total += sg.size;
+    if (total > v.channel->max_request_bytes()) return pin().flush();
+    std::shared_ptr<mux_request> r;
+    if (v.spare && v.spare.use_count() == 1) {
+      r = std::move(v.spare);
+      r->replies.clear();
+      r->link.reset();
+      r->at = mux_request::stage::queued;
+      r->abandoned = r->lead = r->not_sent = r->waiting = false;
+      r->received = 0;
+      r->failure.clear();
+    } else {
+      v.spare.reset();
+      r = std::make_shared<mux_request>();
+    }
+    r->bytes.clear();
+    r->bytes.reserve(total);
+    const char* base = encoder_.buffer().data();
+    for (const auto& sg : segs)
+      r->bytes.append(sg.external ? sg.external : base + sg.offset, sg.size);
+    r->expected = v.queued;
+    encoder_.clear();
+    v.queued = 0;
+    v.channel->submit(r, run_deadline_);
+    v.sent.push_back(std::move(r));
+  }
+
+  reply read_multiplexed() {
+    virtual_part& v = *virt_;
+    if (v.sent.empty()) throw error("internal error: a reply was read before a request was sent");
+    const auto own =
+        socket_timeout_.count() > 0 ? saturating_add(clock::now(), socket_timeout_) : no_deadline;
+    const auto deadline = earlier(own, run_deadline_);
+    std::shared_ptr<mux_request>& r = v.sent.front();
+    bool answered = false;
+    try {
+      answered = v.channel->wait(r, deadline);
+    } catch (...) {
+      drop_sent();
+      throw;
+    }
+    if (!answered) {
+      drop_sent();
+      if (deadline == run_deadline_) throw_past_run_deadline("waiting for a reply from ");
+      throw timeout_error("no reply from " + endpoint_ + " within socket_timeout " +
+                          ms_text(socket_timeout_) + " (multiplexed)");
+    }
+    reply out = std::move(r->replies[v.taken++]);
+    if (v.taken == r->expected) {
+      v.taken = 0;
+      v.spare = std::move(r);
+      v.sent.pop_front();
+    }
+    if (out.is_error()) {
+      if (out.str().compare(0, 6, "NOAUTH") == 0) throw_noauth();
+      if (out.str().compare(0, 8, "READONLY") == 0) saw_readonly_ = true;
+    }
+    return out;
+  }
+
   static constexpr std::size_t read_buffer_size = std::size_t{64} * 1024;
   static constexpr std::size_t flush_threshold = std::size_t{1024} * 1024;
 
@@ -627,6 +863,7 @@ class connection {
       false;  // replies no longer match commands  // a reply said READONLY: the server was demoted
   clock::time_point last_used_;
   std::string secret_desc_;
+  std::unique_ptr<virtual_part> virt_;  // set for a multiplexed connection
 };
 
 }  // namespace detail

@@ -19,6 +19,7 @@
 #include "connection.hpp"
 #include "deadline.hpp"
 #include "fork.hpp"
+#include "mux.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -56,7 +57,15 @@ class connection_pool {
   };
 
   explicit connection_pool(endpoint_settings s)
-      : settings_(std::move(s)), owner_(fork_registry::generation()) {}
+      : settings_(std::move(s)), owner_(fork_registry::generation()) {
+    if (settings_.params.multiplex.enabled) {
+      mux_ = std::make_unique<multiplexer>(settings_, [this](clock::time_point deadline) {
+        auto held = std::make_shared<lease>(acquire(deadline));
+        connection* c = &**held;
+        return pinned_connection{std::move(held), c};
+      });
+    }
+  }
   connection_pool(const connection_pool&) = delete;
   connection_pool& operator=(const connection_pool&) = delete;
 
@@ -143,6 +152,9 @@ class connection_pool {
     return open_;
   }
 
+  /// The multiplexer of this server, when `multiplex.enabled`; else null.
+  multiplexer* mux() const noexcept { return mux_.get(); }
+
   /// The settings every connection of this pool is opened with.
   const endpoint_settings& settings() const noexcept { return settings_; }
 
@@ -223,6 +235,8 @@ class connection_pool {
   std::vector<std::unique_ptr<connection>> idle_;
   std::size_t open_ = 0;
   std::uint64_t owner_;  // the fork generation whose connections these are
+  // Last, so it goes first: its pinned runs give connections back to this pool.
+  std::unique_ptr<multiplexer> mux_;
 };
 
 /// Objects shared by key among the users that hold them: an entry lasts while some user keeps

@@ -74,6 +74,21 @@ class request_encoder {
     buf_ += "\r\n";
   }
 
+  /// Appends everything `other` encoded (whole commands or a started one), long arguments
+  /// still referenced where they lie.
+  void append_encoded(request_encoder& other) {
+    const char* base = other.buf_.data();
+    for (const auto& sg : other.segments()) {
+      if (sg.external != nullptr) {
+        close_buffer_segment();
+        segments_.push_back(sg);
+      } else {
+        buf_.append(base + sg.offset, sg.size);
+      }
+    }
+    commands_ += other.commands_;
+  }
+
   /// The encoded pieces in order; valid until the next `append` or `clear`.
   const std::vector<segment>& segments() {
     close_buffer_segment();

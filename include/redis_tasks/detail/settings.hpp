@@ -32,6 +32,16 @@ endpoint_settings settings_of(const Config& c, const std::string& task) {
     fail("redis_connection_params has a negative duration; use 0 for no limit");
   }
   if (p.pool_size < 1) fail("redis_connection_params.pool_size must be at least 1");
+  if (p.multiplex.enabled) {
+    if (p.multiplex.connections < 1 || p.multiplex.connections > 64) {
+      fail("multiplex.connections is " + std::to_string(p.multiplex.connections) +
+           "; give 1 to 64 shared connections per server");
+    }
+    if (p.multiplex.max_in_flight < 1) fail("multiplex.max_in_flight must be at least 1");
+    if (p.multiplex.max_bytes_in_flight < 1024) {
+      fail("multiplex.max_bytes_in_flight must be at least 1024 bytes");
+    }
+  }
   if (p.client_name.find_first_of(" \n\r\t") != std::string::npos) {
     fail("client_name may not contain spaces or line breaks");
   }

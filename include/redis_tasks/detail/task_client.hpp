@@ -49,7 +49,8 @@ std::shared_ptr<client> client_for(const Config& c, const std::string& label) {
            p.unix_socket != defaults.unix_socket || p.tls.enabled != defaults.tls.enabled ||
            p.cluster.enabled != defaults.cluster.enabled || !p.sentinel.sentinels.empty() ||
            p.connect_timeout != defaults.connect_timeout ||
-           p.socket_timeout != defaults.socket_timeout || p.pool_size != defaults.pool_size,
+           p.socket_timeout != defaults.socket_timeout || p.pool_size != defaults.pool_size ||
+           p.multiplex.enabled != defaults.multiplex.enabled,
        "redis_connection_params");
   if (!set.empty()) {
     throw config_error(label + ": the config has a `connection` handle and also sets " + set +

@@ -1,0 +1,700 @@
+// Many callers, few connections: runs of every task that shares a pool are written together on
+// a few shared connections to the server ("links"), and each reply goes to the caller whose
+// request it answers, in order.
+//
+// No thread of its own: whoever finds a link's writer idle writes every request queued on it
+// in one system call, and whoever waits for a reply while no one reads becomes the reader,
+// hands each reply to its caller, and passes the reading on once its own reply is in.
+#pragma once
+
+#include "../version.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../errors.hpp"
+#include "connection.hpp"
+#include "deadline.hpp"
+#include "fork.hpp"
+#include "mux_request.hpp"
+#include "socket.hpp"
+
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
+
+/// The caps on what is in flight to one server: requests and their bytes, written or waiting
+/// to be written. Counted without a lock; a run that finds them reached waits on the lock.
+class mux_caps {
+ public:
+  mux_caps(std::size_t max_requests, std::size_t max_bytes)
+      : max_requests_(max_requests), max_bytes_(max_bytes) {}
+
+  /// Takes room for one request of `bytes`, if there is room now.
+  bool try_take(std::size_t bytes) {
+    if (requests_.fetch_add(1, std::memory_order_acq_rel) >= max_requests_) {
+      requests_.fetch_sub(1, std::memory_order_acq_rel);
+      return false;
+    }
+    // A request always fits when nothing else is in flight (the channel sends larger ones on a
+    // pooled connection, so this only matters for caps smaller than one request).
+    const std::size_t before = bytes_.fetch_add(bytes, std::memory_order_acq_rel);
+    if (before != 0 && before + bytes > max_bytes_) {
+      bytes_.fetch_sub(bytes, std::memory_order_acq_rel);
+      requests_.fetch_sub(1, std::memory_order_acq_rel);
+      return false;
+    }
+    return true;
+  }
+
+  /// Waits until room is given back, or `deadline`.
+  void wait_for_room(clock::time_point deadline) {
+    std::unique_lock<std::mutex> lk(lock_.mutex());
+    ++waiters_;
+    (void)lock_.cv().wait_until(lk, deadline);
+    --waiters_;
+  }
+
+  /// Gives back the room of `requests` requests of `bytes` bytes in all. Never call it with a
+  /// link's lock held (see fork_safe_lock).
+  void give(std::size_t requests, std::size_t bytes) {
+    if (requests == 0) return;
+    requests_.fetch_sub(requests, std::memory_order_acq_rel);
+    bytes_.fetch_sub(bytes, std::memory_order_acq_rel);
+    if (waiters_.load(std::memory_order_acquire) > 0) {
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      lock_.cv().notify_all();
+    }
+  }
+
+  /// In a child after fork(): the parent's requests are not this process's.
+  void reset() noexcept {
+    requests_ = 0;
+    bytes_ = 0;
+    waiters_ = 0;
+  }
+
+  /// The caps.
+  std::size_t max_requests() const noexcept { return max_requests_; }
+  /// The caps.
+  std::size_t max_bytes() const noexcept { return max_bytes_; }
+
+ private:
+  const std::size_t max_requests_;
+  const std::size_t max_bytes_;
+  std::atomic<std::size_t> requests_{0};
+  std::atomic<std::size_t> bytes_{0};
+  std::atomic<int> waiters_{0};
+  fork_safe_lock lock_;
+};
+
+/// One shared connection and the requests on it: those waiting to be written, then those
+/// written, whose replies come back in the order they were written.
+class mux_link : public std::enable_shared_from_this<mux_link> {
+ public:
+  mux_link(std::unique_ptr<connection> c, bool tls, std::chrono::milliseconds socket_timeout,
+           std::shared_ptr<mux_caps> caps)
+      : conn_(std::move(c)),
+        tls_(tls),
+        socket_timeout_(socket_timeout),
+        caps_(std::move(caps)),
+        owner_(fork_registry::generation()) {}
+  mux_link(const mux_link&) = delete;
+  mux_link& operator=(const mux_link&) = delete;
+  ~mux_link() { fail_all("the multiplexer was closed"); }
+
+  /// False once the link failed or was retired (a reply said READONLY): it takes no more
+  /// requests.
+  bool open() const noexcept { return !closed_.load(std::memory_order_acquire); }
+  /// Requests queued or in flight, to pick the least busy link.
+  std::size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
+
+  /// Queues `r` (its room under the caps taken), and writes the queue unless someone already
+  /// is. False when the link no longer takes requests (`r` is untouched).
+  bool enqueue(const std::shared_ptr<mux_request>& r) {
+    std::unique_lock<std::mutex> lk(lock_.mutex());
+    if (closed_.load(std::memory_order_relaxed)) return false;
+    r->link = shared_from_this();
+    r->at = mux_request::stage::queued;
+    pending_.push_back(r);
+    load_.fetch_add(1, std::memory_order_relaxed);
+    if (writing_) return true;
+    writing_ = true;
+    write_queue(lk);
+    return true;
+  }
+
+  /// See mux_channel::wait.
+  bool wait(const std::shared_ptr<mux_request>& r, clock::time_point deadline) {
+    std::unique_lock<std::mutex> lk(lock_.mutex());
+    for (;;) {
+      if (r->at == mux_request::stage::answered) return true;
+      if (r->at == mux_request::stage::failed) {
+        if (r->not_sent) throw not_sent_error(r->failure);
+        throw connection_error(r->failure +
+                               "; the request was written, so whether it ran is "
+                               "unknown (it is not sent again)");
+      }
+      if (r->at == mux_request::stage::written && !reading_) {
+        reading_ = true;
+        r->lead = false;
+        if (read_for(lk, r, deadline)) continue;
+        r->abandoned = true;
+        return false;
+      }
+      r->waiting = true;
+      const bool woke = r->cv.wait_until(lk, deadline) == std::cv_status::no_timeout;
+      r->waiting = false;
+      if (woke || r->at == mux_request::stage::answered || r->at == mux_request::stage::failed) {
+        continue;
+      }
+      if (r->at == mux_request::stage::written && !reading_) continue;  // read once more
+      // Out of time. Not written yet: taken out of the queue, so it is never sent.
+      if (r->at == mux_request::stage::queued) {
+        const auto it = std::find(pending_.begin(), pending_.end(), r);
+        if (it != pending_.end()) pending_.erase(it);
+        load_.fetch_sub(1, std::memory_order_relaxed);
+        r->at = mux_request::stage::failed;
+        r->not_sent = true;
+        r->failure = "not written in time";
+        lk.unlock();
+        caps_->give(1, r->bytes.size());
+        return false;
+      }
+      r->abandoned = true;  // keeps its place; its replies are dropped when they come
+      return false;
+    }
+  }
+
+  /// Reads the replies of requests whose callers left (or do not read now) until none is in
+  /// flight or `deadline` passes; false when there was nothing to read or another caller reads.
+  /// A run that finds the caps reached calls it, so that requests whose callers timed out
+  /// cannot hold the room forever.
+  bool drain(clock::time_point deadline) {
+    std::unique_lock<std::mutex> lk(lock_.mutex());
+    if (reading_ || inflight_.empty()) return false;
+    reading_ = true;
+    read_for(lk, nullptr, deadline);
+    return true;
+  }
+
+  /// See mux_channel::abandon.
+  void abandon(const std::shared_ptr<mux_request>& r) noexcept {
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    r->abandoned = true;
+    r->replies.clear();
+  }
+
+  /// Fails every request (`why`) and closes the link.
+  void fail_all(const std::string& why) noexcept {
+    released freed;
+    {
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      fail_locked(why, nullptr, 0, freed);
+    }
+    // In a child after fork(), the caps were reset: the parent's requests are not counted.
+    if (owner_ == fork_registry::generation()) caps_->give(freed.requests, freed.bytes);
+  }
+
+ private:
+  struct released {
+    std::size_t requests = 0;
+    std::size_t bytes = 0;
+  };
+
+  clock::time_point last_progress() const noexcept {
+    return clock::time_point(clock::duration(last_progress_.load(std::memory_order_relaxed)));
+  }
+  void mark_progress(clock::time_point t) noexcept {
+    last_progress_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+
+  // Ends `r` (answered or failed): gives its room back (counted in `freed`) and wakes its
+  // caller. Called with the lock held.
+  void settle(mux_request& r, mux_request::stage at, released& freed) {
+    r.at = at;
+    load_.fetch_sub(1, std::memory_order_relaxed);
+    ++freed.requests;
+    freed.bytes += r.bytes.size();
+    if (r.abandoned) r.replies.clear();
+    if (r.waiting) r.cv.notify_one();
+  }
+
+  // Fails everything and closes. `batch`/`written`: the requests being written when the link
+  // failed, and how many bytes of them left: those after that are not sent. Lock held.
+  void fail_locked(const std::string& why, const std::vector<std::shared_ptr<mux_request>>* batch,
+                   std::size_t written, released& freed) noexcept {
+    closed_.store(true, std::memory_order_release);
+    // Never in a child after fork(): shutting the socket down would cut the parent's link.
+    if (conn_ && owner_ == fork_registry::generation()) conn_->shut_down();
+    std::size_t offset = 0;
+    const mux_request* first_unsent = nullptr;
+    if (batch != nullptr) {
+      for (const auto& b : *batch) {
+        if (offset >= written) {
+          first_unsent = b.get();
+          break;
+        }
+        offset += b->bytes.size();
+      }
+    }
+    bool unsent = false;
+    for (auto& r : inflight_) {
+      if (r.get() == first_unsent) unsent = true;
+      r->not_sent = unsent;
+      r->failure = why;
+      settle(*r, mux_request::stage::failed, freed);
+    }
+    inflight_.clear();
+    for (auto& r : pending_) {
+      r->not_sent = true;
+      r->failure = why;
+      settle(*r, mux_request::stage::failed, freed);
+    }
+    pending_.clear();
+  }
+
+  // Asks the first caller that waits on a written request to take over reading (lock held).
+  void pass_reading() {
+    reading_ = false;
+    for (auto& r : inflight_) {
+      if (r->waiting && !r->abandoned) {
+        r->lead = true;
+        r->cv.notify_one();
+        return;
+      }
+    }
+  }
+
+  // Writes the queue, again and again while requests keep coming (lock held on entry and exit).
+  void write_queue(std::unique_lock<std::mutex>& lk) {
+    std::vector<std::shared_ptr<mux_request>> batch;
+    std::vector<iovec> iov;
+    while (!pending_.empty() && !closed_.load(std::memory_order_relaxed)) {
+      batch.clear();
+      iov.clear();
+      const bool idle = inflight_.empty();
+      while (!pending_.empty() && batch.size() < 256) {
+        std::shared_ptr<mux_request> r = std::move(pending_.front());
+        pending_.pop_front();
+        r->at = mux_request::stage::written;
+        iov.push_back(iovec{r->bytes.data(), r->bytes.size()});
+        inflight_.push_back(r);
+        batch.push_back(std::move(r));
+      }
+      if (!reading_) pass_reading();
+      lk.unlock();
+      if (idle) {
+        // Before writing to a link that sat idle: a server that closed it (its `timeout`,
+        // CLIENT KILL, a restart) or sent bytes nobody asked for would make the requests fail
+        // after they were written, when they cannot be sent again. Checked as a pool checks
+        // an idle connection (not within 100 us of the last reply, when it cannot have idled
+        // out); what is left of a parsed reply is checked every time.
+        const auto now = clock::now();
+        bool intact = !conn_->mid_message();
+        if (intact && now - last_progress() >= std::chrono::microseconds(100)) {
+          if (tls_) {
+            const std::lock_guard<std::mutex> io(io_);
+            intact = conn_->idle_and_intact();
+          } else {
+            intact = conn_->idle_and_intact();
+          }
+        }
+        mark_progress(now);
+        if (!intact) {
+          lk.lock();
+          released freed;
+          fail_locked("the shared connection to " + conn_->endpoint() +
+                          " was closed by the server or got bytes nobody asked for while idle",
+                      &batch, 0, freed);
+          lk.unlock();
+          caps_->give(freed.requests, freed.bytes);
+          lk.lock();
+          continue;
+        }
+      }
+      std::size_t written = 0;
+      std::string why;
+      try {
+        // A write is bounded by socket_timeout, not by one caller's deadline: the requests of
+        // others go in it, and stopping half-way would leave the connection unusable.
+        const auto deadline = socket_timeout_.count() > 0
+                                  ? saturating_add(clock::now(), socket_timeout_)
+                                  : no_deadline;
+        bool done = false;
+        if (tls_) {
+          const std::lock_guard<std::mutex> io(io_);
+          done = conn_->write_segments(iov.data(), static_cast<int>(iov.size()), written, deadline);
+        } else {
+          done = conn_->write_segments(iov.data(), static_cast<int>(iov.size()), written, deadline);
+        }
+        if (!done) {
+          why = "writing to " + conn_->endpoint() + " took longer than socket_timeout " +
+                ms_text(socket_timeout_);
+        }
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+      lk.lock();
+      if (!why.empty()) {
+        released freed;
+        fail_locked(why, &batch, written, freed);
+        lk.unlock();
+        caps_->give(freed.requests, freed.bytes);
+        lk.lock();
+      }
+    }
+    writing_ = false;
+  }
+
+  // Reads replies for everyone until `me` is settled (true) or `deadline` passes (false).
+  // Entered with the lock held and reading_ set; leaves with the lock held, reading passed on.
+  bool read_for(std::unique_lock<std::mutex>& lk, const std::shared_ptr<mux_request>& me,
+                clock::time_point deadline) {
+    // `me` null: until nothing is in flight.
+    auto settled = [&] {
+      if (!me) return inflight_.empty();
+      return me->at == mux_request::stage::answered || me->at == mux_request::stage::failed;
+    };
+    lk.unlock();
+    std::vector<reply> got;
+    std::string why;
+    bool out_of_time = false;
+    try {
+      for (;;) {
+        reply rep;
+        while (conn_->next_received(rep))
+          got.push_back(std::move(rep));
+        if (!got.empty()) {
+          released freed;
+          lk.lock();
+          deliver(got, freed);
+          got.clear();
+          const bool done = settled();
+          if (done) pass_reading();
+          lk.unlock();
+          caps_->give(freed.requests, freed.bytes);
+          if (done) {
+            lk.lock();
+            return true;
+          }
+        }
+        std::size_t n = 0;
+        if (tls_) {
+          // TLS: one call at a time on the connection; wait for bytes outside the lock.
+          bool buffered = false;
+          {
+            const std::lock_guard<std::mutex> io(io_);
+            buffered = conn_->has_buffered_bytes();
+          }
+          if (buffered || wait_fd(conn_->native_handle(), POLLIN, deadline)) {
+            const std::lock_guard<std::mutex> io(io_);
+            n = conn_->receive_some(clock::time_point::min());
+          }
+          if (n == 0 && clock::now() < deadline) continue;
+        } else {
+          n = conn_->receive_some(deadline);
+        }
+        if (n == 0) {
+          out_of_time = true;
+          break;
+        }
+        mark_progress(clock::now());
+      }
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    released freed;
+    lk.lock();
+    if (!why.empty()) {
+      fail_locked(why, nullptr, 0, freed);
+      reading_ = false;
+    } else if (out_of_time && socket_timeout_.count() > 0 && !inflight_.empty() &&
+               clock::now() - last_progress() >= socket_timeout_) {
+      // Nothing came for socket_timeout while replies were due: the connection is dead.
+      fail_locked("no reply from " + conn_->endpoint() + " within socket_timeout " +
+                      ms_text(socket_timeout_) + " (multiplexed connection closed)",
+                  nullptr, 0, freed);
+      reading_ = false;
+    } else {
+      pass_reading();
+    }
+    lk.unlock();
+    caps_->give(freed.requests, freed.bytes);
+    lk.lock();
+    return settled();
+  }
+
+  // Hands replies to the requests they answer, in order (lock held). A reply with no request
+  // waiting for it is a protocol anomaly: everything fails and the link closes, so that no
+  // caller ever gets a reply that is not its own.
+  void deliver(std::vector<reply>& got, released& freed) {
+    for (auto& rep : got) {
+      if (inflight_.empty() || inflight_.front()->at != mux_request::stage::written) {
+        fail_locked("protocol error: " + conn_->endpoint() +
+                        " sent a reply no request was waiting for (multiplexed connection "
+                        "closed)",
+                    nullptr, 0, freed);
+        return;
+      }
+      mux_request& r = *inflight_.front();
+      if (rep.is_error() && rep.str().compare(0, 8, "READONLY") == 0) {
+        closed_.store(true, std::memory_order_release);  // demoted: no new requests
+      }
+      ++r.received;
+      if (!r.abandoned) r.replies.push_back(std::move(rep));
+      if (r.received == r.expected) {
+        settle(r, mux_request::stage::answered, freed);
+        inflight_.pop_front();
+      }
+    }
+  }
+
+  fork_safe_lock lock_;
+  std::mutex io_;  // TLS: one call at a time on the connection
+  std::unique_ptr<connection> conn_;
+  const bool tls_;
+  const std::chrono::milliseconds socket_timeout_;
+  std::shared_ptr<mux_caps> caps_;
+  std::deque<std::shared_ptr<mux_request>> pending_;   // not written yet
+  std::deque<std::shared_ptr<mux_request>> inflight_;  // written, awaiting replies
+  bool writing_ = false;
+  bool reading_ = false;
+  // When bytes last came, or a write after idle went out (written outside the lock).
+  std::atomic<clock::rep> last_progress_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<std::size_t> load_{0};
+  std::uint64_t owner_;  // the fork generation (process) that opened the link
+};
+
+/// The shared connections to one server, and the multiplexed connections that runs borrow.
+class multiplexer final : public mux_channel {
+ public:
+  /// A multiplexed connection on loan for one run.
+  class lease {
+   public:
+    lease(multiplexer* m, std::unique_ptr<connection> c) : m_(m), conn_(std::move(c)) {}
+    lease(lease&& o) noexcept : m_(o.m_), conn_(std::move(o.conn_)) {}
+    lease& operator=(lease&&) = delete;
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    ~lease() {
+      if (conn_) m_->give_back(std::move(conn_));
+    }
+    /// The connection.
+    connection& operator*() const noexcept { return *conn_; }
+    /// The connection.
+    connection* operator->() const noexcept { return conn_.get(); }
+
+   private:
+    multiplexer* m_;
+    std::unique_ptr<connection> conn_;
+  };
+
+  /// Links to the server of `s`; `pin` lends a pooled connection of the same server.
+  multiplexer(endpoint_settings s, std::function<pinned_connection(clock::time_point)> pin)
+      : settings_(std::move(s)),
+        pin_(std::move(pin)),
+        caps_(std::make_shared<mux_caps>(settings_.params.multiplex.max_in_flight,
+                                         settings_.params.multiplex.max_bytes_in_flight)),
+        slots_(settings_.params.multiplex.connections),
+        owner_(fork_registry::generation()) {}
+
+  ~multiplexer() override {
+    for (auto& s : slots_) {
+      if (s.link) s.link->fail_all("the multiplexer was closed");
+    }
+  }
+
+  /// A multiplexed connection for one run, bounded by `run_deadline`.
+  lease acquire(clock::time_point run_deadline) {
+    std::unique_ptr<connection> c;
+    {
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      forget_parent_links();
+      if (!spare_.empty()) {
+        c = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    if (!c)
+      c = std::make_unique<connection>(*this, settings_.name(), settings_.params.socket_timeout);
+    c->set_run_deadline(run_deadline);
+    return lease(this, std::move(c));
+  }
+
+  /// `multiplex.connections`: the most shared connections open at once.
+  std::size_t links_allowed() const noexcept { return slots_.size(); }
+
+  /// Shared connections open now (at most `multiplex.connections`).
+  std::size_t open_links() const {
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    std::size_t n = 0;
+    for (const auto& s : slots_) {
+      if (s.link || s.connecting) ++n;
+    }
+    return n;
+  }
+
+  void submit(const std::shared_ptr<mux_request>& r, clock::time_point deadline) override {
+    const auto& m = settings_.params.multiplex;
+    const auto pw = settings_.params.pool_wait_timeout;
+    const auto room_deadline =
+        earlier(deadline, pw.count() > 0 ? saturating_add(clock::now(), pw) : no_deadline);
+    while (!caps_->try_take(r->bytes.size())) {
+      if (clock::now() < room_deadline) {
+        // Requests whose callers timed out hold room until their replies are read: read them
+        // if no one does, else wait a little for room.
+        if (!help_read(room_deadline)) {
+          caps_->wait_for_room(
+              earlier(room_deadline, clock::now() + std::chrono::milliseconds(10)));
+        }
+        continue;
+      }
+      if (room_deadline == deadline) {
+        throw timeout_error(
+            "the run took longer than task.timeout waiting for room among the "
+            "requests in flight to " +
+            settings_.name() + " (multiplexed)");
+      }
+      throw timeout_error("the requests in flight to " + settings_.name() +
+                          " stayed at multiplex.max_in_flight " + std::to_string(m.max_in_flight) +
+                          " or multiplex.max_bytes_in_flight " +
+                          std::to_string(m.max_bytes_in_flight) + " for pool_wait_timeout " +
+                          ms_text(pw) + "; raise them, or pool_wait_timeout");
+    }
+    try {
+      for (;;) {
+        if (pick(deadline)->enqueue(r)) return;  // else the link just closed: pick again
+      }
+    } catch (...) {
+      caps_->give(1, r->bytes.size());
+      throw;
+    }
+  }
+
+  // Reads replies on links where no one reads; false when there was nothing to do.
+  bool help_read(clock::time_point deadline) {
+    std::vector<std::shared_ptr<mux_link>> links;
+    {
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      for (const auto& s : slots_) {
+        if (s.link) links.push_back(s.link);
+      }
+    }
+    bool helped = false;
+    for (const auto& l : links)
+      helped = l->drain(deadline) || helped;
+    return helped;
+  }
+
+  bool wait(const std::shared_ptr<mux_request>& r, clock::time_point deadline) override {
+    return r->link->wait(r, deadline);
+  }
+
+  void abandon(const std::shared_ptr<mux_request>& r) noexcept override {
+    if (r->link) r->link->abandon(r);
+  }
+
+  pinned_connection pin(clock::time_point deadline) override { return pin_(deadline); }
+
+  std::size_t max_request_bytes() const noexcept override { return caps_->max_bytes(); }
+
+ private:
+  struct slot {
+    std::shared_ptr<mux_link> link;
+    bool connecting = false;
+  };
+
+  void give_back(std::unique_ptr<connection> c) {
+    c->end_multiplexed_run();
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    if (spare_.size() < 64) spare_.push_back(std::move(c));
+  }
+
+  // In a child after fork(): the links are the parent's; let them go without a word.
+  void forget_parent_links() {
+    const std::uint64_t now = fork_registry::generation();
+    if (owner_ == now) return;
+    owner_ = now;
+    for (auto& s : slots_)
+      s = slot();
+    caps_->reset();
+  }
+
+  // The least busy open link, opening one more (up to the setting) when every link is busy.
+  std::shared_ptr<mux_link> pick(clock::time_point deadline) {
+    std::unique_lock<std::mutex> lk(lock_.mutex());
+    for (;;) {
+      forget_parent_links();
+      std::shared_ptr<mux_link> best;
+      std::size_t best_load = 0;
+      slot* empty = nullptr;
+      for (auto& s : slots_) {
+        if (s.link && !s.link->open()) s.link.reset();
+        if (!s.link) {
+          if (!s.connecting && empty == nullptr) empty = &s;
+          continue;
+        }
+        const std::size_t load = s.link->load();
+        if (!best || load < best_load) {
+          best = s.link;
+          best_load = load;
+        }
+      }
+      if (best && (best_load == 0 || empty == nullptr)) return best;
+      if (empty != nullptr) {
+        empty->connecting = true;
+        const std::uint64_t generation = owner_;
+        lk.unlock();
+        std::shared_ptr<mux_link> made;
+        try {
+          made = std::make_shared<mux_link>(std::make_unique<connection>(settings_, deadline),
+                                            settings_.params.tls.enabled,
+                                            settings_.params.socket_timeout, caps_);
+        } catch (...) {
+          lk.lock();
+          if (owner_ == generation) empty->connecting = false;
+          lock_.cv().notify_all();
+          throw;
+        }
+        lk.lock();
+        if (owner_ == generation) {
+          empty->connecting = false;
+          empty->link = made;
+        }
+        lock_.cv().notify_all();
+        return made;
+      }
+      if (best) return best;
+      // Every slot is being connected by another run: wait for one.
+      if (lock_.cv().wait_until(lk, deadline) == std::cv_status::timeout) {
+        throw timeout_error(
+            "the run took longer than task.timeout waiting for a multiplexed "
+            "connection to " +
+            settings_.name());
+      }
+    }
+  }
+
+  endpoint_settings settings_;
+  std::function<pinned_connection(clock::time_point)> pin_;
+  std::shared_ptr<mux_caps> caps_;
+  mutable fork_safe_lock lock_;  // brief; never held across I/O
+  std::vector<slot> slots_;
+  std::vector<std::unique_ptr<connection>> spare_;  // multiplexed connections to lend
+  std::uint64_t owner_;
+};
+
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

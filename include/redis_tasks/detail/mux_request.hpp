@@ -1,0 +1,105 @@
+// What a multiplexed run hands to the shared connections: one request (its encoded commands and
+// the replies to them), and the channel that writes it and matches its replies.
+#pragma once
+
+#include "../version.hpp"
+
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../reply.hpp"
+#include "deadline.hpp"
+
+namespace redis_tasks {
+inline namespace REDIS_TASKS_ABI {
+namespace detail {
+
+class connection;
+class mux_link;
+
+/// True for a command that changes or depends on the state of its connection (a transaction,
+/// the db, a subscription, a blocking wait, ...): it never goes on a shared connection.
+inline bool keeps_connection_state(std::string_view name) noexcept {
+  static constexpr std::string_view stateful[] = {
+      "MULTI",       "EXEC",         "DISCARD",      "WATCH",     "UNWATCH",    "SELECT",
+      "AUTH",        "HELLO",        "CLIENT",       "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
+      "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",   "SYNC",       "PSYNC",
+      "QUIT",        "RESET",        "ASKING",       "READONLY",  "READWRITE",  "BLPOP",
+      "BRPOP",       "BRPOPLPUSH",   "BLMOVE",       "BZPOPMIN",  "BZPOPMAX",   "BLMPOP",
+      "BZMPOP",      "WAIT",         "WAITAOF",      "DEBUG"};
+  if (name.size() > 12) return false;
+  char upper[12];
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char ch = name[i];
+    upper[i] = ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch;
+  }
+  const std::string_view n(upper, name.size());
+  for (const auto& s : stateful) {
+    if (s == n) return true;
+  }
+  return false;
+}
+
+/// One caller's request on a multiplexed connection: its encoded commands and their replies.
+/// Shared by the caller and the link it goes out on, so that a caller that leaves early (its
+/// deadline passed) leaves the request in its place: its replies are read and dropped, and no
+/// other caller ever gets them. Every field after `bytes` is guarded by the link's lock.
+struct mux_request {
+  /// Where a request is.
+  enum class stage : unsigned char {
+    queued,    ///< waiting to be written
+    written,   ///< written (or being written), replies awaited
+    answered,  ///< every reply is in `replies`
+    failed,    ///< failed: see `not_sent` and `failure`
+  };
+  std::string bytes;               ///< the commands, encoded
+  std::size_t expected = 0;        ///< how many replies it gets
+  std::vector<reply> replies;      ///< replies arrived so far
+  std::shared_ptr<mux_link> link;  ///< the link it went to
+  stage at = stage::queued;        ///< where it is
+  bool abandoned = false;          ///< the caller left: replies are dropped
+  std::size_t received = 0;        ///< replies arrived so far (also when dropped)
+  bool waiting = false;            ///< the caller waits on `cv`
+  bool lead = false;               ///< the caller is asked to take over reading
+  bool not_sent = false;           ///< (failed) no byte of it was written: safe to send again
+  std::string failure;             ///< (failed) why
+  std::condition_variable cv;      ///< the caller waits on it, with the link's lock
+};
+
+/// A pooled connection held for the rest of a run (while `holder` lives).
+struct pinned_connection {
+  std::shared_ptr<void> holder;  ///< gives the connection back when destroyed
+  connection* conn = nullptr;    ///< the connection
+};
+
+/// Where a multiplexed connection sends its requests.
+class mux_channel {
+ public:
+  mux_channel() = default;
+  mux_channel(const mux_channel&) = delete;
+  mux_channel& operator=(const mux_channel&) = delete;
+  virtual ~mux_channel() = default;
+  /// Queues `r` on a shared connection (writing it at once when no one else is writing),
+  /// waiting up to `deadline` for room under the caps.
+  virtual void submit(const std::shared_ptr<mux_request>& r, clock::time_point deadline) = 0;
+  /// Waits until `r` is answered, reading replies for every caller while no one else does;
+  /// false when `deadline` came first (the request keeps its place; its replies will be
+  /// dropped). Throws `not_sent_error` when its connection failed before any of it was
+  /// written, and `connection_error` when it failed after (the outcome is unknown).
+  virtual bool wait(const std::shared_ptr<mux_request>& r, clock::time_point deadline) = 0;
+  /// The caller leaves `r` before its replies came: they will be dropped.
+  virtual void abandon(const std::shared_ptr<mux_request>& r) noexcept = 0;
+  /// A pooled connection to the same server, for the rest of a run that needs connection
+  /// state (a blocking command, MULTI, ...).
+  virtual pinned_connection pin(clock::time_point deadline) = 0;
+  /// The largest request that is multiplexed; a larger one takes a pooled connection.
+  virtual std::size_t max_request_bytes() const noexcept = 0;
+};
+
+}  // namespace detail
+}  // namespace REDIS_TASKS_ABI
+}  // namespace redis_tasks

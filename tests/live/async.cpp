@@ -1,0 +1,142 @@
+// Asynchronous runs: run_async returns a future, or calls back with a batch_result, after a run
+// that is run() in every way (merging, validation, retries, hooks, errors). Every server here is
+// a private one started by the test.
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "test_support.hpp"
+#include "thrown.hpp"
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using redis_tasks::batch_result;
+using redis_tasks::command;
+using redis_tasks::RedisExecute;
+using redis_tasks::RedisGet;
+using redis_tasks::RedisSet;
+using test_support::redis_process;
+
+namespace {
+
+template <class Config>
+Config config_for(int port, bool multiplex) {
+  Config c;
+  c.host = "127.0.0.1";
+  c.port = port;
+  c.password_secret = std::nullopt;
+  c.redis_connection_params.multiplex.enabled = multiplex;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("run_async: futures carry each run's own result, pooled or multiplexed") {
+  redis_process server;
+  const bool multiplex = GENERATE(false, true);
+  RedisSet<std::string> set(config_for<RedisSet<std::string>::config>(server.port(), multiplex));
+  RedisGet<std::string> get(config_for<RedisGet<std::string>::config>(server.port(), multiplex));
+  std::vector<std::future<bool>> writes;
+  for (int i = 0; i < 256; ++i) {
+    writes.push_back(
+        set.run_async({.redis_key = test_support::unique_key("async:" + std::to_string(i)),
+                       .redis_val = "v" + std::to_string(i)}));
+  }
+  for (auto& w : writes)
+    CHECK(w.get());
+  std::vector<std::future<std::optional<std::string>>> reads;
+  for (int i = 0; i < 256; ++i) {
+    reads.push_back(
+        get.run_async({.redis_key = test_support::unique_key("async:" + std::to_string(i))}));
+  }
+  for (int i = 0; i < 256; ++i)
+    CHECK(reads[static_cast<std::size_t>(i)].get() == "v" + std::to_string(i));
+}
+
+TEST_CASE("run_async: errors, validation and hooks are those of run()") {
+  redis_process server;
+  auto cfg = config_for<RedisGet<std::string>::config>(server.port(), true);
+  std::atomic<int> events{0};
+  std::atomic<int> failed_events{0};
+  cfg.task.on_run = [&](const redis_tasks::run_event& ev) {
+    events++;
+    if (!ev.ok) failed_events++;
+  };
+  RedisGet<std::string> get(cfg);
+  // No key anywhere: the config_error run() throws, through the future.
+  auto missing = get.run_async();
+  CHECK_THAT(test_support::thrown<redis_tasks::config_error>([&] { missing.get(); }),
+             Contains("redis_key is missing"));
+  // A list where a string is wanted: run()'s type_error.
+  const std::string list = test_support::unique_key("async:list");
+  test_support::redis_cli(server.port(), {"RPUSH", list, "x"});
+  auto wrong = get.run_async({.redis_key = list});
+  CHECK_THROWS_AS(wrong.get(), redis_tasks::type_error);
+  CHECK(events == 1);  // the hook is told of runs that reach the server, as run() tells it
+  CHECK(failed_events == 1);
+  // A retry after a connection error, as run() retries: the server comes back in between.
+  auto rcfg = config_for<RedisExecute<>::config>(server.port(), true);
+  rcfg.task.max_retries = 50;
+  rcfg.task.retry_delay = 20ms;
+  rcfg.redis_connection_params.connect_timeout = 200ms;
+  RedisExecute<> exec(rcfg);
+  CHECK(exec.run_async({.redis_cmd = command{"PING"}}).get().str() == "PONG");
+  server.stop();
+  auto later = exec.run_async({.redis_cmd = command{"PING"}});
+  server.restart();
+  CHECK(later.get().str() == "PONG");
+}
+
+TEST_CASE("run_async: a callback that blocks or throws holds up no other caller") {
+  redis_process server;
+  RedisExecute<> exec(config_for<RedisExecute<>::config>(server.port(), true));
+  std::mutex m;
+  std::condition_variable cv;
+  bool released = false;
+  std::atomic<bool> blocker_called{false};
+  exec.run_async({.redis_cmd = command{"PING"}}, [&](batch_result<redis_tasks::reply> r) {
+    blocker_called = r.ok();
+    std::unique_lock<std::mutex> lk(m);
+    cv.wait(lk, [&] { return released; });
+  });
+  test_support::at_scope_exit release([&] {
+    {
+      const std::lock_guard<std::mutex> g(m);
+      released = true;
+    }
+    cv.notify_all();
+  });
+  test_support::wait_until([&] { return blocker_called.load(); }, 10s,
+                           "the blocking callback to be called");
+  for (int i = 0; i < 4; ++i) {
+    exec.run_async({.redis_cmd = command{"PING"}},
+                   [](const batch_result<redis_tasks::reply>&) { throw std::runtime_error("x"); });
+  }
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 64; ++i) {
+    exec.run_async({.redis_cmd = command{"ECHO", std::to_string(i)}},
+                   [&, i](batch_result<redis_tasks::reply> r) {
+                     if (r.ok() && r.value().str() == std::to_string(i)) answered++;
+                   });
+  }
+  // Every other callback runs while the first one still blocks.
+  test_support::wait_until([&] { return answered == 64; }, 20s, "64 callbacks");
+  CHECK(exec.run_async({.redis_cmd = command{"PING"}}).get().str() == "PONG");
+}
+
+TEST_CASE("run_async: the task may be destroyed while its run is in flight") {
+  redis_process server;
+  std::future<std::optional<std::string>> f;
+  const std::string k = test_support::unique_key("async:gone");
+  test_support::redis_cli(server.port(), {"SET", k, "still here"});
+  {
+    RedisGet<std::string> get(config_for<RedisGet<std::string>::config>(server.port(), true));
+    f = get.run_async({.redis_key = k});
+  }
+  CHECK(f.get() == std::optional<std::string>("still here"));
+}
