@@ -498,9 +498,8 @@ class connection {
     std::deque<std::shared_ptr<mux_request>> sent;  // submitted, replies not all taken
     std::size_t taken = 0;                          // replies taken from sent.front()
     std::size_t queued = 0;                         // commands encoded, not submitted yet
-    bool name_next = false;              // the next `arg` is a command's name (after begin_command)
-    std::shared_ptr<mux_request> spare;  // a request object to reuse
-    pinned_connection pin;               // the pooled connection the run moved to
+    bool name_next = false;  // the next `arg` is a command's name (after begin_command)
+    pinned_connection pin;   // the pooled connection the run moved to
   };
 
   // Abandons what was sent and not read (its replies will be dropped).
@@ -539,20 +538,9 @@ class connection {
     for (const auto& sg : segs)
       total += sg.size;
     if (total > v.channel->max_request_bytes()) return pin().flush();
-    std::shared_ptr<mux_request> r;
-    if (v.spare && v.spare.use_count() == 1) {
-      r = std::move(v.spare);
-      r->replies.clear();
-      r->link.reset();
-      r->at = mux_request::stage::queued;
-      r->abandoned = r->lead = r->not_sent = r->waiting = false;
-      r->received = 0;
-      r->failure.clear();
-    } else {
-      v.spare.reset();
-      r = std::make_shared<mux_request>();
-    }
-    r->bytes.clear();
+    // A new request each time: the writer and reader of the shared connection may still hold
+    // the last one (its reply can come before the writer let go of it).
+    auto r = std::make_shared<mux_request>();
     r->bytes.reserve(total);
     const char* base = encoder_.buffer().data();
     for (const auto& sg : segs)
@@ -587,7 +575,6 @@ class connection {
     reply out = std::move(r->replies[v.taken++]);
     if (v.taken == r->expected) {
       v.taken = 0;
-      v.spare = std::move(r);
       v.sent.pop_front();
     }
     if (out.is_error()) {

@@ -518,9 +518,10 @@ class multiplexer final : public mux_channel {
   /// A multiplexed connection for one run, bounded by `run_deadline`.
   lease acquire(clock::time_point run_deadline) {
     std::unique_ptr<connection> c;
+    std::vector<std::shared_ptr<mux_link>> dropped;  // let go of after the lock
     {
       const std::lock_guard<std::mutex> g(lock_.mutex());
-      forget_parent_links();
+      forget_parent_links(dropped);
       if (!spare_.empty()) {
         c = std::move(spare_.back());
         spare_.pop_back();
@@ -621,26 +622,30 @@ class multiplexer final : public mux_channel {
     if (spare_.size() < 64) spare_.push_back(std::move(c));
   }
 
-  // In a child after fork(): the links are the parent's; let them go without a word.
-  void forget_parent_links() {
+  // In a child after fork(): the links are the parent's; let them go without a word (into
+  // `dropped`, destroyed after the lock is released: a link takes its own lock as it goes).
+  void forget_parent_links(std::vector<std::shared_ptr<mux_link>>& dropped) {
     const std::uint64_t now = fork_registry::generation();
     if (owner_ == now) return;
     owner_ = now;
-    for (auto& s : slots_)
+    for (auto& s : slots_) {
+      if (s.link) dropped.push_back(std::move(s.link));
       s = slot();
+    }
     caps_->reset();
   }
 
   // The least busy open link, opening one more (up to the setting) when every link is busy.
   std::shared_ptr<mux_link> pick(clock::time_point deadline) {
+    std::vector<std::shared_ptr<mux_link>> dropped;  // destroyed after the lock is released
     std::unique_lock<std::mutex> lk(lock_.mutex());
     for (;;) {
-      forget_parent_links();
+      forget_parent_links(dropped);
       std::shared_ptr<mux_link> best;
       std::size_t best_load = 0;
       slot* empty = nullptr;
       for (auto& s : slots_) {
-        if (s.link && !s.link->open()) s.link.reset();
+        if (s.link && !s.link->open()) dropped.push_back(std::move(s.link));
         if (!s.link) {
           if (!s.connecting && empty == nullptr) empty = &s;
           continue;
