@@ -5,6 +5,7 @@
 // sent by raw hiredis. Repetitions are randomly interleaved so that drift hits both sides alike;
 // at the end each figure is printed as a ratio to raw hiredis.
 // Run it with scripts/bench, which starts the server (see bench/README.md).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -12,6 +13,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <future>
+#include <optional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -759,6 +762,123 @@ void task_pubsub(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ---- many callers, few connections (multiplexing) ------------------------------------------------
+
+// A RedisGet of a 16-byte value, pooled (pool_size 8, the default) or multiplexed (2 shared
+// connections, the default), its connections named so that they can be counted.
+redis_tasks::RedisGet<std::string>::config caller_config(bool multiplex) {
+  auto cfg = task_config<redis_tasks::RedisGet<std::string>>();
+  cfg.redis_key = "bench:callers:16";
+  cfg.redis_connection_params.multiplex.enabled = multiplex;
+  cfg.redis_connection_params.client_name = multiplex ? "bench-mux" : "bench-pool";
+  cfg.task.timeout = std::chrono::seconds(60);
+  cfg.redis_connection_params.pool_wait_timeout = std::chrono::seconds(60);
+  return cfg;
+}
+
+const redis_tasks::RedisGet<std::string>& caller_task(bool multiplex) {
+  static const redis_tasks::RedisGet<std::string> pooled(caller_config(false));
+  static const redis_tasks::RedisGet<std::string> shared(caller_config(true));
+  static const bool stored = [] {
+    auto sc = task_config<redis_tasks::RedisSet<std::string>>();
+    sc.redis_key = "bench:callers:16";
+    sc.redis_val = value_of(16);
+    return redis_tasks::RedisSet<std::string>(sc).run();
+  }();
+  (void)stored;
+  return multiplex ? shared : pooled;
+}
+
+// How many connections named `name` the server has (CLIENT LIST).
+int connections_named(const std::string& name) {
+  redisContext* c = raw_connect();
+  auto* r = static_cast<redisReply*>(redisCommand(c, "CLIENT LIST"));
+  int n = 0;
+  if (r != nullptr && r->type == REDIS_REPLY_STRING) {
+    const std::string list(r->str, r->len);
+    for (auto pos = list.find(" name=" + name + " "); pos != std::string::npos;
+         pos = list.find(" name=" + name + " ", pos + 1)) {
+      ++n;
+    }
+  }
+  freeReplyObject(r);
+  redisFree(c);
+  return n;
+}
+
+// N threads (Threads(N)) calling run() on one RedisGet, pooled or multiplexed.
+void callers_run(benchmark::State& state, bool multiplex) {
+  const auto& task = caller_task(multiplex);
+  benchmark::DoNotOptimize(task.run());
+  for (auto _ : state)
+    benchmark::DoNotOptimize(task.run());
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    state.counters["connections"] = connections_named(multiplex ? "bench-mux" : "bench-pool");
+  }
+}
+void pooled_run_threads(benchmark::State& state) { callers_run(state, false); }
+void mux_run_threads(benchmark::State& state) { callers_run(state, true); }
+
+// One thread keeping `range(0)` run_async GETs in flight on the multiplexed task: each
+// iteration waits for the oldest and starts one more.
+void mux_run_async(benchmark::State& state) {
+  const auto& task = caller_task(true);
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<std::future<std::optional<std::string>>> ring;
+  for (std::size_t i = 0; i < n; ++i)
+    ring.push_back(task.run_async());
+  std::size_t oldest = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(ring[oldest].get());
+    ring[oldest] = task.run_async();
+    oldest = (oldest + 1) % n;
+  }
+  for (auto& f : ring)
+    f.wait();
+  state.SetItemsProcessed(state.iterations());
+  state.counters["connections"] = connections_named("bench-mux");
+}
+
+// Latency of small GETs while another thread keeps GETting a 1 MiB value through the same
+// task's connections: p50 and p99 in µs, pooled or multiplexed (where the 1 MiB reply is ahead
+// of the small ones on a shared connection: head-of-line blocking).
+void latency_beside_1mib(benchmark::State& state, bool multiplex) {
+  const auto& small = caller_task(multiplex);
+  auto big_cfg = caller_config(multiplex);
+  big_cfg.redis_key = "bench:callers:1mib";
+  {
+    auto sc = task_config<redis_tasks::RedisSet<std::string>>();
+    sc.redis_key = big_cfg.redis_key;
+    sc.redis_val = value_of(1 << 20);
+    redis_tasks::RedisSet<std::string>(sc).run();
+  }
+  const redis_tasks::RedisGet<std::string> big(big_cfg);
+  std::atomic<bool> stop{false};
+  std::thread loader([&] {
+    while (!stop)
+      benchmark::DoNotOptimize(big.run());
+  });
+  std::vector<double> us;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(small.run());
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    state.SetIterationTime(took.count());
+    us.push_back(took.count() * 1e6);
+  }
+  stop = true;
+  loader.join();
+  std::sort(us.begin(), us.end());
+  if (!us.empty()) {
+    state.counters["p50_us"] = us[us.size() / 2];
+    state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+void pooled_latency_beside_1mib(benchmark::State& state) { latency_beside_1mib(state, false); }
+void mux_latency_beside_1mib(benchmark::State& state) { latency_beside_1mib(state, true); }
+
 // ---- the ratio table ---------------------------------------------------------------------------
 
 // Keeps the median of each benchmark's repetitions and prints everything as ratios at the end.
@@ -782,6 +902,9 @@ class ratio_reporter : public benchmark::ConsoleReporter {
       if (auto n = r.counters.find("new/run"); n != r.counters.end()) f.news = n->second.value;
       if (auto m = r.counters.find("malloc/run"); m != r.counters.end()) {
         f.mallocs = m->second.value;
+      }
+      for (const char* c : {"connections", "p50_us", "p99_us"}) {
+        if (auto m = r.counters.find(c); m != r.counters.end()) f.extra[c] = m->second.value;
       }
     }
   }
@@ -822,6 +945,57 @@ class ratio_reporter : public benchmark::ConsoleReporter {
     }
     print_coordination(out);
     print_waiting(out);
+    print_multiplex(out);
+  }
+
+  // Many callers: multiplexed runs against today's pooled run() with as many callers (threads
+  // for run(), runs in flight for run_async), and the shared connections opened.
+  void print_multiplex(std::ostream& out) const {
+    struct pair {
+      std::string ours;
+      std::string base;
+      double target;
+    };
+    std::vector<pair> pairs;
+    for (const char* n : {"1", "8", "64", "256"}) {
+      const std::string t = std::string("/real_time/threads:") + n;
+      const std::string s(n);
+      pairs.push_back({"mux_run_threads" + t, "pooled_run_threads" + t,
+                       s == "1" ? 0.95 : s == "64" ? 2.0 : 0});
+    }
+    for (const char* n : {"1", "8", "64", "256"}) {
+      pairs.push_back({std::string("mux_run_async/in_flight:") + n,
+                       std::string("pooled_run_threads/real_time/threads:") + n,
+                       std::string(n) == "256" ? 3.0 : 0});
+    }
+    bool header = false;
+    for (const auto& p : pairs) {
+      const figures* a = find(p.ours);
+      const figures* b = find(p.base);
+      if (a == nullptr || b == nullptr || a->per_second == 0 || b->per_second == 0) continue;
+      if (!header) {
+        out << "\n| many callers | runs/s | pooled run() | runs/s | ratio | target | "
+               "connections | pooled connections |\n"
+            << "|---|---:|---|---:|---:|---:|---:|---:|\n";
+        header = true;
+      }
+      const double ratio = a->per_second / b->per_second;
+      std::string goal = "-";
+      if (p.target > 0) goal = (ratio >= p.target ? "ok >= " : "MISSED >= ") + fixed(p.target, 2);
+      out << "| " << p.ours << " | " << fixed(a->per_second, 0) << " | " << p.base << " | "
+          << fixed(b->per_second, 0) << " | " << fixed(ratio, 3) << " | " << goal << " | "
+          << fixed(a->counter("connections"), 0) << " | " << fixed(b->counter("connections"), 0)
+          << " |\n";
+    }
+    const figures* pl = find("pooled_latency_beside_1mib/manual_time");
+    const figures* ml = find("mux_latency_beside_1mib/manual_time");
+    if (pl != nullptr && ml != nullptr) {
+      out << "\n| small GET beside a 1 MiB GET in flight | p50 µs | p99 µs |\n|---|---:|---:|\n"
+          << "| pooled | " << fixed(pl->counter("p50_us"), 1) << " | "
+          << fixed(pl->counter("p99_us"), 1) << " |\n"
+          << "| multiplexed | " << fixed(ml->counter("p50_us"), 1) << " | "
+          << fixed(ml->counter("p99_us"), 1) << " |\n";
+    }
   }
 
   // The sensors: how long from a write (or publish) until the waiter has it, against raw
@@ -895,6 +1069,11 @@ class ratio_reporter : public benchmark::ConsoleReporter {
     double per_second = 0;
     double news = 0;
     double mallocs = 0;
+    std::map<std::string, double> extra;  // other counters
+    double counter(const std::string& name) const {
+      auto it = extra.find(name);
+      return it == extra.end() ? 0 : it->second;
+    }
   };
 
   const figures* find(const std::string& name) const {
@@ -935,6 +1114,11 @@ BENCHMARK(raw_key_wake)->UseManualTime();
 BENCHMARK(task_key_sensor_wake)->UseManualTime();
 BENCHMARK(raw_pubsub)->UseManualTime();
 BENCHMARK(task_pubsub)->UseManualTime();
+BENCHMARK(pooled_run_threads)->Threads(1)->Threads(8)->Threads(64)->Threads(256)->UseRealTime();
+BENCHMARK(mux_run_threads)->Threads(1)->Threads(8)->Threads(64)->Threads(256)->UseRealTime();
+BENCHMARK(mux_run_async)->ArgName("in_flight")->Arg(1)->Arg(8)->Arg(64)->Arg(256)->UseRealTime();
+BENCHMARK(pooled_latency_beside_1mib)->UseManualTime();
+BENCHMARK(mux_latency_beside_1mib)->UseManualTime();
 
 int main(int argc, char** argv) {
   // --redis_tasks_table=PATH also writes the ratio table to PATH (for bench/plot.sh).
