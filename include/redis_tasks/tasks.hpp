@@ -24,7 +24,6 @@
 #include "config_json.hpp"
 #include "connection.hpp"
 #include "connection_handle.hpp"
-#include "detail/async.hpp"
 #include "detail/batch.hpp"
 #include "detail/client.hpp"
 #include "detail/codec.hpp"
@@ -323,12 +322,13 @@ class RedisSet {
   /// holds what `run` returns or the error it throws. The task may go before the run ends.
   std::future<bool> run_async(overrides o = {}) const {
     detail::check_live(client_.get(), "RedisSet");
-    return detail::start_async<bool>(*this, std::move(o));
+    return detail::start_async<bool>(*this, client_->async_route_for(cfg_.task), std::move(o));
   }
   /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
   void run_async(overrides o, std::function<void(batch_result<bool>)> done) const {
     detail::check_live(client_.get(), "RedisSet");
-    detail::start_async<bool>(*this, std::move(o), std::move(done));
+    detail::start_async<bool>(*this, client_->async_route_for(cfg_.task), std::move(o),
+                              std::move(done));
   }
 
   /// Runs one set per item, in one pipelined round trip (on a Redis Cluster, one item after
@@ -550,12 +550,14 @@ class RedisGet {
   /// holds what `run` returns or the error it throws. The task may go before the run ends.
   std::future<std::optional<T>> run_async(overrides o = {}) const {
     detail::check_live(client_.get(), "RedisGet");
-    return detail::start_async<std::optional<T>>(*this, std::move(o));
+    return detail::start_async<std::optional<T>>(*this, client_->async_route_for(cfg_.task),
+                                                 std::move(o));
   }
   /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
   void run_async(overrides o, std::function<void(batch_result<std::optional<T>>)> done) const {
     detail::check_live(client_.get(), "RedisGet");
-    detail::start_async<std::optional<T>>(*this, std::move(o), std::move(done));
+    detail::start_async<std::optional<T>>(*this, client_->async_route_for(cfg_.task), std::move(o),
+                                          std::move(done));
   }
 
   /// Reads one key per item, in one pipelined round trip (on a Redis Cluster, or for
@@ -764,12 +766,13 @@ class RedisExecute {
   /// holds what `run` returns or the error it throws. The task may go before the run ends.
   std::future<T> run_async(overrides o = {}) const {
     detail::check_live(client_.get(), "RedisExecute");
-    return detail::start_async<T>(*this, std::move(o));
+    return detail::start_async<T>(*this, client_->async_route_for(cfg_.task), std::move(o));
   }
   /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
   void run_async(overrides o, std::function<void(batch_result<T>)> done) const {
     detail::check_live(client_.get(), "RedisExecute");
-    detail::start_async<T>(*this, std::move(o), std::move(done));
+    detail::start_async<T>(*this, client_->async_route_for(cfg_.task), std::move(o),
+                           std::move(done));
   }
 
   /// Runs one command per item, in one pipelined round trip (on a Redis Cluster, one item

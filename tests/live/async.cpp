@@ -3,6 +3,7 @@
 // a private one started by the test.
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -139,4 +140,85 @@ TEST_CASE("run_async: the task may be destroyed while its run is in flight") {
     f = get.run_async({.redis_key = k});
   }
   CHECK(f.get() == std::optional<std::string>("still here"));
+}
+
+TEST_CASE(
+    "run_async: a run of several round trips goes on reply by reply, each request sent "
+    "once") {
+  redis_process server;
+  const std::string h = test_support::unique_key("async:hash");
+  test_support::redis_cli(server.port(), {"HSET", h, "f", "v", "g", "w"});
+  // RedisGet<value> asks TYPE, then reads the key as what it holds: two round trips.
+  auto cfg = config_for<RedisGet<redis_tasks::value>::config>(server.port(), true);
+  std::atomic<int> events{0};
+  cfg.task.on_run = [&](const redis_tasks::run_event& ev) {
+    if (ev.ok) events++;
+  };
+  const RedisGet<redis_tasks::value> get(cfg);
+  const long long before = std::stoll(test_support::info_field(
+      test_support::redis_cli(server.port(), {"INFO", "stats"}), "total_commands_processed"));
+  std::vector<std::future<std::optional<redis_tasks::value>>> runs;
+  for (int i = 0; i < 20; ++i)
+    runs.push_back(get.run_async({.redis_key = h}));
+  for (auto& r : runs) {
+    CHECK(r.get() ==
+          redis_tasks::value{std::map<std::string, std::string>{{"f", "v"}, {"g", "w"}}});
+  }
+  CHECK(events == 20);  // the hook hears of each run once
+  const long long after = std::stoll(test_support::info_field(
+      test_support::redis_cli(server.port(), {"INFO", "stats"}), "total_commands_processed"));
+  // 2 commands per run (TYPE, HGETALL), plus the INFO of the line above: nothing sent twice.
+  CHECK(after - before == 20 * 2 + 1);
+}
+
+TEST_CASE(
+    "run_async: a run whose deadline passes first is a timeout_error, and its reply goes "
+    "to no one") {
+  redis_process server;
+  auto quick_cfg = config_for<RedisGet<std::string>::config>(server.port(), true);
+  quick_cfg.redis_connection_params.multiplex.connections = 1;
+  quick_cfg.task.timeout = 300ms;
+  auto slow_cfg = quick_cfg;
+  slow_cfg.task.timeout = 30s;
+  const RedisGet<std::string> quick(quick_cfg);
+  const RedisGet<std::string> slow(slow_cfg);
+  const std::string k1 = test_support::unique_key("async:t1");
+  const std::string k2 = test_support::unique_key("async:t2");
+  test_support::redis_cli(server.port(), {"SET", k1, "one"});
+  test_support::redis_cli(server.port(), {"SET", k2, "two"});
+  CHECK(slow.run({.redis_key = k2}) == std::optional<std::string>("two"));
+  REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
+  bool continued = false;
+  test_support::at_scope_exit resume([&] {
+    if (!continued) ::kill(server.pid(), SIGCONT);
+  });
+  auto late = quick.run_async({.redis_key = k1});
+  CHECK_THROWS_AS(late.get(), redis_tasks::timeout_error);
+  auto on_time = slow.run_async({.redis_key = k2});
+  REQUIRE(::kill(server.pid(), SIGCONT) == 0);
+  continued = true;
+  CHECK(on_time.get() == std::optional<std::string>("two"));
+  CHECK(quick.run_async({.redis_key = k1}).get() == std::optional<std::string>("one"));
+}
+
+TEST_CASE("run_async: a blocking command waits on a connection of its own") {
+  redis_process server;
+  const RedisExecute<> exec(config_for<RedisExecute<>::config>(server.port(), true));
+  const std::string list = test_support::unique_key("async:list");
+  auto popped = exec.run_async({.redis_cmd = command{"BLPOP", list, "0"}});
+  test_support::at_scope_exit release([&] {
+    test_support::redis_cli(server.port(), {"RPUSH", list, "late"});
+  });
+  test_support::wait_until(
+      [&] {
+        return test_support::info_field(test_support::redis_cli(server.port(), {"INFO", "clients"}),
+                                        "blocked_clients") == "1";
+      },
+      10s, "BLPOP to block on the server");
+  // Meanwhile other runs go on the shared connections.
+  CHECK(exec.run_async({.redis_cmd = command{"ECHO", "meanwhile"}}).get().str() == "meanwhile");
+  test_support::redis_cli(server.port(), {"RPUSH", list, "x"});
+  const auto r = popped.get();
+  REQUIRE(r.elements().size() == 2);
+  CHECK(r.elements()[1].str() == "x");
 }

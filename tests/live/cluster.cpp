@@ -112,6 +112,38 @@ TEST_CASE("all three tasks work across every slot range of a cluster") {
   CHECK(any.run({.redis_cmd = "EVAL \"return redis.call('GET', KEYS[1])\" 1 key:7"}).str() ==
         "v:key:7");
 
+  // Multiplexed: the same runs from 8 threads at once on at most 2 shared connections per
+  // node (a node may also hold the pooled connection the slot map was read on).
+  auto msc = cluster_config<RedisSet<std::string>>(cluster);
+  msc.redis_connection_params.multiplex.enabled = true;
+  msc.redis_connection_params.client_name = "mux-cluster";
+  auto mgc = cluster_config<RedisGet<std::string>>(cluster);
+  mgc.redis_connection_params.multiplex.enabled = true;
+  mgc.redis_connection_params.client_name = "mux-cluster";
+  const RedisSet<std::string> mux_set(msc);
+  const RedisGet<std::string> mux_get(mgc);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        for (const auto& k : keys) {
+          const std::string key = k + ":mux:" + std::to_string(t);
+          const std::string v = key + ":" + std::to_string(round);
+          if (!mux_set.run({.redis_key = key, .redis_val = v}) ||
+              mux_get.run({.redis_key = key}) != v) {
+            ++wrong;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads)
+    th.join();
+  CHECK(wrong == 0);
+  for (const int port : cluster.master_ports())
+    CHECK(test_support::clients_named(port, "mux-cluster") <= 3);
+
   // db other than 0 does not exist in a cluster.
   auto bad = cluster_config<RedisGet<std::string>>(cluster);
   bad.db = 1;

@@ -81,13 +81,16 @@ struct sentinel_setup {
 }  // namespace
 
 TEST_CASE("tasks find the master through the sentinels and follow a failover") {
+  const bool multiplex = GENERATE(false, true);  // pooled, or on shared connections
   sentinel_setup setup;
   auto sc = setup.config<RedisSet<std::string>>();
   sc.task.max_retries = 100;
   sc.task.retry_delay = 100ms;
+  sc.redis_connection_params.multiplex.enabled = multiplex;
   auto gc = setup.config<RedisGet<std::string>>();
   gc.task.max_retries = 100;
   gc.task.retry_delay = 100ms;
+  gc.redis_connection_params.multiplex.enabled = multiplex;
   RedisSet<std::string> set(sc);
   RedisGet<std::string> get(gc);
   RedisExecute<std::string> role(setup.config<RedisExecute<std::string>>());

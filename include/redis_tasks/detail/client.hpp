@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "address.hpp"
+#include "async.hpp"
 #include "cluster.hpp"
 #include "deadline.hpp"
 #include "pool.hpp"
@@ -131,6 +132,16 @@ class client {
     return true;
   }
 
+  /// Where an asynchronous run of a task with options `t` goes: through the multiplexer of a
+  /// single server, so that no thread waits for its replies, when multiplexing is on and the
+  /// task has no retries (whose delays would hold a thread anyway); else on a thread.
+  async_route async_route_for(const task_options& t) const {
+    async_route r;
+    r.deadline = deadline_after(t.timeout);
+    if (pool_ && t.max_retries == 0) r.mux = pool_->mux();
+    return r;
+  }
+
   /// True when every run goes to the same server, so a batch can share one pipeline (not on a
   /// Redis Cluster, where items go to the nodes of their slots).
   bool pipelines() const noexcept { return !cluster_; }
@@ -202,6 +213,17 @@ class client {
   // (not_sent_error) goes again on the next one. Each failure closes one shared connection, so
   // one more try than there are of them reaches a new one.
   static bool run_multiplexed(multiplexer& mux, clock::time_point deadline, callback fn) {
+    if (async_context* a = current_async_context(); a != nullptr && a->mux == &mux) {
+      // An asynchronous run: on its own connection (in asynchronous mode, by its deadline).
+      for (std::size_t attempt = 0;; ++attempt) {
+        try {
+          fn(*a->conn);
+          return a->conn->saw_readonly();
+        } catch (const not_sent_error&) {
+          if (attempt >= mux.links_allowed()) throw;
+        }
+      }
+    }
     for (std::size_t attempt = 0;; ++attempt) {
       auto lease = mux.acquire(deadline);
       try {

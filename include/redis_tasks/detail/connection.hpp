@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <new>
@@ -173,6 +174,13 @@ class connection {
   /// A multiplexed connection, after a run: drops what the run left unread, gives a pinned
   /// connection back, and forgets the run's deadline and flags.
   void end_multiplexed_run() noexcept {
+    if (virt_->async) {
+      for (auto& r : virt_->recorded)
+        virt_->channel->abandon(r);
+      virt_->recorded.clear();
+      virt_->resume = nullptr;
+      virt_->async = false;
+    }
     drop_sent();
     virt_->pin = pinned_connection();
     virt_->queued = 0;
@@ -181,6 +189,26 @@ class connection {
     saw_readonly_ = false;
     out_of_step_ = false;
     run_deadline_ = no_deadline;
+  }
+
+  /// A multiplexed connection, for an asynchronous run (see async.hpp): a read whose reply has
+  /// not come throws `async_pending` and calls `resume` once it has; the run is then run again
+  /// from the start (`begin_async_pass`), its requests matched to those already sent rather
+  /// than sent again, their replies read again. Every request is bounded by `deadline`.
+  void begin_async(std::function<void()> resume, clock::time_point deadline) {
+    virt_->async = true;
+    virt_->resume = std::move(resume);
+    run_deadline_ = deadline;
+  }
+  /// An asynchronous run starts again from the beginning.
+  void begin_async_pass() noexcept {
+    virtual_part& v = *virt_;
+    v.cursor = 0;
+    v.sent.clear();
+    v.taken = 0;
+    v.queued = 0;
+    v.name_next = false;
+    encoder_.clear();
   }
 
   connection(const connection&) = delete;
@@ -205,7 +233,7 @@ class connection {
   void begin_request() {
     if (virt_) {
       if (virt_->pin.conn) return virt_->pin.conn->begin_request();
-      drop_sent();
+      drop_sent();  // (an asynchronous run keeps them: they are read again in the next pass)
       virt_->queued = 0;
       virt_->name_next = false;
       encoder_.clear();
@@ -500,12 +528,18 @@ class connection {
     std::size_t queued = 0;                         // commands encoded, not submitted yet
     bool name_next = false;  // the next `arg` is a command's name (after begin_command)
     pinned_connection pin;   // the pooled connection the run moved to
+    bool async = false;      // an asynchronous run (see begin_async)
+    std::vector<std::shared_ptr<mux_request>> recorded;  // (async) every request sent, in order
+    std::size_t cursor = 0;        // (async) the next of `recorded` a flush matches
+    std::function<void()> resume;  // (async) runs the run again once a reply came
   };
 
   // Abandons what was sent and not read (its replies will be dropped).
   void drop_sent() noexcept {
-    for (auto& r : virt_->sent)
-      virt_->channel->abandon(r);
+    if (!virt_->async) {
+      for (auto& r : virt_->sent)
+        virt_->channel->abandon(r);
+    }
     virt_->sent.clear();
     virt_->taken = 0;
   }
@@ -515,6 +549,12 @@ class connection {
   connection& pin() {
     virtual_part& v = *virt_;
     if (v.pin.conn) return *v.pin.conn;
+    if (v.async) {
+      if (v.recorded.empty()) throw async_unsupported{};
+      throw error(
+          "internal error: an asynchronous run needed a connection of its own after it "
+          "sent a request");
+    }
     drop_sent();
     v.pin = v.channel->pin(run_deadline_);
     connection& c = *v.pin.conn;
@@ -548,6 +588,23 @@ class connection {
     r->expected = v.queued;
     encoder_.clear();
     v.queued = 0;
+    if (v.async) {
+      if (v.cursor < v.recorded.size()) {
+        // A pass after the first: this request went out already; its replies are read again.
+        std::shared_ptr<mux_request>& sent = v.recorded[v.cursor++];
+        if (sent->bytes != r->bytes) {
+          throw error("internal error: an asynchronous run sent other commands when run again");
+        }
+        v.sent.push_back(sent);
+        return;
+      }
+      r->deadline = run_deadline_;
+      v.channel->submit(r, run_deadline_);
+      v.recorded.push_back(r);
+      ++v.cursor;
+      v.sent.push_back(std::move(r));
+      return;
+    }
     v.channel->submit(r, run_deadline_);
     v.sent.push_back(std::move(r));
   }
@@ -555,6 +612,7 @@ class connection {
   reply read_multiplexed() {
     virtual_part& v = *virt_;
     if (v.sent.empty()) throw error("internal error: a reply was read before a request was sent");
+    if (v.async) return read_async();
     const auto own =
         socket_timeout_.count() > 0 ? saturating_add(clock::now(), socket_timeout_) : no_deadline;
     const auto deadline = earlier(own, run_deadline_);
@@ -573,6 +631,36 @@ class connection {
                           ms_text(socket_timeout_) + " (multiplexed)");
     }
     reply out = std::move(r->replies[v.taken++]);
+    if (v.taken == r->expected) {
+      v.taken = 0;
+      v.sent.pop_front();
+    }
+    if (out.is_error()) {
+      if (out.str().compare(0, 6, "NOAUTH") == 0) throw_noauth();
+      if (out.str().compare(0, 8, "READONLY") == 0) saw_readonly_ = true;
+    }
+    return out;
+  }
+
+  // An asynchronous run's read: the reply if it came (a copy: a later pass reads it again), else
+  // `async_pending`, and the run is resumed when it comes.
+  reply read_async() {
+    virtual_part& v = *virt_;
+    const std::shared_ptr<mux_request>& r = v.sent.front();
+    switch (v.channel->outcome_or_notify(r, v.resume)) {
+      case mux_outcome::pending:
+        throw async_pending{};
+      case mux_outcome::failed:
+        if (r->not_sent) throw not_sent_error(r->failure);
+        throw connection_error(r->failure +
+                               "; the request was written, so whether it ran is unknown (it "
+                               "is not sent again)");
+      case mux_outcome::timed_out:
+        throw_past_run_deadline("waiting for a reply from ");
+      case mux_outcome::answered:
+        break;
+    }
+    reply out = r->replies[v.taken++];
     if (v.taken == r->expected) {
       v.taken = 0;
       v.sent.pop_front();

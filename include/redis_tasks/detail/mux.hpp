@@ -24,6 +24,7 @@
 #include "../errors.hpp"
 #include "connection.hpp"
 #include "deadline.hpp"
+#include "executor.hpp"
 #include "fork.hpp"
 #include "mux_request.hpp"
 #include "socket.hpp"
@@ -187,6 +188,32 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     return true;
   }
 
+  /// See mux_channel::outcome_or_notify.
+  mux_outcome outcome_or_notify(const std::shared_ptr<mux_request>& r,
+                                std::function<void()> resume) {
+    released freed;
+    {
+      const std::lock_guard<std::mutex> g(lock_.mutex());
+      if (r->at == mux_request::stage::answered) return mux_outcome::answered;
+      if (r->at == mux_request::stage::failed) return mux_outcome::failed;
+      if (r->timed_out) return mux_outcome::timed_out;
+      if (clock::now() >= r->deadline) {
+        r->timed_out = true;
+        r->abandoned = true;
+        r->replies.clear();
+        return mux_outcome::timed_out;
+      }
+      r->on_settled = std::move(resume);
+      async_waiting_.fetch_add(1, std::memory_order_relaxed);
+      if (!reading_ && !reader_posted_ && r->at == mux_request::stage::written) {
+        reader_posted_ = true;
+        freed.start_reader = true;
+      }
+    }
+    finish(freed);
+    return mux_outcome::pending;
+  }
+
   /// See mux_channel::abandon.
   void abandon(const std::shared_ptr<mux_request>& r) noexcept {
     const std::lock_guard<std::mutex> g(lock_.mutex());
@@ -202,14 +229,68 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       fail_locked(why, nullptr, 0, freed);
     }
     // In a child after fork(), the caps were reset: the parent's requests are not counted.
-    if (owner_ == fork_registry::generation()) caps_->give(freed.requests, freed.bytes);
+    if (owner_ == fork_registry::generation()) finish(freed);
   }
 
  private:
+  // What is done once the lock is released: room given back, asynchronous runs resumed, a
+  // reader started for them.
   struct released {
     std::size_t requests = 0;
     std::size_t bytes = 0;
+    std::vector<std::function<void()>> resume;
+    bool start_reader = false;
   };
+
+  // Carries out `r` (the lock released). Asynchronous runs go on on an executor thread, never
+  // on this one: it may be reading for others.
+  void finish(released& r) {
+    caps_->give(r.requests, r.bytes);
+    if (!r.resume.empty()) {
+      try {
+        async_executor::instance().post([go = std::move(r.resume)] {
+          for (const auto& f : go)
+            f();
+        });
+      } catch (...) {  // no thread to be had: here, then
+        for (auto& f : r.resume)
+          f();
+      }
+    }
+    if (r.start_reader) {
+      try {
+        async_executor::instance().post([self = shared_from_this()] { self->serve(); });
+      } catch (...) {  // no thread: the next run that waits reads for them
+        const std::lock_guard<std::mutex> g(lock_.mutex());
+        reader_posted_ = false;
+      }
+    }
+  }
+
+  // A reader for asynchronous runs (on an executor thread): reads until nothing is in flight.
+  void serve() {
+    std::unique_lock<std::mutex> lk(lock_.mutex());
+    reader_posted_ = false;
+    if (reading_ || inflight_.empty()) return;
+    reading_ = true;
+    (void)read_for(lk, nullptr, no_deadline);
+  }
+
+  // Asynchronous runs whose deadline passed: told so now (their requests keep their places,
+  // their replies will be dropped). Lock held.
+  void expire(clock::time_point now, released& freed) {
+    for (auto* q : {&inflight_, &pending_}) {
+      for (auto& r : *q) {
+        if (!r->on_settled || r->deadline > now) continue;
+        r->timed_out = true;
+        r->abandoned = true;
+        r->replies.clear();
+        freed.resume.push_back(std::move(r->on_settled));
+        r->on_settled = nullptr;
+        async_waiting_.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+  }
 
   clock::time_point last_progress() const noexcept {
     return clock::time_point(clock::duration(last_progress_.load(std::memory_order_relaxed)));
@@ -227,6 +308,11 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     freed.bytes += r.bytes.size();
     if (r.abandoned) r.replies.clear();
     if (r.waiting) r.cv.notify_one();
+    if (r.on_settled) {
+      freed.resume.push_back(std::move(r.on_settled));
+      r.on_settled = nullptr;
+      async_waiting_.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 
   // Fails everything and closes. `batch`/`written`: the requests being written when the link
@@ -263,8 +349,9 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     pending_.clear();
   }
 
-  // Asks the first caller that waits on a written request to take over reading (lock held).
-  void pass_reading() {
+  // Asks the first caller that waits on a written request to take over reading, or else starts
+  // a reader for the asynchronous runs that wait (lock held).
+  void pass_reading(released& freed) {
     reading_ = false;
     for (auto& r : inflight_) {
       if (r->waiting && !r->abandoned) {
@@ -272,6 +359,11 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
         r->cv.notify_one();
         return;
       }
+    }
+    if (async_waiting_.load(std::memory_order_relaxed) > 0 && !inflight_.empty() &&
+        !reader_posted_) {
+      reader_posted_ = true;
+      freed.start_reader = true;
     }
   }
 
@@ -291,8 +383,10 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
         inflight_.push_back(r);
         batch.push_back(std::move(r));
       }
-      if (!reading_) pass_reading();
+      released started;
+      if (!reading_) pass_reading(started);
       lk.unlock();
+      finish(started);
       if (idle) {
         // Before writing to a link that sat idle: a server that closed it (its `timeout`,
         // CLIENT KILL, a restart) or sent bytes nobody asked for would make the requests fail
@@ -317,7 +411,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
                           " was closed by the server or got bytes nobody asked for while idle",
                       &batch, 0, freed);
           lk.unlock();
-          caps_->give(freed.requests, freed.bytes);
+          finish(freed);
           lk.lock();
           continue;
         }
@@ -349,18 +443,19 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
         released freed;
         fail_locked(why, &batch, written, freed);
         lk.unlock();
-        caps_->give(freed.requests, freed.bytes);
+        finish(freed);
         lk.lock();
       }
     }
     writing_ = false;
   }
 
-  // Reads replies for everyone until `me` is settled (true) or `deadline` passes (false).
-  // Entered with the lock held and reading_ set; leaves with the lock held, reading passed on.
+  // Reads replies for everyone until `me` is settled (true) or `deadline` passes (false);
+  // `me` null: until nothing is in flight. Asynchronous runs whose deadlines pass meanwhile are
+  // told so. Entered with the lock held and reading_ set; leaves with the lock held, reading
+  // passed on.
   bool read_for(std::unique_lock<std::mutex>& lk, const std::shared_ptr<mux_request>& me,
                 clock::time_point deadline) {
-    // `me` null: until nothing is in flight.
     auto settled = [&] {
       if (!me) return inflight_.empty();
       return me->at == mux_request::stage::answered || me->at == mux_request::stage::failed;
@@ -380,14 +475,18 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
           deliver(got, freed);
           got.clear();
           const bool done = settled();
-          if (done) pass_reading();
+          if (done) pass_reading(freed);
           lk.unlock();
-          caps_->give(freed.requests, freed.bytes);
+          finish(freed);
           if (done) {
             lk.lock();
             return true;
           }
         }
+        // While asynchronous runs wait, wake at least every 10 ms to tell those out of time.
+        const bool watch = async_waiting_.load(std::memory_order_relaxed) > 0;
+        const auto until =
+            watch ? earlier(deadline, clock::now() + std::chrono::milliseconds(10)) : deadline;
         std::size_t n = 0;
         if (tls_) {
           // TLS: one call at a time on the connection; wait for bytes outside the lock.
@@ -396,19 +495,36 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
             const std::lock_guard<std::mutex> io(io_);
             buffered = conn_->has_buffered_bytes();
           }
-          if (buffered || wait_fd(conn_->native_handle(), POLLIN, deadline)) {
+          if (buffered || wait_fd(conn_->native_handle(), POLLIN, until)) {
             const std::lock_guard<std::mutex> io(io_);
             n = conn_->receive_some(clock::time_point::min());
           }
-          if (n == 0 && clock::now() < deadline) continue;
         } else {
-          n = conn_->receive_some(deadline);
+          n = conn_->receive_some(until);
         }
-        if (n == 0) {
+        if (n > 0) {
+          mark_progress(clock::now());
+          continue;
+        }
+        const auto now = clock::now();
+        if (watch) {
+          released freed;
+          lk.lock();
+          expire(now, freed);
+          const bool done = settled();
+          if (done) pass_reading(freed);
+          lk.unlock();
+          finish(freed);
+          if (done) {
+            lk.lock();
+            return true;
+          }
+        }
+        if (now >= deadline ||
+            (socket_timeout_.count() > 0 && now - last_progress() >= socket_timeout_)) {
           out_of_time = true;
           break;
         }
-        mark_progress(clock::now());
       }
     } catch (const std::exception& e) {
       why = e.what();
@@ -426,10 +542,10 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
                   nullptr, 0, freed);
       reading_ = false;
     } else {
-      pass_reading();
+      pass_reading(freed);
     }
     lk.unlock();
-    caps_->give(freed.requests, freed.bytes);
+    finish(freed);
     lk.lock();
     return settled();
   }
@@ -469,6 +585,8 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
   std::deque<std::shared_ptr<mux_request>> inflight_;  // written, awaiting replies
   bool writing_ = false;
   bool reading_ = false;
+  bool reader_posted_ = false;                 // a reader for asynchronous runs is on its way
+  std::atomic<std::size_t> async_waiting_{0};  // asynchronous runs awaiting a request here
   // When bytes last came, or a write after idle went out (written outside the lock).
   std::atomic<clock::rep> last_progress_{0};
   std::atomic<bool> closed_{false};
@@ -602,6 +720,11 @@ class multiplexer final : public mux_channel {
     return r->link->wait(r, deadline);
   }
 
+  mux_outcome outcome_or_notify(const std::shared_ptr<mux_request>& r,
+                                std::function<void()> resume) override {
+    return r->link->outcome_or_notify(r, std::move(resume));
+  }
+
   void abandon(const std::shared_ptr<mux_request>& r) noexcept override {
     if (r->link) r->link->abandon(r);
   }
@@ -699,6 +822,19 @@ class multiplexer final : public mux_channel {
   std::vector<std::unique_ptr<connection>> spare_;  // multiplexed connections to lend
   std::uint64_t owner_;
 };
+
+/// An asynchronous run in progress on this thread: what it runs on `mux` goes on `conn`, a
+/// multiplexed connection in asynchronous mode (see async.hpp).
+struct async_context {
+  const multiplexer* mux;  ///< the server's multiplexer
+  connection* conn;        ///< the run's connection
+};
+
+/// The asynchronous run this thread is carrying out, or null.
+inline async_context*& current_async_context() noexcept {
+  thread_local async_context* current = nullptr;
+  return current;
+}
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI

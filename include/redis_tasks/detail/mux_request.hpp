@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -68,7 +69,30 @@ struct mux_request {
   bool not_sent = false;           ///< (failed) no byte of it was written: safe to send again
   std::string failure;             ///< (failed) why
   std::condition_variable cv;      ///< the caller waits on it, with the link's lock
+  // An asynchronous run's request: nobody waits on `cv`; `on_settled` is called (once, with
+  // no lock held) when it is answered, fails, or its `deadline` passes (`timed_out`; it then
+  // keeps its place until its replies come, and they are dropped).
+  std::function<void()> on_settled;          ///< set while an asynchronous run awaits it
+  clock::time_point deadline = no_deadline;  ///< (asynchronous) the run's deadline
+  bool timed_out = false;                    ///< (asynchronous) the deadline passed first
 };
+
+/// How an asynchronous run's request ended, as its run sees it.
+enum class mux_outcome : unsigned char {
+  pending,    ///< not yet
+  answered,   ///< every reply came
+  failed,     ///< its connection failed (see `not_sent`, `failure`)
+  timed_out,  ///< its deadline passed first
+};
+
+/// Thrown (not a std::exception, so nothing on its way catches it) by a multiplexed connection
+/// in an asynchronous run when a reply has not come yet: the run is run again once it has
+/// (see `async_run` in async.hpp), and what it sent is not sent again.
+struct async_pending {};
+
+/// Thrown like `async_pending` when an asynchronous run needs a pooled connection of its own
+/// (a blocking command, MULTI, ...), before it sent anything: it then runs on a thread.
+struct async_unsupported {};
 
 /// A pooled connection held for the rest of a run (while `holder` lives).
 struct pinned_connection {
@@ -98,6 +122,10 @@ class mux_channel {
   virtual pinned_connection pin(clock::time_point deadline) = 0;
   /// The largest request that is multiplexed; a larger one takes a pooled connection.
   virtual std::size_t max_request_bytes() const noexcept = 0;
+  /// An asynchronous run reads `r`: how it ended, or `pending` (and then `resume` is called
+  /// once it has ended).
+  virtual mux_outcome outcome_or_notify(const std::shared_ptr<mux_request>& r,
+                                        std::function<void()> resume) = 0;
 };
 
 }  // namespace detail
