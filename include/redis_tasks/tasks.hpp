@@ -318,16 +318,18 @@ class RedisSet {
   /// Same as `run(o)`, so the task can be passed wherever a callable is expected.
   bool operator()(const overrides& o = {}) const { return run(o); }
 
-  /// `run(o)` on a thread of the library's (see the README's "Asynchronous runs"); the future
-  /// holds what `run` returns or the error it throws. The task may go before the run ends.
+  /// `run(o)` asynchronously (see the README's "Asynchronous runs"); the future holds what
+  /// `run` returns or the error it throws. The task may go before the run ends.
   std::future<bool> run_async(overrides o = {}) const {
     detail::check_live(client_.get(), "RedisSet");
-    return detail::start_async<bool>(*this, client_->async_route_for(cfg_.task), std::move(o));
+    return detail::start_async<bool>(*this, client_->async_route_for(cfg_.task, true),
+                                     std::move(o));
   }
-  /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
+  /// `run(o)` asynchronously, then `done` with its outcome, on a thread of the library's (one
+  /// that holds up no other caller if `done` blocks).
   void run_async(overrides o, std::function<void(batch_result<bool>)> done) const {
     detail::check_live(client_.get(), "RedisSet");
-    detail::start_async<bool>(*this, client_->async_route_for(cfg_.task), std::move(o),
+    detail::start_async<bool>(*this, client_->async_route_for(cfg_.task, true), std::move(o),
                               std::move(done));
   }
 
@@ -546,18 +548,19 @@ class RedisGet {
   /// Same as `run(o)`.
   std::optional<T> operator()(const overrides& o = {}) const { return run(o); }
 
-  /// `run(o)` on a thread of the library's (see the README's "Asynchronous runs"); the future
-  /// holds what `run` returns or the error it throws. The task may go before the run ends.
+  /// `run(o)` asynchronously (see the README's "Asynchronous runs"); the future holds what
+  /// `run` returns or the error it throws. The task may go before the run ends.
   std::future<std::optional<T>> run_async(overrides o = {}) const {
     detail::check_live(client_.get(), "RedisGet");
-    return detail::start_async<std::optional<T>>(*this, client_->async_route_for(cfg_.task),
-                                                 std::move(o));
+    return detail::start_async<std::optional<T>>(
+        *this, client_->async_route_for(cfg_.task, quiet_async), std::move(o));
   }
-  /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
+  /// `run(o)` asynchronously, then `done` with its outcome, on a thread of the library's (one
+  /// that holds up no other caller if `done` blocks).
   void run_async(overrides o, std::function<void(batch_result<std::optional<T>>)> done) const {
     detail::check_live(client_.get(), "RedisGet");
-    detail::start_async<std::optional<T>>(*this, client_->async_route_for(cfg_.task), std::move(o),
-                                          std::move(done));
+    detail::start_async<std::optional<T>>(*this, client_->async_route_for(cfg_.task, quiet_async),
+                                          std::move(o), std::move(done));
   }
 
   /// Reads one key per item, in one pipelined round trip (on a Redis Cluster, or for
@@ -571,6 +574,10 @@ class RedisGet {
   }
 
  private:
+  // Only the library reads this task's replies (no value_traits of the user's): an
+  // asynchronous run may stop a pass with a nil reply (see connection::begin_async).
+  static constexpr bool quiet_async = detail::category_of<T>() != detail::category::user;
+
   std::vector<batch_result<std::optional<T>>> run_many_untold(
       const std::vector<overrides>& items) const {
     using result_t = std::optional<T>;
@@ -762,16 +769,18 @@ class RedisExecute {
   /// Same as `run(o)`.
   T operator()(const overrides& o = {}) const { return run(o); }
 
-  /// `run(o)` on a thread of the library's (see the README's "Asynchronous runs"); the future
-  /// holds what `run` returns or the error it throws. The task may go before the run ends.
+  /// `run(o)` asynchronously (see the README's "Asynchronous runs"); the future holds what
+  /// `run` returns or the error it throws. The task may go before the run ends.
   std::future<T> run_async(overrides o = {}) const {
     detail::check_live(client_.get(), "RedisExecute");
-    return detail::start_async<T>(*this, client_->async_route_for(cfg_.task), std::move(o));
+    return detail::start_async<T>(*this, client_->async_route_for(cfg_.task, quiet_async),
+                                  std::move(o));
   }
-  /// `run(o)` on a thread of the library's, then `done` on that thread with its outcome.
+  /// `run(o)` asynchronously, then `done` with its outcome, on a thread of the library's (one
+  /// that holds up no other caller if `done` blocks).
   void run_async(overrides o, std::function<void(batch_result<T>)> done) const {
     detail::check_live(client_.get(), "RedisExecute");
-    detail::start_async<T>(*this, client_->async_route_for(cfg_.task), std::move(o),
+    detail::start_async<T>(*this, client_->async_route_for(cfg_.task, quiet_async), std::move(o),
                            std::move(done));
   }
 
@@ -845,6 +854,10 @@ class RedisExecute {
   const std::string& name() const noexcept { return name_; }
 
  private:
+  // Only the library reads this task's replies: an asynchronous run may stop a pass with a nil
+  // reply (see connection::begin_async). A type of the user's may read them in its own way.
+  static constexpr bool quiet_async = detail::library_reads<T>();
+
   // The command a batch runs, for run hooks: its items' command name, or "various".
   std::string batch_command_name(const std::vector<overrides>& items) const {
     std::string name;

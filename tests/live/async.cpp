@@ -222,3 +222,18 @@ TEST_CASE("run_async: a blocking command waits on a connection of its own") {
   REQUIRE(r.elements().size() == 2);
   CHECK(r.elements()[1].str() == "x");
 }
+
+TEST_CASE("run_async: replies read by a type of the user's wait the same way") {
+  redis_process server;
+  const std::string l = test_support::unique_key("async:l");
+  test_support::redis_cli(server.port(), {"RPUSH", l, "a", "b"});
+  // A vector is read by from_reply, which a program may specialise: such a run stops where it
+  // waits by an exception rather than with a stand-in reply.
+  const RedisExecute<std::vector<std::string>> exec(
+      config_for<RedisExecute<std::vector<std::string>>::config>(server.port(), true));
+  std::vector<std::future<std::vector<std::string>>> runs;
+  for (int i = 0; i < 16; ++i)
+    runs.push_back(exec.run_async({.redis_cmd = command{"LRANGE", l, "0", "-1"}}));
+  for (auto& r : runs)
+    CHECK(r.get() == std::vector<std::string>{"a", "b"});
+}

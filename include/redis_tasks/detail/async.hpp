@@ -10,14 +10,19 @@
 
 #include "../version.hpp"
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <future>
 #include <memory>
 #include <optional>
+#include <string>
+#include <type_traits>
 #include <utility>
 
 #include "../batch.hpp"
+#include "../from_reply.hpp"
+#include "../reply.hpp"
 #include "deadline.hpp"
 #include "executor.hpp"
 #include "mux.hpp"
@@ -31,7 +36,21 @@ namespace detail {
 struct async_route {
   multiplexer* mux = nullptr;                ///< the server's multiplexer, or null
   clock::time_point deadline = no_deadline;  ///< the run's deadline
+  bool quiet = false;  ///< only the library reads replies (see connection::begin_async)
 };
+
+/// True when a RedisExecute<T> reply becomes a T by the library's own code alone.
+template <class T>
+constexpr bool library_reads() {
+  if constexpr (std::is_same_v<T, reply> || std::is_same_v<T, std::string> ||
+                std::is_arithmetic_v<T>) {
+    return true;
+  } else if constexpr (is_optional<T>::value) {
+    return library_reads<typename T::value_type>();
+  } else {
+    return false;
+  }
+}
 
 /// One asynchronous run on a multiplexer: the task (a copy), its overrides, and what to do
 /// with the outcome. Kept alive by the reply it waits on, through `resume`.
@@ -44,22 +63,51 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
       : task_(t), o_(std::move(o)), mux_(mux), deliver_(std::move(deliver)) {}
 
   /// Starts the run on this thread, with the connection it keeps to its end.
-  void start(clock::time_point deadline) {
+  void start(clock::time_point deadline, bool quiet) {
     conn_.emplace(mux_.acquire(deadline));
     std::weak_ptr<async_run> weak = this->weak_from_this();
     (*conn_)->begin_async(
         [weak] {
-          // Called by the reader once the reply is in (no lock held): one more pass.
-          if (auto self = weak.lock()) self->step();
+          // Called once the reply is in (on an executor thread, no lock held).
+          if (auto self = weak.lock()) self->resume();
         },
-        deadline);
+        deadline, quiet);
     self_ = this->shared_from_this();  // alive until the run ends
-    step();
+    state_.store(running);
+    passes();
   }
 
  private:
-  // One pass of the run from its start.
-  void step() {
+  // A pass runs, and the reply it waits for may come before it has ended (a quiet pass goes on
+  // to its end): the next pass starts only after it, on the thread that ends it.
+  enum : int { idle, running, running_resumed };
+
+  void resume() {
+    int s = state_.load();
+    for (;;) {
+      if (s == idle) {
+        if (state_.compare_exchange_weak(s, running)) break;
+      } else if (s == running) {
+        if (state_.compare_exchange_weak(s, running_resumed)) return;
+      } else {
+        return;
+      }
+    }
+    passes();
+  }
+
+  void passes() {
+    const std::shared_ptr<async_run> keep = this->shared_from_this();
+    for (;;) {
+      if (pass()) return;
+      int expected = running;
+      if (state_.compare_exchange_strong(expected, idle)) return;  // resume() runs the next
+      state_.store(running);  // resumed during the pass: the next one now
+    }
+  }
+
+  // One pass of the run from its start; true when the run has ended.
+  bool pass() {
     (*conn_)->begin_async_pass();
     async_context ctx{&mux_, &**conn_};
     async_context*& current = current_async_context();
@@ -68,24 +116,26 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
     std::optional<batch_result<R>> outcome;
     bool on_thread = false;
     try {
-      outcome.emplace(batch_result<R>::success(task_.run(o_)));
+      R r = task_.run(o_);
+      if (!ctx.suspended) outcome.emplace(batch_result<R>::success(std::move(r)));
     } catch (const async_pending&) {
       // Waits for a reply: `resume` runs the next pass.
     } catch (const async_unsupported&) {
       on_thread = true;  // needs a connection of its own: nothing was sent
     } catch (...) {
-      outcome.emplace(batch_result<R>::failure(std::current_exception()));
+      if (!ctx.suspended) outcome.emplace(batch_result<R>::failure(std::current_exception()));
     }
     current = outer;
-    if (!outcome && !on_thread) return;
+    if (!outcome && !on_thread) return false;
     (*conn_)->end_multiplexed_run();
     conn_.reset();
-    const std::shared_ptr<async_run> keep = std::move(self_);
+    self_.reset();
     if (on_thread) {
       run_on_thread(task_, o_, std::move(deliver_));
-      return;
+    } else {
+      deliver_(std::move(*outcome));
     }
-    deliver_(std::move(*outcome));
+    return true;
   }
 
  public:
@@ -114,6 +164,7 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
   deliver_fn deliver_;
   std::optional<multiplexer::lease> conn_;
   std::shared_ptr<async_run> self_;
+  std::atomic<int> state_{idle};
 };
 
 /// Starts `task.run(o)` asynchronously (see the top of this file); `deliver` gets the outcome
@@ -127,7 +178,7 @@ void start_async_run(const Task& task, const async_route& route, Overrides o,
     return;
   }
   auto run = std::make_shared<run_t>(task, std::move(o), *route.mux, std::move(deliver));
-  run->start(route.deadline);
+  run->start(route.deadline, route.quiet);
 }
 
 /// `task.run(o)` asynchronously; its result or error comes through the future.

@@ -135,9 +135,11 @@ class client {
   /// Where an asynchronous run of a task with options `t` goes: through the multiplexer of a
   /// single server, so that no thread waits for its replies, when multiplexing is on and the
   /// task has no retries (whose delays would hold a thread anyway); else on a thread.
-  async_route async_route_for(const task_options& t) const {
+  /// `quiet`: only the library reads the run's replies (see connection::begin_async).
+  async_route async_route_for(const task_options& t, bool quiet) const {
     async_route r;
     r.deadline = deadline_after(t.timeout);
+    r.quiet = quiet;
     if (pool_ && t.max_retries == 0) r.mux = pool_->mux();
     return r;
   }

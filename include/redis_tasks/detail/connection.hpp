@@ -195,14 +195,23 @@ class connection {
   /// not come throws `async_pending` and calls `resume` once it has; the run is then run again
   /// from the start (`begin_async_pass`), its requests matched to those already sent rather
   /// than sent again, their replies read again. Every request is bounded by `deadline`.
-  void begin_async(std::function<void()> resume, clock::time_point deadline) {
+  ///
+  /// `quiet`: instead of throwing, the read returns a nil reply and the pass goes on to its end
+  /// sending nothing more (`async_context::suspended` says it must be discarded). Unwinding an
+  /// exception costs more than a whole round trip; a nil reply is safe where only the library
+  /// reads replies (no user `value_traits` or `from_reply`).
+  void begin_async(std::function<void()> resume, clock::time_point deadline, bool quiet) {
     virt_->async = true;
+    virt_->quiet = quiet;
     virt_->resume = std::move(resume);
     run_deadline_ = deadline;
   }
+  /// True when this pass stopped quietly (see begin_async).
+  bool async_suspended() const noexcept { return virt_->suspended; }
   /// An asynchronous run starts again from the beginning.
   void begin_async_pass() noexcept {
     virtual_part& v = *virt_;
+    v.suspended = false;
     v.cursor = 0;
     v.sent.clear();
     v.taken = 0;
@@ -529,6 +538,8 @@ class connection {
     bool name_next = false;  // the next `arg` is a command's name (after begin_command)
     pinned_connection pin;   // the pooled connection the run moved to
     bool async = false;      // an asynchronous run (see begin_async)
+    bool quiet = false;      // (async) stop a pass with a nil reply rather than an exception
+    bool suspended = false;  // (async) this pass stopped quietly
     std::vector<std::shared_ptr<mux_request>> recorded;  // (async) every request sent, in order
     std::size_t cursor = 0;        // (async) the next of `recorded` a flush matches
     std::function<void()> resume;  // (async) runs the run again once a reply came
@@ -550,6 +561,7 @@ class connection {
     virtual_part& v = *virt_;
     if (v.pin.conn) return *v.pin.conn;
     if (v.async) {
+      if (v.suspended) throw async_pending{};
       if (v.recorded.empty()) throw async_unsupported{};
       throw error(
           "internal error: an asynchronous run needed a connection of its own after it "
@@ -589,6 +601,7 @@ class connection {
     encoder_.clear();
     v.queued = 0;
     if (v.async) {
+      if (v.suspended) return;  // a discarded pass sends nothing
       if (v.cursor < v.recorded.size()) {
         // A pass after the first: this request went out already; its replies are read again.
         std::shared_ptr<mux_request>& sent = v.recorded[v.cursor++];
@@ -599,6 +612,7 @@ class connection {
         return;
       }
       r->deadline = run_deadline_;
+      r->async = true;
       v.channel->submit(r, run_deadline_);
       v.recorded.push_back(r);
       ++v.cursor;
@@ -611,6 +625,7 @@ class connection {
 
   reply read_multiplexed() {
     virtual_part& v = *virt_;
+    if (v.async && v.suspended) return reply();
     if (v.sent.empty()) throw error("internal error: a reply was read before a request was sent");
     if (v.async) return read_async();
     const auto own =
@@ -646,10 +661,14 @@ class connection {
   // `async_pending`, and the run is resumed when it comes.
   reply read_async() {
     virtual_part& v = *virt_;
+    if (v.suspended) return reply();
     const std::shared_ptr<mux_request>& r = v.sent.front();
     switch (v.channel->outcome_or_notify(r, v.resume)) {
       case mux_outcome::pending:
-        throw async_pending{};
+        if (!v.quiet) throw async_pending{};
+        v.suspended = true;
+        if (async_context* a = current_async_context()) a->suspended = true;
+        return reply();
       case mux_outcome::failed:
         if (r->not_sent) throw not_sent_error(r->failure);
         throw connection_error(r->failure +

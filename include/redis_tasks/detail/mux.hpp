@@ -129,11 +129,24 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     pending_.push_back(r);
     load_.fetch_add(1, std::memory_order_relaxed);
     if (writing_) return true;
+    // An asynchronous run's request, while a reader waits for replies that are on their way: the
+    // reader writes it with whatever else comes meanwhile, in one write, when it has handed out
+    // the next replies. (A caller that waits writes at once: it would only wait for the reader.)
+    if (r->async && reading_ && !inflight_.empty()) return true;
     writing_ = true;
     write_queue(lk);
     return true;
   }
 
+ private:
+  // Writes what is queued (requests left to the reader by `enqueue`), in one go. Lock held.
+  void write_deferred(std::unique_lock<std::mutex>& lk) {
+    if (writing_ || pending_.empty()) return;
+    writing_ = true;
+    write_queue(lk);
+  }
+
+ public:
   /// See mux_channel::wait.
   bool wait(const std::shared_ptr<mux_request>& r, clock::time_point deadline) {
     std::unique_lock<std::mutex> lk(lock_.mutex());
@@ -474,6 +487,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
           lk.lock();
           deliver(got, freed);
           got.clear();
+          write_deferred(lk);
           const bool done = settled();
           if (done) pass_reading(freed);
           lk.unlock();
@@ -511,6 +525,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
           released freed;
           lk.lock();
           expire(now, freed);
+          write_deferred(lk);
           const bool done = settled();
           if (done) pass_reading(freed);
           lk.unlock();
@@ -542,6 +557,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
                   nullptr, 0, freed);
       reading_ = false;
     } else {
+      write_deferred(lk);
       pass_reading(freed);
     }
     lk.unlock();
@@ -742,7 +758,7 @@ class multiplexer final : public mux_channel {
   void give_back(std::unique_ptr<connection> c) {
     c->end_multiplexed_run();
     const std::lock_guard<std::mutex> g(lock_.mutex());
-    if (spare_.size() < 64) spare_.push_back(std::move(c));
+    if (spare_.size() < 1024) spare_.push_back(std::move(c));
   }
 
   // In a child after fork(): the links are the parent's; let them go without a word (into
@@ -822,19 +838,6 @@ class multiplexer final : public mux_channel {
   std::vector<std::unique_ptr<connection>> spare_;  // multiplexed connections to lend
   std::uint64_t owner_;
 };
-
-/// An asynchronous run in progress on this thread: what it runs on `mux` goes on `conn`, a
-/// multiplexed connection in asynchronous mode (see async.hpp).
-struct async_context {
-  const multiplexer* mux;  ///< the server's multiplexer
-  connection* conn;        ///< the run's connection
-};
-
-/// The asynchronous run this thread is carrying out, or null.
-inline async_context*& current_async_context() noexcept {
-  thread_local async_context* current = nullptr;
-  return current;
-}
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI

@@ -72,6 +72,7 @@ struct mux_request {
   // An asynchronous run's request: nobody waits on `cv`; `on_settled` is called (once, with
   // no lock held) when it is answered, fails, or its `deadline` passes (`timed_out`; it then
   // keeps its place until its replies come, and they are dropped).
+  bool async = false;                        ///< an asynchronous run's (see mux_link::enqueue)
   std::function<void()> on_settled;          ///< set while an asynchronous run awaits it
   clock::time_point deadline = no_deadline;  ///< (asynchronous) the run's deadline
   bool timed_out = false;                    ///< (asynchronous) the deadline passed first
@@ -99,6 +100,22 @@ struct pinned_connection {
   std::shared_ptr<void> holder;  ///< gives the connection back when destroyed
   connection* conn = nullptr;    ///< the connection
 };
+
+/// An asynchronous run in progress on this thread: what it runs on `mux` goes on `conn`, a
+/// multiplexed connection in asynchronous mode (see async.hpp). `suspended` is set when the
+/// pass stopped quietly where it would wait (see `connection::begin_async`): what the run does
+/// from then on is discarded, and run hooks are not told of it.
+struct async_context {
+  const void* mux;         ///< the server's multiplexer
+  connection* conn;        ///< the run's connection
+  bool suspended = false;  ///< this pass stopped where it would wait
+};
+
+/// The asynchronous run this thread is carrying out, or null.
+inline async_context*& current_async_context() noexcept {
+  thread_local async_context* current = nullptr;
+  return current;
+}
 
 /// Where a multiplexed connection sends its requests.
 class mux_channel {

@@ -15,6 +15,7 @@
 #include "../observe.hpp"
 #include "codec.hpp"
 #include "deadline.hpp"
+#include "mux_request.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -211,6 +212,8 @@ auto with_retries(const task_options& t, const run_info& info, F&& f)
     const auto start = hook != nullptr ? clock::now() : clock::time_point();
     auto tell = [&](bool ok, bool retry, const std::exception* e) {
       if (hook == nullptr) return;
+      // An asynchronous run's pass that stopped where it would wait is discarded, untold.
+      if (const async_context* a = current_async_context(); a != nullptr && a->suspended) return;
       run_event ev;
       ev.task = info.task;
       ev.key = info.key;
