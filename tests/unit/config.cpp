@@ -185,6 +185,32 @@ TEST_CASE("bad connection settings are config errors when the task is built") {
   auto secret = cfg<Get>();
   secret.password_secret = "";
   CHECK_THROWS_AS(Get(secret), config_error);
+  auto links = cfg<Get>();
+  links.redis_connection_params.multiplex.enabled = true;
+  links.redis_connection_params.multiplex.connections = 0;
+  CHECK_THROWS_WITH(Get(links), Contains("multiplex.connections is 0"));
+  links.redis_connection_params.multiplex.connections = 65;
+  CHECK_THROWS_WITH(Get(links), Contains("1 to 64"));
+  auto in_flight = cfg<Get>();
+  in_flight.redis_connection_params.multiplex.enabled = true;
+  in_flight.redis_connection_params.multiplex.max_in_flight = 0;
+  CHECK_THROWS_WITH(Get(in_flight), Contains("multiplex.max_in_flight"));
+}
+
+TEST_CASE("multiplexing settings load from JSON") {
+  using nlohmann::json;
+  using redis_tasks::connection_params;
+  const auto p = connection_params::from_json(
+      json{{"multiplex_connections", 3}, {"multiplex_max_in_flight", 64},
+           {"multiplex_max_bytes_in_flight", 4096}});
+  CHECK(p.multiplex.enabled);  // giving a count turns it on
+  CHECK(p.multiplex.connections == 3);
+  CHECK(p.multiplex.max_in_flight == 64);
+  CHECK(p.multiplex.max_bytes_in_flight == 4096);
+  CHECK_FALSE(connection_params::from_json(json{{"multiplex", false}}).multiplex.enabled);
+  CHECK_THROWS_WITH(connection_params::from_json(json{{"multiplex_connections", 0}}),
+                    Contains("multiplex_connections"));
+  CHECK_THROWS_AS(connection_params::from_json(json{{"multiplex", "yes"}}), config_error);
 }
 
 TEST_CASE("connection_params load redis-py names from JSON") {
@@ -490,6 +516,10 @@ TEST_CASE("the unknown-parameter error lists every accepted connection parameter
       {"service_name", "m"},
       {"sentinel_password_secret", "S"},
       {"sentinel_username", "su"},
+      {"multiplex", true},
+      {"multiplex_connections", 4},
+      {"multiplex_max_in_flight", 100},
+      {"multiplex_max_bytes_in_flight", 1 << 20},
   };
   std::vector<std::string> listed;
   for (std::size_t start = 0; start <= list.size();) {
