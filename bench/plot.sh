@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Draws the ratio table that `scripts/bench --redis_tasks_table=PATH` writes as a PNG bar chart:
-# each run's throughput as a ratio to raw hiredis, with the issue's target for it.
+# each run's throughput as a ratio to raw hiredis, with the issue's target for it; and, when the
+# table has them, the many-callers rows (multiplexed runs against pooled run()) in a second chart
+# (the PNG's name with -multiplex before .png).
 #   bench/plot.sh [TABLE [PNG]]    (defaults: bench/results.md and bench/results.png)
 # Installs gnuplot (Debian's gnuplot-nox) when it is missing.
 set -euo pipefail
@@ -61,3 +63,38 @@ plot "$data" using 0:(\$4 > 0.5 ? clip(\$2) : NaN):xtic(1) with boxes lc rgb "#3
      "$data" using 0:(\$2 > $high ? $high - 0.04 : \$2):(sprintf("%.3f", \$2)) with labels offset 0,0.7 font ",8" notitle
 EOF
 echo "plot.sh: wrote $png"
+
+# Many callers: multiplexed run() (threads) and run_async (in flight) against pooled run().
+mux_png=${png%.png}-multiplex.png
+awk -F'|' '
+  function trim(s) { gsub(/^ +| +$/, "", s); return s }
+  /^\| mux_/ {
+    name = trim($2); ratio = trim($6); goal = trim($7)
+    n = name; sub(/.*[:]/, "", n)
+    label = (name ~ /async/ ? "run_async, " n " in flight" : "run(), " n " thread" (n == "1" ? "" : "s"))
+    target = "NaN"; met = 1
+    if (goal ~ />=/) { target = goal; sub(/.*>= */, "", target); met = (goal ~ /^ok/) }
+    printf "\"%s\" %s %s %d\n", label, ratio, target, met
+  }' "$table" >"$data"
+[[ -s $data ]] || exit 0
+top=$(awk '{ v = $(NF-2); if ($(NF-1) != "NaN" && $(NF-1) > v) v = $(NF-1); if (v > max) max = v }
+           END { print max + 0.6 }' "$data")
+gnuplot <<EOF
+set terminal $terminal
+set output "$mux_png"
+set title "Many callers: multiplexed runs/s as a ratio to pooled run() (1.0) with as many callers\\n2 shared connections against a pool of 8, median of interleaved repetitions"
+set ylabel "throughput ratio to pooled run()"
+set yrange [0:$top]
+set style fill solid 0.8 border -1
+set boxwidth 0.6
+set grid ytics
+set xtics rotate by -35 left
+set rmargin 6
+set key top left
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dashtype 2 lc rgb "#444444"
+plot "$data" using 0:(\$4 > 0.5 ? \$2 : NaN):xtic(1) with boxes lc rgb "#3a7d44" title "ratio (target met or none)", \
+     "$data" using 0:(\$4 > 0.5 ? NaN : \$2) with boxes lc rgb "#c0392b" title "ratio (target missed)", \
+     "$data" using (\$0 - 0.38):3:(0.76):(0) with vectors nohead lw 3 lc rgb "#1f3b73" title "target", \
+     "$data" using 0:2:(sprintf("%.2f", \$2)) with labels offset 0,0.7 font ",8" notitle
+EOF
+echo "plot.sh: wrote $mux_png"

@@ -32,7 +32,7 @@ class async_executor {
   /// The executor of this copy of the library (never destroyed: a run may end during exit).
   static async_executor& instance() {
     alignas(async_executor) static unsigned char storage[sizeof(async_executor)];
-    static async_executor* e = ::new (storage) async_executor();
+    static auto* e = ::new (storage) async_executor();
     return *e;
   }
 

@@ -4,7 +4,9 @@
 
 #include "../version.hpp"
 
+#include <algorithm>
 #include <condition_variable>
+#include <iterator>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -39,10 +41,8 @@ inline bool keeps_connection_state(std::string_view name) noexcept {
     upper[i] = ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch;
   }
   const std::string_view n(upper, name.size());
-  for (const auto& s : stateful) {
-    if (s == n) return true;
-  }
-  return false;
+  return std::any_of(std::begin(stateful), std::end(stateful),
+                     [n](std::string_view s) { return s == n; });
 }
 
 /// One caller's request on a multiplexed connection: its encoded commands and their replies.
