@@ -321,16 +321,22 @@ class RedisSet {
   /// `run(o)` asynchronously (see the README's "Asynchronous runs"); the future holds what
   /// `run` returns or the error it throws. The task may go before the run ends.
   std::future<bool> run_async(overrides o = {}) const {
+    static_assert(!std::is_same_v<T, std::string_view>,
+                  "RedisSet<std::string_view>::run_async: the run outlives the call, and a view "
+                  "in the overrides could outlive what it views; use RedisSet<std::string>");
     detail::check_live(client_.get(), "RedisSet");
-    return detail::start_async<bool>(*this, client_->async_route_for(cfg_.task, true),
-                                     std::move(o));
+    return detail::start_async<bool>(
+        *this, client_->async_route_for(cfg_.task, true, replayable_async), std::move(o));
   }
   /// `run(o)` asynchronously, then `done` with its outcome, on a thread of the library's (one
   /// that holds up no other caller if `done` blocks).
   void run_async(overrides o, std::function<void(batch_result<bool>)> done) const {
+    static_assert(!std::is_same_v<T, std::string_view>,
+                  "RedisSet<std::string_view>::run_async: the run outlives the call, and a view "
+                  "in the overrides could outlive what it views; use RedisSet<std::string>");
     detail::check_live(client_.get(), "RedisSet");
-    detail::start_async<bool>(*this, client_->async_route_for(cfg_.task, true), std::move(o),
-                              std::move(done));
+    detail::start_async<bool>(*this, client_->async_route_for(cfg_.task, true, replayable_async),
+                              std::move(o), std::move(done));
   }
 
   /// Runs one set per item, in one pipelined round trip (on a Redis Cluster, one item after
@@ -344,6 +350,10 @@ class RedisSet {
   }
 
  private:
+  // The library alone encodes the value, so a run run again sends the same bytes; a type's own
+  // value_traits might not (a timestamp, a random id): such runs go on a thread.
+  static constexpr bool replayable_async = detail::category_of<T>() != detail::category::user;
+
   std::vector<batch_result<bool>> run_many_untold(const std::vector<overrides>& items) const {
     using stored_t = detail::stored_form_t<T>;
     struct item {

@@ -403,3 +403,29 @@ TEST_CASE("multiplexing: after fork, parent and child each use shared connection
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(bad == 0);
 }
+
+TEST_CASE(
+    "multiplexing: a request larger than max_bytes_in_flight goes whole on a pooled "
+    "connection, each command once") {
+  redis_process server;
+  auto ec = mux_config<RedisExecute<long long>::config>(server.port(), "mux-big");
+  ec.redis_connection_params.multiplex.max_bytes_in_flight = 4096;
+  const RedisExecute<long long> exec(ec);
+  const std::string counter = test_support::unique_key("big:counter");
+  std::vector<RedisExecute<long long>::overrides> items(2000);
+  for (auto& item : items)
+    item.redis_cmd = command{"INCR", counter};
+  std::size_t ok = 0;
+  for (const auto& r : exec.run_many(items))
+    ok += r.ok() ? 1 : 0;
+  CHECK(ok == items.size());
+  CHECK(test_support::redis_cli(server.port(), {"GET", counter}) == "2000\n");
+  // A value larger than the cap, too.
+  auto sc = mux_config<RedisSet<std::string>::config>(server.port(), "mux-big");
+  sc.redis_connection_params.multiplex.max_bytes_in_flight = 4096;
+  const RedisSet<std::string> set(sc);
+  const std::string k = test_support::unique_key("big:value");
+  const std::string big(100000, 'b');
+  CHECK(set.run({.redis_key = k, .redis_val = big}));
+  CHECK(test_support::redis_cli(server.port(), {"STRLEN", k}) == "100000\n");
+}

@@ -136,11 +136,13 @@ class client {
   /// single server, so that no thread waits for its replies, when multiplexing is on and the
   /// task has no retries (whose delays would hold a thread anyway); else on a thread.
   /// `quiet`: only the library reads the run's replies (see connection::begin_async).
-  async_route async_route_for(const task_options& t, bool quiet) const {
+  /// `replayable`: running the run again makes the same requests (false when user code encodes
+  /// them, which may not: it then runs on a thread).
+  async_route async_route_for(const task_options& t, bool quiet, bool replayable = true) const {
     async_route r;
     r.deadline = deadline_after(t.timeout);
     r.quiet = quiet;
-    if (pool_ && t.max_retries == 0) r.mux = pool_->mux();
+    if (pool_ && t.max_retries == 0 && replayable) r.mux = pool_->mux();
     return r;
   }
 

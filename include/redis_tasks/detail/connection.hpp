@@ -259,7 +259,10 @@ class connection {
       if (!virt_->pin.conn && !(n > 0 && keeps_connection_state(args[0]))) {
         encoder_.append(args, n);
         ++virt_->queued;
-        if (encoder_.buffered_bytes() >= flush_threshold) flush();
+        // A request goes out whole, in one piece (two pieces could go on different shared
+        // connections, and one fail after the other ran); past what a shared connection takes,
+        // the run moves to a pooled one, which writes it as it grows.
+        if (encoder_.buffered_bytes() > virt_->channel->max_request_bytes()) pin();
         return;
       }
       return pin().append(args, n);
@@ -312,7 +315,12 @@ class connection {
   /// Ends a command started by `begin_command`; writes out a long pipeline as it grows, so
   /// memory stays bounded however many commands a request has.
   void end_command() {
-    if (virt_ && virt_->pin.conn) return virt_->pin.conn->end_command();
+    if (virt_) {
+      if (virt_->pin.conn) return virt_->pin.conn->end_command();
+      // Whole requests only (see append).
+      if (encoder_.buffered_bytes() > virt_->channel->max_request_bytes()) pin();
+      return;
+    }
     if (encoder_.buffered_bytes() >= flush_threshold) flush();
   }
 

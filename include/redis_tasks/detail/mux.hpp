@@ -57,6 +57,12 @@ class mux_caps {
     return true;
   }
 
+  /// True when one more small request would fit now.
+  bool has_room() const noexcept {
+    return requests_.load(std::memory_order_acquire) < max_requests_ &&
+           bytes_.load(std::memory_order_acquire) < max_bytes_;
+  }
+
   /// Waits until room is given back, or `deadline`.
   void wait_for_room(clock::time_point deadline) {
     std::unique_lock<std::mutex> lk(lock_.mutex());
@@ -115,7 +121,9 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
 
   /// False once the link failed or was retired (a reply said READONLY): it takes no more
   /// requests.
-  bool open() const noexcept { return !closed_.load(std::memory_order_acquire); }
+  bool open() const noexcept {
+    return !closed_.load(std::memory_order_acquire) && !retired_.load(std::memory_order_acquire);
+  }
   /// Requests queued or in flight, to pick the least busy link.
   std::size_t load() const noexcept { return load_.load(std::memory_order_relaxed); }
 
@@ -123,7 +131,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
   /// is. False when the link no longer takes requests (`r` is untouched).
   bool enqueue(const std::shared_ptr<mux_request>& r) {
     std::unique_lock<std::mutex> lk(lock_.mutex());
-    if (closed_.load(std::memory_order_relaxed)) return false;
+    if (!open()) return false;
     r->link = shared_from_this();
     r->at = mux_request::stage::queued;
     pending_.push_back(r);
@@ -160,7 +168,6 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       }
       if (r->at == mux_request::stage::written && !reading_) {
         reading_ = true;
-        r->lead = false;
         if (read_for(lk, r, deadline)) continue;
         r->abandoned = true;
         return false;
@@ -197,7 +204,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     std::unique_lock<std::mutex> lk(lock_.mutex());
     if (reading_ || inflight_.empty()) return false;
     reading_ = true;
-    read_for(lk, nullptr, deadline);
+    read_for(lk, nullptr, deadline, true);
     return true;
   }
 
@@ -207,9 +214,10 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     released freed;
     {
       const std::lock_guard<std::mutex> g(lock_.mutex());
+      // Timed out first: its replies were dropped, even if they came since.
+      if (r->timed_out) return mux_outcome::timed_out;
       if (r->at == mux_request::stage::answered) return mux_outcome::answered;
       if (r->at == mux_request::stage::failed) return mux_outcome::failed;
-      if (r->timed_out) return mux_outcome::timed_out;
       if (clock::now() >= r->deadline) {
         r->timed_out = true;
         r->abandoned = true;
@@ -286,22 +294,37 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     reader_posted_ = false;
     if (reading_ || inflight_.empty()) return;
     reading_ = true;
-    (void)read_for(lk, nullptr, no_deadline);
+    (void)read_for(lk, nullptr, no_deadline, false);
   }
 
   // Asynchronous runs whose deadline passed: told so now (their requests keep their places,
   // their replies will be dropped). Lock held.
   void expire(clock::time_point now, released& freed) {
-    for (auto* q : {&inflight_, &pending_}) {
-      for (auto& r : *q) {
-        if (!r->on_settled || r->deadline > now) continue;
-        r->timed_out = true;
-        r->abandoned = true;
-        r->replies.clear();
-        freed.resume.push_back(std::move(r->on_settled));
-        r->on_settled = nullptr;
-        async_waiting_.fetch_sub(1, std::memory_order_relaxed);
+    auto out_of_time = [&](mux_request& r) {
+      if (!r.on_settled || r.deadline > now) return false;
+      r.timed_out = true;
+      r.abandoned = true;
+      r.replies.clear();
+      freed.resume.push_back(std::move(r.on_settled));
+      r.on_settled = nullptr;
+      async_waiting_.fetch_sub(1, std::memory_order_relaxed);
+      return true;
+    };
+    for (auto& r : inflight_)
+      (void)out_of_time(*r);  // keeps its place: its replies will be dropped
+    // Not written yet: never written.
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (!out_of_time(**it)) {
+        ++it;
+        continue;
       }
+      (*it)->at = mux_request::stage::failed;
+      (*it)->not_sent = true;
+      (*it)->failure = "not written in time";
+      load_.fetch_sub(1, std::memory_order_relaxed);
+      ++freed.requests;
+      freed.bytes += (*it)->bytes.size();
+      it = pending_.erase(it);
     }
   }
 
@@ -368,7 +391,6 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     reading_ = false;
     for (auto& r : inflight_) {
       if (r->waiting && !r->abandoned) {
-        r->lead = true;
         r->cv.notify_one();
         return;
       }
@@ -387,7 +409,37 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     while (!pending_.empty() && !closed_.load(std::memory_order_relaxed)) {
       batch.clear();
       iov.clear();
-      const bool idle = inflight_.empty();
+      if (inflight_.empty() && !reading_) {
+        // Before writing to a link that sat idle: a server that closed it (its `timeout`,
+        // CLIENT KILL, a restart) or sent bytes nobody asked for would make the requests fail
+        // after they were written, when they cannot be sent again. Checked as a pool checks
+        // an idle connection (not within 100 us of the last reply, when it cannot have idled
+        // out); what is left of a parsed reply is checked every time. Nothing is in flight and
+        // no one reads, so the connection is this writer's alone meanwhile.
+        lk.unlock();
+        const auto now = clock::now();
+        bool intact = !conn_->mid_message();
+        if (intact && now - last_progress() >= std::chrono::microseconds(100)) {
+          if (tls_) {
+            const std::lock_guard<std::mutex> io(io_);
+            intact = conn_->idle_and_intact();
+          } else {
+            intact = conn_->idle_and_intact();
+          }
+        }
+        mark_progress(now);
+        lk.lock();
+        if (!intact) {
+          released freed;
+          fail_locked("the shared connection to " + conn_->endpoint() +
+                          " was closed by the server or got bytes nobody asked for while idle",
+                      nullptr, 0, freed);
+          lk.unlock();
+          finish(freed);
+          lk.lock();
+          continue;
+        }
+      }
       while (!pending_.empty() && batch.size() < 256) {
         std::shared_ptr<mux_request> r = std::move(pending_.front());
         pending_.pop_front();
@@ -400,35 +452,6 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       if (!reading_) pass_reading(started);
       lk.unlock();
       finish(started);
-      if (idle) {
-        // Before writing to a link that sat idle: a server that closed it (its `timeout`,
-        // CLIENT KILL, a restart) or sent bytes nobody asked for would make the requests fail
-        // after they were written, when they cannot be sent again. Checked as a pool checks
-        // an idle connection (not within 100 us of the last reply, when it cannot have idled
-        // out); what is left of a parsed reply is checked every time.
-        const auto now = clock::now();
-        bool intact = !conn_->mid_message();
-        if (intact && now - last_progress() >= std::chrono::microseconds(100)) {
-          if (tls_) {
-            const std::lock_guard<std::mutex> io(io_);
-            intact = conn_->idle_and_intact();
-          } else {
-            intact = conn_->idle_and_intact();
-          }
-        }
-        mark_progress(now);
-        if (!intact) {
-          lk.lock();
-          released freed;
-          fail_locked("the shared connection to " + conn_->endpoint() +
-                          " was closed by the server or got bytes nobody asked for while idle",
-                      &batch, 0, freed);
-          lk.unlock();
-          finish(freed);
-          lk.lock();
-          continue;
-        }
-      }
       std::size_t written = 0;
       std::string why;
       try {
@@ -467,16 +490,18 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
   // `me` null: until nothing is in flight. Asynchronous runs whose deadlines pass meanwhile are
   // told so. Entered with the lock held and reading_ set; leaves with the lock held, reading
   // passed on.
+  // `until_room`: (`me` null) also stop once the caps have room again.
   bool read_for(std::unique_lock<std::mutex>& lk, const std::shared_ptr<mux_request>& me,
-                clock::time_point deadline) {
+                clock::time_point deadline, bool until_room = false) {
     auto settled = [&] {
-      if (!me) return inflight_.empty();
+      if (!me) return inflight_.empty() || (until_room && caps_->has_room());
       return me->at == mux_request::stage::answered || me->at == mux_request::stage::failed;
     };
     lk.unlock();
     std::vector<reply> got;
     std::string why;
     bool out_of_time = false;
+    auto next_expiry = clock::now() + std::chrono::milliseconds(10);
     try {
       for (;;) {
         reply rep;
@@ -487,6 +512,14 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
           lk.lock();
           deliver(got, freed);
           got.clear();
+          if (async_waiting_.load(std::memory_order_relaxed) > 0) {
+            // Also while replies stream in (a large one ahead): deadlines every 10 ms.
+            const auto now = clock::now();
+            if (now >= next_expiry) {
+              expire(now, freed);
+              next_expiry = now + std::chrono::milliseconds(10);
+            }
+          }
           write_deferred(lk);
           const bool done = settled();
           if (done) pass_reading(freed);
@@ -510,8 +543,10 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
             buffered = conn_->has_buffered_bytes();
           }
           if (buffered || wait_fd(conn_->native_handle(), POLLIN, until)) {
+            // Bytes are there; the rest of a TLS record they start follows at once, so the read
+            // may wait a little for it (holding up the writer that long at most).
             const std::lock_guard<std::mutex> io(io_);
-            n = conn_->receive_some(clock::time_point::min());
+            n = conn_->receive_some(clock::now() + std::chrono::milliseconds(50));
           }
         } else {
           n = conn_->receive_some(until);
@@ -545,7 +580,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       why = e.what();
     }
     released freed;
-    lk.lock();
+    if (!lk.owns_lock()) lk.lock();  // (an exception may have left it held)
     if (!why.empty()) {
       fail_locked(why, nullptr, 0, freed);
       reading_ = false;
@@ -580,7 +615,8 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       }
       mux_request& r = *inflight_.front();
       if (rep.is_error() && rep.str().compare(0, 8, "READONLY") == 0) {
-        closed_.store(true, std::memory_order_release);  // demoted: no new requests
+        // Demoted: no new requests; what is queued is still written and answered.
+        retired_.store(true, std::memory_order_release);
       }
       ++r.received;
       if (!r.abandoned) r.replies.push_back(std::move(rep));
@@ -606,6 +642,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
   // When bytes last came, or a write after idle went out (written outside the lock).
   std::atomic<clock::rep> last_progress_{0};
   std::atomic<bool> closed_{false};
+  std::atomic<bool> retired_{false};  // a reply said READONLY: takes no new requests
   std::atomic<std::size_t> load_{0};
   std::uint64_t owner_;  // the fork generation (process) that opened the link
 };

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <iterator>
 #include <cstddef>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,7 +65,6 @@ struct mux_request {
   bool abandoned = false;          ///< the caller left: replies are dropped
   std::size_t received = 0;        ///< replies arrived so far (also when dropped)
   bool waiting = false;            ///< the caller waits on `cv`
-  bool lead = false;               ///< the caller is asked to take over reading
   bool not_sent = false;           ///< (failed) no byte of it was written: safe to send again
   std::string failure;             ///< (failed) why
   std::condition_variable cv;      ///< the caller waits on it, with the link's lock
