@@ -137,10 +137,9 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     pending_.push_back(r);
     load_.fetch_add(1, std::memory_order_relaxed);
     if (writing_) return true;
-    // An asynchronous run's request, while a reader waits for replies that are on their way: the
-    // reader writes it with whatever else comes meanwhile, in one write, when it has handed out
-    // the next replies. (A caller that waits writes at once: it would only wait for the reader.)
-    if (r->async && reading_ && !inflight_.empty()) return true;
+    // While a reader waits for replies that are on their way, it writes this request with
+    // whatever else comes meanwhile, in one write, when it has handed out the next replies.
+    if (reading_ && !inflight_.empty()) return true;
     writing_ = true;
     write_queue(lk);
     return true;
