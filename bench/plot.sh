@@ -89,7 +89,7 @@ set style fill solid 0.8 border -1
 set boxwidth 0.6
 set grid ytics
 set xtics rotate by -35 left
-set rmargin 6
+set rmargin 12
 set key top left
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dashtype 2 lc rgb "#444444"
 plot "$data" using 0:(\$4 > 0.5 ? \$2 : NaN):xtic(1) with boxes lc rgb "#3a7d44" title "ratio (target met or none)", \

@@ -9,7 +9,9 @@
 //      the events channel (RedisPublish); the jobs are acknowledged once all are done,
 //   3. wait for the four announcements with the sensor, and count the run with RedisExecute,
 //   4. collect the reports with RedisKeySensor (which would wait for a report still missing),
-//      and ask the cached step again for one region: it comes from Redis this time,
+//      check all four at once with run_async on a multiplexed RedisGet (the runs share two
+//      connections, and no thread waits for a reply), and ask the cached step again for one
+//      region: it comes from Redis this time,
 //   5. publish the total with a write fenced by the lock's token, then release the lock.
 // Tasks are built once, then run with runtime overrides from many threads. A run hook logs
 // every Redis call (names and timings only, never values).
@@ -89,6 +91,12 @@ int main(int argc, char** argv) {
                                                    .ttl = 1h,
                                                    .version = "report-v1",
                                                    .task = {.name = "report-step"}});
+    // Multiplexed: its runs share 2 connections with every task of the same settings.
+    const redis_tasks::RedisGet<report> check(
+        {.host = host,
+         .port = port,
+         .redis_connection_params = {.multiplex = {.enabled = true}},
+         .task = {.name = "check-report"}});
     redis_tasks::RedisExecute<long long> count_run(
         {.host = host, .port = port, .redis_cmd = "INCR workflow:runs"});
 
@@ -165,6 +173,13 @@ int main(int argc, char** argv) {
                 << r->at("orders") << "\n";
     }
     std::cout << "  total revenue: " << total << "\n";
+    std::vector<std::future<std::optional<report>>> checks;  // all four in flight at once
+    for (const auto& region : regions)
+      checks.push_back(check.run_async({.redis_key = "workflow:report:" + region}));
+    std::size_t present = 0;
+    for (auto& c : checks)
+      present += c.get().has_value() ? 1 : 0;  // get() rethrows a run's error
+    std::cout << "checked " << present << " reports at once on shared connections\n";
     const auto again = cached_report.run({.inputs = {{"region", "north"}, {"seed", 1}}},
                                          [] { return report{}; });  // not called: a hit
     std::cout << "north's report again: " << (again.hit ? "from the cache" : "computed")

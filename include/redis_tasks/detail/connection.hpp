@@ -212,6 +212,8 @@ class connection {
   void begin_async_pass() noexcept {
     virtual_part& v = *virt_;
     v.suspended = false;
+    saw_readonly_ = false;  // what a discarded pass saw is not this pass's
+    out_of_step_ = false;
     v.cursor = 0;
     v.sent.clear();
     v.taken = 0;
