@@ -116,6 +116,15 @@ class not_master_error : public connection_error {
   using connection_error::connection_error;
 };
 
+/// Throws what a multiplexed request that failed (`r.at` is `failed`) means to its run:
+/// `not_sent_error` when no byte of it was written, else `connection_error`.
+[[noreturn]] inline void throw_failed(const mux_request& r) {
+  if (r.not_sent) throw not_sent_error(r.failure);
+  throw connection_error(r.failure +
+                         "; the request was written, so whether it ran is unknown (it is not "
+                         "sent again)");
+}
+
 /// A connection to one server. Not thread-safe: a pool hands it to one run at a time.
 ///
 /// Every read and write waits against an absolute deadline: the earlier of the run's deadline
@@ -655,8 +664,16 @@ class connection {
       throw timeout_error("no reply from " + endpoint_ + " within socket_timeout " +
                           ms_text(socket_timeout_) + " (multiplexed)");
     }
-    reply out = std::move(r->replies[v.taken++]);
-    if (v.taken == r->expected) {
+    return take_reply(false);
+  }
+
+  // The next reply of the answered request sent first: moved out, or (`keep`) copied, for an
+  // asynchronous run's later passes read it again.
+  reply take_reply(bool keep) {
+    virtual_part& v = *virt_;
+    const std::shared_ptr<mux_request>& r = v.sent.front();
+    reply out = keep ? r->replies[v.taken] : std::move(r->replies[v.taken]);
+    if (++v.taken == r->expected) {
       v.taken = 0;
       v.sent.pop_front();
     }
@@ -680,25 +697,13 @@ class connection {
         if (async_context* a = current_async_context()) a->suspended = true;
         return reply();
       case mux_outcome::failed:
-        if (r->not_sent) throw not_sent_error(r->failure);
-        throw connection_error(r->failure +
-                               "; the request was written, so whether it ran is unknown (it "
-                               "is not sent again)");
+        throw_failed(*r);
       case mux_outcome::timed_out:
         throw_past_run_deadline("waiting for a reply from ");
       case mux_outcome::answered:
         break;
     }
-    reply out = r->replies[v.taken++];
-    if (v.taken == r->expected) {
-      v.taken = 0;
-      v.sent.pop_front();
-    }
-    if (out.is_error()) {
-      if (out.str().compare(0, 6, "NOAUTH") == 0) throw_noauth();
-      if (out.str().compare(0, 8, "READONLY") == 0) saw_readonly_ = true;
-    }
-    return out;
+    return take_reply(true);
   }
 
   static constexpr std::size_t read_buffer_size = std::size_t{64} * 1024;

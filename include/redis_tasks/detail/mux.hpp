@@ -159,12 +159,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     std::unique_lock<std::mutex> lk(lock_.mutex());
     for (;;) {
       if (r->at == mux_request::stage::answered) return true;
-      if (r->at == mux_request::stage::failed) {
-        if (r->not_sent) throw not_sent_error(r->failure);
-        throw connection_error(r->failure +
-                               "; the request was written, so whether it ran is "
-                               "unknown (it is not sent again)");
-      }
+      if (r->at == mux_request::stage::failed) throw_failed(*r);
       if (r->at == mux_request::stage::written && !reading_) {
         reading_ = true;
         if (read_for(lk, r, deadline)) continue;
