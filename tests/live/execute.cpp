@@ -26,14 +26,6 @@
 #include "test_support.hpp"
 #include "thrown.hpp"
 
-namespace Catch {
-// Failures show replies as redis-cli would print them.
-template <>
-struct StringMaker<redis_tasks::reply> {
-  static std::string convert(const redis_tasks::reply& r) { return r.to_string(); }
-};
-}  // namespace Catch
-
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using nlohmann::json;
@@ -170,13 +162,7 @@ std::chrono::milliseconds since(std::chrono::steady_clock::time_point t0) {
                                                                t0);
 }
 
-std::string with_key(std::string line, const std::string& key) {
-  for (auto at = line.find("{k}"); at != std::string::npos; at = line.find("{k}", at)) {
-    line.replace(at, 3, key);
-    at += key.size();
-  }
-  return line;
-}
+using test_support::with_key;
 
 }  // namespace
 

@@ -11,14 +11,6 @@
 #include "test_support.hpp"
 #include "thrown.hpp"
 
-namespace Catch {
-// Failures show replies as redis-cli would print them.
-template <>
-struct StringMaker<redis_tasks::reply> {
-  static std::string convert(const redis_tasks::reply& r) { return r.to_string(); }
-};
-}  // namespace Catch
-
 using redis_tasks::command;
 using redis_tasks::RedisExecute;
 using redis_tasks::reply;
@@ -39,13 +31,7 @@ struct cli_case {
   std::size_t bad_quote_from_end = 0;
 };
 
-std::string with_key(std::string line, const std::string& key) {
-  for (auto at = line.find("{k}"); at != std::string::npos; at = line.find("{k}", at)) {
-    line.replace(at, 3, key);
-    at += key.size();
-  }
-  return line;
-}
+using test_support::with_key;
 
 reply execute(int port, command cmd) {
   auto c = config_for<RedisExecute<>>(port);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "test_support.hpp"
 #include "thrown.hpp"
 
@@ -36,12 +37,7 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-// How long the full-speed run lasts (REDIS_TASKS_STRESS_SECONDS, default 10 as issue 14 asks).
-int stress_seconds() {
-  const char* v = std::getenv("REDIS_TASKS_STRESS_SECONDS");
-  const int s = v != nullptr ? std::atoi(v) : 10;
-  return s > 0 ? s : 10;
-}
+using test_support::stress_seconds;
 
 RedisRateLimit::config rate_config(int port, const std::string& key, long long rate,
                                    std::chrono::milliseconds period,
@@ -59,51 +55,11 @@ long long steady_ns() {
       .count();
 }
 
-// Waits for the child `pid` at most `limit` (then kills it); its exit code, or -1 when a signal
-// ended it, or -2 when it had to be killed.
-int wait_child(pid_t pid, std::chrono::seconds limit) {
-  const auto deadline = steady::now() + limit;
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (r < 0 && errno != EINTR) return -3;
-    if (steady::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -2;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-}
+using test_support::wait_child;
 
-// In a child: dies with the test process, so that a failed test leaves no worker behind.
-void die_with_parent(pid_t parent) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(99);
-}
+using test_support::die_with_parent;
 
-// An object in anonymous shared memory: forked children fill it, the parent reads it.
-template <class T>
-class shared_block {
- public:
-  shared_block() {
-    void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
-    ptr_ = new (p) T();
-  }
-  shared_block(const shared_block&) = delete;
-  shared_block& operator=(const shared_block&) = delete;
-  ~shared_block() {
-    ptr_->~T();
-    ::munmap(ptr_, sizeof(T));
-  }
-  T* operator->() const { return ptr_; }
-  T& operator*() const { return *ptr_; }
-
- private:
-  T* ptr_ = nullptr;
-};
+using test_support::shared_block;
 
 // A start line for forked children: each says it is ready (a byte on `ready`), then blocks until
 // the parent closes `go`, which wakes them all at once.
@@ -162,15 +118,7 @@ class start_line {
   int go_[2] = {-1, -1};
 };
 
-// Gives a config_error's message, or says what happened instead (so a CHECK on it fails with a
-// useful expansion).
-template <class F>
-std::string config_error_of(F&& f) {
-  const std::string m = test_support::thrown<redis_tasks::config_error>(std::forward<F>(f));
-  if (m == "no exception" || m.rfind("another exception: ", 0) == 0)
-    return "NOT A CONFIG ERROR: " + m;
-  return m;
-}
+using test_support::config_error_of;
 
 // The GCRA bound: after the n-th allowed decision (n from 1), at `t_ns`, of a limit first used at
 // `start_ns`, n <= burst + rate x elapsed periods (+1 for rounding to whole milliseconds).

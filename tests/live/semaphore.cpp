@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "test_support.hpp"
 #include "thrown.hpp"
 
@@ -55,12 +56,7 @@ constexpr const char* live_permits_script =
 constexpr const char* server_ms_script =
     "local t=redis.call('TIME'); return t[1]*1000+math.floor(t[2]/1000)";
 
-// How long the hammer runs (REDIS_TASKS_STRESS_SECONDS, default 10 as issue 14 asks).
-int stress_seconds() {
-  const char* v = std::getenv("REDIS_TASKS_STRESS_SECONDS");
-  const int s = v != nullptr ? std::atoi(v) : 10;
-  return s > 0 ? s : 10;
-}
+using test_support::stress_seconds;
 
 RedisSemaphore::config semaphore_config(int port, const std::string& key, long long limit,
                                         std::chrono::milliseconds ttl = 30s) {
@@ -100,23 +96,7 @@ std::optional<double> expiry_of(int port, const std::string& key, const std::str
   return exec<std::optional<double>>(port, {"ZSCORE", key, holder});
 }
 
-// Waits for the child `pid` at most `limit` (then kills it); its exit code, or -1 when a signal
-// ended it, or -2 when it had to be killed.
-int wait_child(pid_t pid, std::chrono::seconds limit) {
-  const auto deadline = steady::now() + limit;
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (r < 0 && errno != EINTR) return -3;
-    if (steady::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -2;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-}
+using test_support::wait_child;
 
 // In a child after fork(): says why it fails, then exits with `code` (no Catch2 here).
 [[noreturn]] void child_exit(int code, const std::string& why = {}) {
@@ -125,11 +105,7 @@ int wait_child(pid_t pid, std::chrono::seconds limit) {
   ::_exit(code);
 }
 
-// In a child: dies with the test process, so that a failed test leaves no worker behind.
-void die_with_parent(pid_t parent) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(99);
-}
+using test_support::die_with_parent;
 
 // Reads one byte from `fd` within `limit`; false on timeout or end of file.
 bool read_byte(int fd, std::chrono::milliseconds limit, char& out) {
@@ -142,27 +118,7 @@ bool read_byte(int fd, std::chrono::milliseconds limit, char& out) {
   }
 }
 
-// An object in anonymous shared memory: forked children update it, the parent reads it.
-template <class T>
-class shared_block {
- public:
-  shared_block() {
-    void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
-    ptr_ = new (p) T();
-  }
-  shared_block(const shared_block&) = delete;
-  shared_block& operator=(const shared_block&) = delete;
-  ~shared_block() {
-    ptr_->~T();
-    ::munmap(ptr_, sizeof(T));
-  }
-  T* operator->() const { return ptr_; }
-  T& operator*() const { return *ptr_; }
-
- private:
-  T* ptr_ = nullptr;
-};
+using test_support::shared_block;
 
 // A message for the test (the first error a child met), written once into shared memory.
 struct first_message {
@@ -177,15 +133,7 @@ struct first_message {
   std::string get() const { return taken.load() ? std::string(text) : std::string(); }
 };
 
-// Gives a config_error's message, or says what happened instead (so a CHECK on it fails with a
-// useful expansion).
-template <class F>
-std::string config_error_of(F&& f) {
-  const std::string m = test_support::thrown<redis_tasks::config_error>(std::forward<F>(f));
-  if (m == "no exception" || m.rfind("another exception: ", 0) == 0)
-    return "NOT A CONFIG ERROR: " + m;
-  return m;
-}
+using test_support::config_error_of;
 
 }  // namespace
 

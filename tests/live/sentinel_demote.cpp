@@ -24,12 +24,12 @@ using test_support::wait_until;
 namespace {
 
 // A master, its replica and three sentinels, as in sentinel.cpp.
-struct sentinel_setup {
+struct demote_setup {
   redis_process master;
   redis_process replica;
   std::unique_ptr<sentinel_process> s1, s2, s3;
 
-  sentinel_setup() : replica({"--replicaof", "127.0.0.1", std::to_string(master.port())}) {
+  demote_setup() : replica({"--replicaof", "127.0.0.1", std::to_string(master.port())}) {
     s1 = std::make_unique<sentinel_process>(master.port());
     s2 = std::make_unique<sentinel_process>(master.port());
     s3 = std::make_unique<sentinel_process>(master.port());
@@ -121,7 +121,7 @@ int readonly_replies(int port, const std::vector<std::string>& auth = {}) {
 
 TEST_CASE(
     "an idle connection to a demoted master reads READONLY, and the write goes to the new master") {
-  sentinel_setup setup;
+  demote_setup setup;
   const std::string name = "demote-single";
   RedisSet<std::string> set(setup.set_config(name));
   REQUIRE(set.run({.redis_key = "k", .redis_val = "1"}));
@@ -154,7 +154,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a batch on a demoted master fails with READONLY, and the next run finds the new one") {
-  sentinel_setup setup;
+  demote_setup setup;
   const std::string name = "demote-batch";
   RedisSet<std::string> set(setup.set_config(name));
   REQUIRE(set.run({.redis_key = "warm", .redis_val = "1"}));

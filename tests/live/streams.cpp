@@ -259,13 +259,7 @@ std::optional<std::string> after(const std::string& line, const std::string& wor
   return line.substr(word.size() + 1);
 }
 
-template <class F>
-std::string config_error_of(F&& f) {
-  const std::string m = test_support::thrown<redis_tasks::config_error>(std::forward<F>(f));
-  if (m == "no exception" || m.rfind("another exception: ", 0) == 0)
-    return "NOT A CONFIG ERROR: " + m;
-  return m;
-}
+using test_support::config_error_of;
 
 RedisExecute<long long>::overrides cmd(std::vector<std::string> args) {
   return {.redis_cmd = redis_tasks::command{std::move(args)}};

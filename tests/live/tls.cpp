@@ -15,11 +15,7 @@ using redis_tasks::RedisSet;
 
 namespace {
 
-std::string certs() {
-  const char* dir = std::getenv("REDIS_TASKS_FIXTURE_DIR");
-  REQUIRE(dir != nullptr);
-  return std::string(dir) + "/certs";
-}
+using test_support::certs;
 
 std::vector<std::string> tls_server_args(const std::string& cert, bool want_client_cert) {
   const std::string d = certs();

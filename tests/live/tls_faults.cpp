@@ -16,11 +16,7 @@ using test_support::run_process;
 
 namespace {
 
-std::string certs() {
-  const char* dir = std::getenv("REDIS_TASKS_FIXTURE_DIR");
-  REQUIRE(dir != nullptr);
-  return std::string(dir) + "/certs";
-}
+using test_support::certs;
 
 // A TLS-only server with the test certificates (as in tls.cpp), and `extra` options.
 std::vector<std::string> tls_server_args(std::vector<std::string> extra) {

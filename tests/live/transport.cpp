@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "test_support.hpp"
 #include "thrown.hpp"
 
@@ -42,11 +43,7 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-std::string certs() {
-  const char* dir = std::getenv("REDIS_TASKS_FIXTURE_DIR");
-  REQUIRE(dir != nullptr);
-  return std::string(dir) + "/certs";
-}
+using test_support::certs;
 
 // A private server, plain or TLS-only (with the fixture's server certificate, which holds
 // 127.0.0.1: connecting by address keeps name lookups, and their threads, out of these tests).
@@ -84,23 +81,7 @@ int stress_runs() {
   return v != nullptr ? std::atoi(v) : 20000;
 }
 
-// Waits for the child `pid` at most `limit` (then kills it); its exit code, or -1 when it was
-// killed by a signal, or -2 when it had to be killed.
-int wait_child(pid_t pid, std::chrono::seconds limit) {
-  const auto deadline = steady::now() + limit;
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (r < 0 && errno != EINTR) return -3;
-    if (steady::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -2;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-}
+using test_support::wait_child;
 
 // In a child after fork(): says why it fails, then exits with `code` (no Catch2 here).
 [[noreturn]] void child_exit(int code, const std::string& why = {}) {

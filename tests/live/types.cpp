@@ -221,10 +221,7 @@ std::vector<std::string> raw_lrange(int port, const std::string& key) {
   return exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"});
 }
 
-template <class F>
-bool same_bits(F a, F b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using test_support::same_bits;
 
 /// Writes `v` to a fresh key, checks that Redis holds it as `redis_type`, reads it back as T.
 template <class T>
@@ -235,12 +232,7 @@ std::optional<T> round_trip(int port, const T& v, const char* redis_type) {
   return get<T>(port, key);
 }
 
-std::string all_bytes() {
-  std::string s;
-  for (int i = 0; i < 256; ++i)
-    s.push_back(static_cast<char>(i));
-  return s;
-}
+using test_support::all_bytes;
 
 /// Binary strings: NUL, CR LF, RESP look-alikes, bytes that are not UTF-8.
 std::vector<std::string> binary_strings() {
@@ -256,7 +248,7 @@ std::vector<std::string> binary_strings() {
           all_bytes()};
 }
 
-constexpr double inf = std::numeric_limits<double>::infinity();
+using test_support::inf;
 
 /// A port nothing listens on: a task that reached for the network there would fail with a
 /// connection_error, so a config_error proves the check came first.

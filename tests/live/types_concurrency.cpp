@@ -27,7 +27,7 @@ using test_support::fixture;
 
 namespace {
 
-std::string fresh_key(const std::string& stem) {
+std::string conc_key(const std::string& stem) {
   static std::atomic<int> n{0};
   return test_support::unique_key("conc/" + stem + "#" + std::to_string(n++));
 }
@@ -41,7 +41,7 @@ typename Task::config roomy_config(int port) {
 }
 
 template <class T = redis_tasks::reply>
-T exec(int port, std::vector<std::string> args) {
+T roomy_exec(int port, std::vector<std::string> args) {
   auto c = roomy_config<RedisExecute<T>>(port);
   c.redis_cmd = redis_tasks::command{std::move(args)};
   return RedisExecute<T>(c).run();
@@ -109,7 +109,7 @@ TEST_CASE("concurrency: threads racing nx writes of a list on one key, exactly o
   const int port = fixture("plain").port;
   constexpr int threads = 8;
   for (int round = 0; round < 25; ++round) {
-    const std::string key = fresh_key("nx-race");
+    const std::string key = conc_key("nx-race");
     std::vector<RedisSet<std::vector<std::string>>> tasks;
     for (int i = 0; i < threads; ++i) {
       auto c = roomy_config<RedisSet<std::vector<std::string>>>(port);
@@ -134,16 +134,16 @@ TEST_CASE("concurrency: threads racing nx writes of a list on one key, exactly o
     CAPTURE(round);
     REQUIRE(winners == 1);
     // The key holds the winner's list, whole, with the winner's TTL.
-    CHECK(exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"}) ==
+    CHECK(roomy_exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"}) ==
           generation(winner, round));
-    CHECK(exec<long long>(port, {"PTTL", key}) > 50000);
+    CHECK(roomy_exec<long long>(port, {"PTTL", key}) > 50000);
   }
 }
 
 TEST_CASE("concurrency: nx racers of different Redis types, exactly one wins") {
   const int port = fixture("plain").port;
   for (int round = 0; round < 20; ++round) {
-    const std::string key = fresh_key("nx-mixed");
+    const std::string key = conc_key("nx-mixed");
     std::atomic<int> winners{0};
     std::vector<std::string> winner_type(4);
     race(8, [&](int i) {
@@ -190,13 +190,13 @@ TEST_CASE("concurrency: nx racers of different Redis types, exactly one wins") {
     std::string type;
     for (const auto& t : winner_type)
       type += t;
-    CHECK(exec<std::string>(port, {"TYPE", key}) == type);
+    CHECK(roomy_exec<std::string>(port, {"TYPE", key}) == type);
   }
 }
 
 TEST_CASE("concurrency: readers never see a partial or mixed list while writers rewrite it") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("rewrite");
+  const std::string key = conc_key("rewrite");
   {
     auto c = roomy_config<RedisSet<std::vector<std::string>>>(port);
     c.redis_key = key;
@@ -270,8 +270,8 @@ TEST_CASE("concurrency: readers never see a partial or mixed list while writers 
 
 TEST_CASE("concurrency: hashes and sorted sets are replaced in one step too") {
   const int port = fixture("plain").port;
-  const std::string h = fresh_key("rewrite-hash");
-  const std::string z = fresh_key("rewrite-zset");
+  const std::string h = conc_key("rewrite-hash");
+  const std::string z = conc_key("rewrite-zset");
   // Writer w's generation g: a hash of n fields all holding "w.g", a sorted set of n members
   // all scored w*1e6+g.
   const auto size_of = [](int w, int g) { return 1 + (w * 733 + g * 211) % 2600; };
@@ -346,7 +346,7 @@ TEST_CASE("concurrency: hashes and sorted sets are replaced in one step too") {
 
 TEST_CASE("concurrency: concurrent xx writers all succeed while the key exists") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("xx");
+  const std::string key = conc_key("xx");
   {
     auto c = roomy_config<RedisSet<std::vector<std::string>>>(port);
     c.redis_key = key;
@@ -369,13 +369,13 @@ TEST_CASE("concurrency: concurrent xx writers all succeed while the key exists")
   // SET XX on an existing key always stores; so must a collection write.
   CHECK(stored.load() == threads * writes_each);
   CHECK(prevented.load() == 0);
-  const auto last = exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"});
+  const auto last = roomy_exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"});
   CHECK(whole_generation(last).empty());
 }
 
 TEST_CASE("concurrency: concurrent xx writers on an absent key all return false") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("xx-absent");
+  const std::string key = conc_key("xx-absent");
   std::atomic<int> stored{0};
   race(8, [&](int i) {
     auto c = roomy_config<RedisSet<std::vector<std::string>>>(port);
@@ -385,12 +385,12 @@ TEST_CASE("concurrency: concurrent xx writers on an absent key all return false"
     if (RedisSet<std::vector<std::string>>(c).run()) ++stored;
   });
   CHECK(stored.load() == 0);
-  CHECK(exec<long long>(port, {"EXISTS", key}) == 0);
+  CHECK(roomy_exec<long long>(port, {"EXISTS", key}) == 0);
 }
 
 TEST_CASE("concurrency: xx and nx writers racing a deleter leave the key absent or whole") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("xx-delete");
+  const std::string key = conc_key("xx-delete");
   // Writers store whole lists with xx while one thread deletes the key and another recreates it
   // with nx. Whatever the interleaving, a reader finds the key absent or holding one whole list.
   std::atomic<bool> stop{false};
@@ -403,12 +403,12 @@ TEST_CASE("concurrency: xx and nx writers racing a deleter leave the key absent 
     RedisSet<std::vector<std::string>> task(c);
     for (int g = 1; !stop.load(); ++g) {
       if (i == 0) {
-        exec(port, {"DEL", key});
+        roomy_exec(port, {"DEL", key});
         std::this_thread::sleep_for(1ms);
       } else if (i == 1) {
         task.run({.redis_val = generation(i, g), .nx = true});
       } else if (i == 2) {
-        const auto v = exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"});
+        const auto v = roomy_exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"});
         if (!v.empty()) {
           const std::string problem = whole_generation(v);
           std::lock_guard<std::mutex> lock(m);
@@ -426,7 +426,7 @@ TEST_CASE("concurrency: xx and nx writers racing a deleter leave the key absent 
 
 TEST_CASE("concurrency: a large xx write is not starved by a stream of small xx writes") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("xx-starve");
+  const std::string key = conc_key("xx-starve");
   auto c = roomy_config<RedisSet<std::vector<std::string>>>(port);
   c.redis_key = key;
   c.redis_val = std::vector<std::string>{"initial"};
@@ -468,6 +468,6 @@ TEST_CASE("concurrency: a large xx write is not starved by a stream of small xx 
   CHECK(big_stored);
   CHECK(took.count() < 20);
   // The last word is a whole list: the big one, or a small one written after it.
-  const auto last = exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"});
+  const auto last = roomy_exec<std::vector<std::string>>(port, {"LRANGE", key, "0", "-1"});
   CHECK((last == big || (last.size() == 2 && last[0] == "small")));
 }

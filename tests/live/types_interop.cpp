@@ -31,7 +31,7 @@ using test_support::redis_cli;
 
 namespace {
 
-std::string fresh_key(const std::string& stem) {
+std::string interop_key(const std::string& stem) {
   static std::atomic<int> n{0};
   return test_support::unique_key("interop/" + stem + "#" + std::to_string(n++));
 }
@@ -117,25 +117,17 @@ void cli_script(int port, const std::string& script) {
   redis_cli(port, {}, script);
 }
 
-template <class F>
-bool same_bits(F a, F b) {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
+using test_support::same_bits;
 
 double text_to_double(const std::string& s) {
   return std::strtod(s.c_str(), nullptr);
 }
 
-std::string all_bytes() {
-  std::string s;
-  for (int i = 0; i < 256; ++i)
-    s.push_back(static_cast<char>(i));
-  return s;
-}
+using test_support::all_bytes;
 
 const std::string tricky = std::string("a\0b\r\n\"q\"\\ \xff\xfe\t", 13);
 
-constexpr double inf = std::numeric_limits<double>::infinity();
+using test_support::inf;
 
 }  // namespace
 
@@ -143,7 +135,7 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 
 TEST_CASE("interop: strings written by the library, read by redis-cli") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("str");
+  const std::string key = interop_key("str");
   REQUIRE(put(port, key, tricky));
   // redis-cli's own quoting, compared as text.
   CHECK(redis_cli(port, {"--no-raw", "GET", key}) ==
@@ -156,7 +148,7 @@ TEST_CASE("interop: strings written by the library, read by redis-cli") {
 
 TEST_CASE("interop: numbers written by the library are plain text to redis-cli") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("num");
+  const std::string key = interop_key("num");
   const auto shown = [&](auto v) {
     REQUIRE(put(port, key, v));
     return redis_cli(port, {"GET", key});
@@ -181,7 +173,7 @@ TEST_CASE("interop: numbers written by the library are plain text to redis-cli")
 
 TEST_CASE("interop: lists written by the library, read by redis-cli") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("list");
+  const std::string key = interop_key("list");
   const std::vector<std::string> v{tricky, "", "plain", all_bytes(), "plain", "\n"};
   REQUIRE(put(port, key, v));
   CHECK(redis_cli(port, {"TYPE", key}) == "list\n");
@@ -201,7 +193,7 @@ TEST_CASE("interop: lists written by the library, read by redis-cli") {
 
 TEST_CASE("interop: sets written by the library, read by redis-cli") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("set");
+  const std::string key = interop_key("set");
   const std::set<std::string> s{tricky, "", "x", all_bytes()};
   REQUIRE(put(port, key, s));
   CHECK(redis_cli(port, {"TYPE", key}) == "set\n");
@@ -219,7 +211,7 @@ TEST_CASE("interop: sets written by the library, read by redis-cli") {
 
 TEST_CASE("interop: hashes written by the library, read by redis-cli") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("hash");
+  const std::string key = interop_key("hash");
   const std::map<std::string, std::string> m{
       {tricky, "t"}, {"", "empty field"}, {"e", ""}, {"bytes", all_bytes()}};
   REQUIRE(put(port, key, m));
@@ -242,7 +234,7 @@ TEST_CASE("interop: hashes written by the library, read by redis-cli") {
 
 TEST_CASE("interop: sorted sets written by the library, read by redis-cli") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("zset");
+  const std::string key = interop_key("zset");
   const sorted_set<std::string> z{{"b", 1},       {"a", 1},       {"top", inf},    {"bottom", -inf},
                                   {"tenth", 0.1}, {"big", 1e300}, {"tiny", 5e-324}};
   REQUIRE(put(port, key, z));
@@ -264,7 +256,7 @@ TEST_CASE("interop: sorted sets written by the library, read by redis-cli") {
 
 TEST_CASE("interop: JSON written by the library is its JSON text to redis-cli") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("json");
+  const std::string key = interop_key("json");
   const nlohmann::json j = {{"name", "caf\xc3\xa9"}, {"n", {1, 2.5, nullptr}}, {"ok", true}};
   REQUIRE(put(port, key, j));
   CHECK(redis_cli(port, {"GET", key}) == j.dump() + "\n");
@@ -273,7 +265,7 @@ TEST_CASE("interop: JSON written by the library is its JSON text to redis-cli") 
 
 TEST_CASE("interop: redis-cli sees the TTL of a collection the library wrote") {
   const int port = fixture("plain").port;
-  const std::string key = fresh_key("ttl");
+  const std::string key = interop_key("ttl");
   REQUIRE(put(port, key, std::set<std::string>{"a"}, {.ex = 100s}));
   const long long ms = std::stoll(redis_cli(port, {"PTTL", key}));
   CHECK(ms > 95000);
@@ -286,9 +278,10 @@ TEST_CASE("interop: redis-cli sees the TTL of a collection the library wrote") {
 
 TEST_CASE("interop: values written by redis-cli, read by the library") {
   const int port = fixture("plain").port;
-  const std::string l = fresh_key("cli-list"), s = fresh_key("cli-set"), h = fresh_key("cli-hash"),
-                    z = fresh_key("cli-zset"), n = fresh_key("cli-nums"),
-                    sn = fresh_key("cli-snums"), hn = fresh_key("cli-hnums");
+  const std::string l = interop_key("cli-list"), s = interop_key("cli-set"),
+                    h = interop_key("cli-hash"), z = interop_key("cli-zset"),
+                    n = interop_key("cli-nums"), sn = interop_key("cli-snums"),
+                    hn = interop_key("cli-hnums");
   // redis-cli's quoting: "\x00", "\r\n" and friends inside double quotes.
   cli_script(port, "RPUSH " + l +
                        " \"a\\x00b\" \"\\r\\n\" \"\\xff\\xfe\" \"\" plain \"two words\"\n"
@@ -348,7 +341,7 @@ TEST_CASE("interop: values written by redis-cli, read by the library") {
 
 TEST_CASE("interop: strings and numbers written by redis-cli, read by the library") {
   const int port = fixture("plain").port;
-  const std::string k = fresh_key("cli-str");
+  const std::string k = interop_key("cli-str");
   const auto set_by_cli = [&](const std::string& text) {
     REQUIRE(redis_cli(port, {"SET", k, text}) == "OK\n");
   };
@@ -385,8 +378,8 @@ TEST_CASE("interop: strings and numbers written by redis-cli, read by the librar
 TEST_CASE("interop: RedisGet<value> reads what redis-cli wrote, by its type") {
   const int port = fixture("plain").port;
   using redis_tasks::value;
-  const std::string s = fresh_key("v-s"), l = fresh_key("v-l"), st = fresh_key("v-st"),
-                    h = fresh_key("v-h"), z = fresh_key("v-z");
+  const std::string s = interop_key("v-s"), l = interop_key("v-l"), st = interop_key("v-st"),
+                    h = interop_key("v-h"), z = interop_key("v-z");
   cli_script(port, "SET " + s + " \"a\\x00\"\nRPUSH " + l + " b a\nSADD " + st + " q\nHSET " + h +
                        " f v\nZADD " + z + " 2 y 1 x\n");
   CHECK(get<value>(port, s) == value{std::string("a\0", 2)});
@@ -398,11 +391,11 @@ TEST_CASE("interop: RedisGet<value> reads what redis-cli wrote, by its type") {
 
 TEST_CASE("interop: a redis-cli key of another type is a type_error for the library") {
   const int port = fixture("plain").port;
-  const std::string l = fresh_key("cli-wrong");
+  const std::string l = interop_key("cli-wrong");
   redis_cli(port, {"LPUSH", l, "x"});
   CHECK_THROWS_WITH(get<std::string>(port, l), Contains(l) && Contains("list"));
   CHECK_THROWS_AS((get<std::map<std::string, std::string>>(port, l)), redis_tasks::type_error);
-  const std::string s = fresh_key("cli-text");
+  const std::string s = interop_key("cli-text");
   redis_cli(port, {"SET", s, "abc"});
   CHECK_THROWS_WITH(get<int>(port, s), Contains(s));
 }

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -29,6 +31,14 @@
 #include <redis_tasks/redis_tasks.hpp>
 
 #include "catch.hpp"
+
+namespace Catch {
+// Failures show replies as redis-cli would print them.
+template <>
+struct StringMaker<redis_tasks::reply> {
+  static std::string convert(const redis_tasks::reply& r) { return r.to_string(); }
+};
+}  // namespace Catch
 
 extern char** environ;
 
@@ -631,5 +641,42 @@ class sentinel_process {
   int port_ = 0;
   pid_t pid_ = -1;
 };
+
+/// A port nothing listens on (privileged and unused): connecting there fails at once, never
+/// hangs, so a task that throws config_error with it proves its check came before the network.
+constexpr int closed_port = 1;
+
+/// Positive infinity, for the tests of doubles.
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+/// Whether two floating-point values have the same bits (NaN payloads, the sign of zero).
+template <class F>
+bool same_bits(F a, F b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+/// The 256 byte values in order, as one string.
+inline std::string all_bytes() {
+  std::string s;
+  for (int i = 0; i < 256; ++i)
+    s.push_back(static_cast<char>(i));
+  return s;
+}
+
+/// `line` with every "{k}" replaced by `key`.
+inline std::string with_key(std::string line, const std::string& key) {
+  for (auto at = line.find("{k}"); at != std::string::npos; at = line.find("{k}", at)) {
+    line.replace(at, 3, key);
+    at += key.size();
+  }
+  return line;
+}
+
+/// The folder of the fixture's TLS certificates (tests/support/make-test-certs).
+inline std::string certs() {
+  const char* dir = std::getenv("REDIS_TASKS_FIXTURE_DIR");
+  REQUIRE(dir != nullptr);
+  return std::string(dir) + "/certs";
+}
 
 }  // namespace test_support

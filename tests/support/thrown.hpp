@@ -3,6 +3,9 @@
 
 #include <exception>
 #include <string>
+#include <utility>
+
+#include <redis_tasks/errors.hpp>
 
 namespace test_support {
 
@@ -18,6 +21,16 @@ std::string thrown(F&& f) {
     return std::string("another exception: ") + e.what();
   }
   return "no exception";
+}
+
+/// A config_error's message, or a text saying what happened instead (so a CHECK on it fails
+/// with a useful expansion).
+template <class F>
+std::string config_error_of(F&& f) {
+  const std::string m = thrown<redis_tasks::config_error>(std::forward<F>(f));
+  if (m == "no exception" || m.rfind("another exception: ", 0) == 0)
+    return "NOT A CONFIG ERROR: " + m;
+  return m;
 }
 
 }  // namespace test_support

@@ -12,6 +12,7 @@
 
 #include <redis_tasks/redis_tasks.hpp>
 #include "catch.hpp"
+#include "test_support.hpp"
 #include "thrown.hpp"
 
 using namespace std::chrono_literals;
@@ -19,7 +20,7 @@ using Catch::Matchers::Contains;
 using redis_tasks::config_error;
 
 namespace {
-constexpr int closed_port = 1;  // privileged and unused: connecting would fail, not hang
+using test_support::closed_port;
 
 // A user type stored as a hash through value_traits (as examples/custom_type.cpp does); it has
 // no from_json of its own.
@@ -200,9 +201,9 @@ TEST_CASE("bad connection settings are config errors when the task is built") {
 TEST_CASE("multiplexing settings load from JSON") {
   using nlohmann::json;
   using redis_tasks::connection_params;
-  const auto p = connection_params::from_json(
-      json{{"multiplex_connections", 3}, {"multiplex_max_in_flight", 64},
-           {"multiplex_max_bytes_in_flight", 4096}});
+  const auto p = connection_params::from_json(json{{"multiplex_connections", 3},
+                                                   {"multiplex_max_in_flight", 64},
+                                                   {"multiplex_max_bytes_in_flight", 4096}});
   CHECK(p.multiplex.enabled);  // giving a count turns it on
   CHECK(p.multiplex.connections == 3);
   CHECK(p.multiplex.max_in_flight == 64);

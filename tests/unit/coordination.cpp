@@ -8,6 +8,7 @@
 
 #include <redis_tasks/redis_tasks.hpp>
 #include "catch.hpp"
+#include "test_support.hpp"
 #include "thrown.hpp"
 
 using namespace std::chrono_literals;
@@ -16,10 +17,10 @@ using redis_tasks::config_error;
 using test_support::thrown;
 
 namespace {
-constexpr int closed_port = 1;  // privileged and unused: connecting would fail, not hang
+using test_support::closed_port;
 
 template <class Task>
-typename Task::config cfg() {
+typename Task::config keyed_cfg() {
   typename Task::config c;
   c.host = "127.0.0.1";
   c.port = closed_port;
@@ -66,20 +67,20 @@ TEST_CASE("BLPOP wait steps are written in seconds with milliseconds") {
 
 TEST_CASE("RedisLock settings are checked when it is built and when it runs") {
   using redis_tasks::RedisLock;
-  auto c = cfg<RedisLock>();
+  auto c = keyed_cfg<RedisLock>();
   c.ttl = 0ms;
   CHECK_THAT(thrown<config_error>([&] { RedisLock{c}; }), Contains("ttl must be positive"));
-  c = cfg<RedisLock>();
+  c = keyed_cfg<RedisLock>();
   c.wait = -1ms;
   CHECK_THAT(thrown<config_error>([&] { RedisLock{c}; }), Contains("wait must not be negative"));
-  c = cfg<RedisLock>();
+  c = keyed_cfg<RedisLock>();
   c.holder = "";
   CHECK_THAT(thrown<config_error>([&] { RedisLock{c}; }), Contains("holder is empty"));
-  c = cfg<RedisLock>();
+  c = keyed_cfg<RedisLock>();
   c.wait_replicas = 1;
   c.wait_replicas_timeout = 0ms;
   CHECK_THAT(thrown<config_error>([&] { RedisLock{c}; }), Contains("wait_replicas_timeout"));
-  c = cfg<RedisLock>();
+  c = keyed_cfg<RedisLock>();
   c.redis_key.reset();
   const RedisLock lock(c);
   CHECK_THAT(thrown<config_error>([&] { (void)lock.run(); }), Contains("redis_key is missing"));
@@ -90,14 +91,14 @@ TEST_CASE("RedisLock settings are checked when it is built and when it runs") {
 TEST_CASE("RedisSemaphore and RedisRateLimit settings are checked before any I/O") {
   using redis_tasks::RedisRateLimit;
   using redis_tasks::RedisSemaphore;
-  auto s = cfg<RedisSemaphore>();
+  auto s = keyed_cfg<RedisSemaphore>();
   CHECK_THAT(thrown<config_error>([&] { RedisSemaphore{s}; }),
              Contains("limit must be at least 1"));
   s.limit = 4;
   s.ttl = 0ms;
   CHECK_THAT(thrown<config_error>([&] { RedisSemaphore{s}; }), Contains("ttl must be positive"));
 
-  auto r = cfg<RedisRateLimit>();
+  auto r = keyed_cfg<RedisRateLimit>();
   CHECK_THAT(thrown<config_error>([&] { RedisRateLimit{r}; }), Contains("rate must be at least 1"));
   r.rate = 10;
   r.period = 0ms;

@@ -9,14 +9,7 @@
 #include <redis_tasks/detail/resp.hpp>
 #include <redis_tasks/reply.hpp>
 #include "catch.hpp"
-
-namespace Catch {
-// Failures show replies as redis-cli would print them.
-template <>
-struct StringMaker<redis_tasks::reply> {
-  static std::string convert(const redis_tasks::reply& r) { return r.to_string(); }
-};
-}  // namespace Catch
+#include "test_support.hpp"
 
 using nlohmann::json;
 using redis_tasks::reply;
