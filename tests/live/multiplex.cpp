@@ -2,6 +2,7 @@
 // its own reply, whatever happens to the connections (CLIENT KILL, a stopped server, a reply
 // nobody asked for, timeouts). Every server here is a private one started by the test.
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -256,6 +258,54 @@ TEST_CASE(
       [&] { get.run({.redis_key = "mux-written"}); });
   CHECK_THAT(msg, Contains("whether it ran is unknown"));
   CHECK(requests_seen == 1);
+}
+
+TEST_CASE(
+    "multiplexing: a shared connection retired by READONLY is closed once no caller needs "
+    "it, even with a timed-out request left on it") {
+  std::atomic<bool> client_closed{false};
+  test_support::fake_server demoted([&](int fd) {
+    // Both writes of the batch arrive together: the first is refused as a demoted master
+    // refuses it, the second is never answered. Then it waits for the client to hang up.
+    const std::string got = test_support::read_until(fd, "retire-second");
+    if (got.find("retire-second") == std::string::npos) return;
+    const std::string refusal = "-READONLY You can't write against a read only replica.\r\n";
+    if (::send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(refusal.size())) {
+      return;
+    }
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < give_up) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n == 0) {
+        client_closed = true;
+        return;
+      }
+      if (n < 0 && errno != EINTR) return;
+    }
+  });
+  auto sc = mux_config<RedisSet<std::string>::config>(demoted.port(), "", 1);
+  sc.task.max_retries = 0;
+  sc.task.timeout = 300ms;
+  const RedisSet<std::string> set(sc);
+  std::string second_outcome;
+  try {
+    const auto results = set.run_many({{.redis_key = "retire-first", .redis_val = "v"},
+                                       {.redis_key = "retire-second", .redis_val = "v"}});
+    REQUIRE(results.size() == 2);
+    CHECK_FALSE(results[0].ok());
+    second_outcome = results[1].ok() ? "answered" : "failed";
+  } catch (const redis_tasks::timeout_error&) {
+    second_outcome = "timed out";
+  }
+  CHECK(second_outcome != "answered");
+  // No caller needs the connection any more, and no reply on it will ever be read: it closes
+  // (it used to stay open for good, held by the timed-out request's place).
+  test_support::wait_until([&] { return client_closed.load(); }, 10s,
+                           "the retired shared connection to close");
 }
 
 TEST_CASE(

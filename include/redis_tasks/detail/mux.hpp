@@ -163,7 +163,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       if (r->at == mux_request::stage::written && !reading_) {
         reading_ = true;
         if (read_for(lk, r, deadline)) continue;
-        r->abandoned = true;
+        abandon_locked(*r, lk);
         return false;
       }
       r->waiting = true;
@@ -185,7 +185,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
         caps_->give(1, r->bytes.size());
         return false;
       }
-      r->abandoned = true;  // keeps its place; its replies are dropped when they come
+      abandon_locked(*r, lk);  // keeps its place; its replies are dropped when they come
       return false;
     }
   }
@@ -207,15 +207,15 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
                                 std::function<void()> resume) {
     released freed;
     {
-      const std::lock_guard<std::mutex> g(lock_.mutex());
+      std::unique_lock<std::mutex> g(lock_.mutex());
       // Timed out first: its replies were dropped, even if they came since.
       if (r->timed_out) return mux_outcome::timed_out;
       if (r->at == mux_request::stage::answered) return mux_outcome::answered;
       if (r->at == mux_request::stage::failed) return mux_outcome::failed;
       if (clock::now() >= r->deadline) {
         r->timed_out = true;
-        r->abandoned = true;
         r->replies.clear();
+        abandon_locked(*r, g);
         return mux_outcome::timed_out;
       }
       r->on_settled = std::move(resume);
@@ -231,9 +231,9 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
 
   /// See mux_channel::abandon.
   void abandon(const std::shared_ptr<mux_request>& r) noexcept {
-    const std::lock_guard<std::mutex> g(lock_.mutex());
-    r->abandoned = true;
+    std::unique_lock<std::mutex> lk(lock_.mutex());
     r->replies.clear();
+    abandon_locked(*r, lk);
   }
 
   /// Fails every request (`why`) and closes the link.
@@ -393,7 +393,38 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
         !reader_posted_) {
       reader_posted_ = true;
       freed.start_reader = true;
+      return;
     }
+    close_if_unwanted(freed);
+  }
+
+  // The caller of `r` leaves it (out of time): its replies will be dropped. Lock held on entry,
+  // released on return.
+  void abandon_locked(mux_request& r, std::unique_lock<std::mutex>& lk) noexcept {
+    r.abandoned = true;
+    released freed;
+    close_if_unwanted(freed);
+    lk.unlock();
+    // In a child after fork(), the caps were reset: the parent's requests are not counted.
+    if (freed.requests > 0 && owner_ == fork_registry::generation()) finish(freed);
+  }
+
+  // Closes a retired link (a reply said READONLY) once no caller needs it: nobody reads or
+  // writes, nothing is queued, and every request left in flight was abandoned. No one would
+  // ever read those requests' replies, and they hold the link (it holds them), so the link and
+  // its socket would otherwise be kept for good. Lock held.
+  void close_if_unwanted(released& freed) noexcept {
+    if (!retired_.load(std::memory_order_relaxed) || closed_.load(std::memory_order_relaxed) ||
+        reading_ || writing_ || reader_posted_ || !pending_.empty()) {
+      return;
+    }
+    for (const auto& r : inflight_) {
+      if (!r->abandoned) return;
+    }
+    fail_locked(
+        "the server refused a write with READONLY (a replica now); the multiplexed "
+        "connection was closed",
+        nullptr, 0, freed);
   }
 
   // Writes the queue, again and again while requests keep coming (lock held on entry and exit).
