@@ -289,7 +289,7 @@ TEST_CASE(
   });
   auto sc = mux_config<RedisSet<std::string>::config>(demoted.port(), "", 1);
   sc.task.max_retries = 0;
-  sc.task.timeout = 300ms;
+  sc.task.timeout = 2s;  // room to read the refusal first, which retires the connection
   const RedisSet<std::string> set(sc);
   std::string second_outcome;
   try {

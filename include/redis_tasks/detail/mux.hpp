@@ -509,6 +509,16 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       }
     }
     writing_ = false;
+    if (!reading_) {
+      // A retired link whose last reader left while this wrote: nobody else will close it.
+      released freed;
+      close_if_unwanted(freed);
+      if (freed.requests > 0) {
+        lk.unlock();
+        finish(freed);
+        lk.lock();
+      }
+    }
   }
 
   // Reads replies for everyone until `me` is settled (true) or `deadline` passes (false);
