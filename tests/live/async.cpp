@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "catch.hpp"
@@ -199,6 +200,33 @@ TEST_CASE(
   continued = true;
   CHECK(on_time.get() == std::optional<std::string>("two"));
   CHECK(quick.run_async({.redis_key = k1}).get() == std::optional<std::string>("one"));
+}
+
+TEST_CASE(
+    "run_async: once every asynchronous run on a silent server is out of time, no library "
+    "thread is left waiting for its replies") {
+  std::atomic<bool> request_seen{false};
+  std::atomic<bool> end_connection{false};
+  test_support::fake_server silent([&](int fd) {
+    test_support::read_until(fd, "silent-async");
+    request_seen = true;
+    while (!end_connection)
+      std::this_thread::sleep_for(5ms);
+  });
+  test_support::at_scope_exit end([&] { end_connection = true; });
+  auto cfg = config_for<RedisGet<std::string>::config>(silent.port(), true);
+  cfg.task.max_retries = 0;
+  cfg.task.timeout = 2s;
+  const RedisGet<std::string> get(cfg);
+  auto late = get.run_async({.redis_key = "silent-async"});
+  test_support::wait_until([&] { return request_seen.load(); }, 10s,
+                           "the request to reach the server");
+  CHECK_THROWS_AS(late.get(), redis_tasks::timeout_error);
+  // The thread that read replies for the run stops once nobody waits for them (it used to wait
+  // for bytes with no deadline, and a server that never answers held it for good).
+  test_support::wait_until(
+      [] { return redis_tasks::detail::async_executor::instance().busy_threads() == 0; }, 10s,
+      "the library's asynchronous threads to be idle");
 }
 
 TEST_CASE("run_async: a blocking command waits on a connection of its own") {

@@ -1,6 +1,7 @@
 // Multiplexing: runs of many threads share a few connections per server, and every caller gets
 // its own reply, whatever happens to the connections (CLIENT KILL, a stopped server, a reply
 // nobody asked for, timeouts). Every server here is a private one started by the test.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -8,17 +9,20 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "test_support.hpp"
 #include "thrown.hpp"
 
@@ -452,6 +456,90 @@ TEST_CASE("multiplexing: after fork, parent and child each use shared connection
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(bad == 0);
+}
+
+namespace {
+
+// The sockets of this process connected to 127.0.0.1:`port`, by inode ("socket:[N]"), which
+// stays the same in a child after fork() while descriptor numbers may be reused.
+std::vector<std::string> sockets_to(int port) {
+  std::vector<std::string> found;
+  for (int fd = 0; fd < 1024; ++fd) {
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != port) {
+      continue;
+    }
+    char target[64] = {};
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    if (::readlink(link.c_str(), target, sizeof target - 1) > 0) found.emplace_back(target);
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "multiplexing: a child after fork closes its copy of a shared connection the parent has a "
+    "request in flight on") {
+  std::atomic<int> connections{0};
+  std::atomic<bool> parent_request_seen{false};
+  std::atomic<bool> end_parent_connection{false};
+  test_support::fake_server server([&](int fd) {
+    if (connections.fetch_add(1) == 0) {
+      // The parent's shared connection: its request is never answered, until the test ends it.
+      test_support::read_until(fd, "fork-inflight-parent");
+      parent_request_seen = true;
+      while (!end_parent_connection)
+        std::this_thread::sleep_for(5ms);
+      return;
+    }
+    // The child's own connection: its GET finds nothing.
+    if (test_support::read_until(fd, "fork-inflight-child").find("fork-inflight-child") !=
+        std::string::npos) {
+      ::send(fd, "$-1\r\n", 5, MSG_NOSIGNAL);
+    }
+    test_support::read_until(fd, "never sent");  // until the child hangs up
+  });
+  auto gc = mux_config<RedisGet<std::string>::config>(server.port(), "", 1);
+  gc.task.max_retries = 0;
+  gc.task.timeout = 60s;
+  const RedisGet<std::string> get(gc);
+  std::thread parent_run([&] {
+    try {
+      (void)get.run({.redis_key = "fork-inflight-parent"});
+    } catch (const redis_tasks::connection_error&) {  // the test ends the connection
+    }
+  });
+  test_support::wait_until([&] { return parent_request_seen.load(); }, 10s,
+                           "the parent's request to reach the server");
+  const auto parent_link = sockets_to(server.port());
+  REQUIRE(parent_link.size() == 1);
+  const pid_t test_process = ::getpid();
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    test_support::die_with_parent(test_process);
+    const auto held = [&] {
+      const auto now = sockets_to(server.port());
+      return std::find(now.begin(), now.end(), parent_link[0]) != now.end();
+    };
+    if (!held()) ::_exit(2);  // the inherited copy is open before the child runs
+    std::optional<std::string> got;
+    try {
+      got = get.run({.redis_key = "fork-inflight-child"});
+    } catch (...) {
+      ::_exit(3);
+    }
+    if (got) ::_exit(4);
+    ::_exit(held() ? 5 : 0);  // 5: the child kept the parent's socket open
+  }
+  const int code = test_support::wait_child(child, 60s);
+  end_parent_connection = true;
+  parent_run.join();
+  CHECK(code == 0);
+  CHECK(connections.load() == 2);
 }
 
 TEST_CASE(

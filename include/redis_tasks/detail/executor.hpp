@@ -59,6 +59,13 @@ class async_executor {
     }
   }
 
+  /// Threads running a job now (for tests: a job that never ends holds one for good).
+  std::size_t busy_threads() {
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    forget_parent_threads();
+    return threads_ - idle_;
+  }
+
  private:
   async_executor() = default;
 

@@ -198,7 +198,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     std::unique_lock<std::mutex> lk(lock_.mutex());
     if (reading_ || inflight_.empty()) return false;
     reading_ = true;
-    read_for(lk, nullptr, deadline, true);
+    read_for(lk, nullptr, deadline, read_goal::room);
     return true;
   }
 
@@ -234,6 +234,17 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     std::unique_lock<std::mutex> lk(lock_.mutex());
     r->replies.clear();
     abandon_locked(*r, lk);
+  }
+
+  /// In a child after fork(), of a link the parent opened: closes the child's copy of the
+  /// socket without a word to the server. The requests in flight at the fork are left as they
+  /// are (and with them this link, which they hold): a parent thread may have been waiting on
+  /// one, and a condition variable with waiters can be neither signalled safely nor destroyed.
+  void close_in_child() noexcept {
+    std::unique_ptr<connection> c;  // closed after the lock is released
+    const std::lock_guard<std::mutex> g(lock_.mutex());
+    closed_.store(true, std::memory_order_release);
+    c = std::move(conn_);
   }
 
   /// Fails every request (`why`) and closes the link.
@@ -287,8 +298,16 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     std::unique_lock<std::mutex> lk(lock_.mutex());
     reader_posted_ = false;
     if (reading_ || inflight_.empty()) return;
+    if (async_waiting_.load(std::memory_order_relaxed) == 0) {
+      // Every asynchronous run left (out of time) before this reader started.
+      released freed;
+      close_if_unwanted(freed);
+      lk.unlock();
+      finish(freed);
+      return;
+    }
     reading_ = true;
-    (void)read_for(lk, nullptr, no_deadline, false);
+    (void)read_for(lk, nullptr, no_deadline, read_goal::async_runs);
   }
 
   // Asynchronous runs whose deadline passed: told so now (their requests keep their places,
@@ -521,15 +540,26 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     }
   }
 
+  // What a reader with no request of its own (`me` null) reads for.
+  enum class read_goal {
+    room,        // until the caps have room again (a run waiting for room)
+    async_runs,  // while asynchronous runs wait for replies here
+  };
+
   // Reads replies for everyone until `me` is settled (true) or `deadline` passes (false);
-  // `me` null: until nothing is in flight. Asynchronous runs whose deadlines pass meanwhile are
-  // told so. Entered with the lock held and reading_ set; leaves with the lock held, reading
-  // passed on.
-  // `until_room`: (`me` null) also stop once the caps have room again.
+  // `me` null: until nothing is in flight, or `goal` is met. Asynchronous runs whose deadlines
+  // pass meanwhile are told so. Entered with the lock held and reading_ set; leaves with the
+  // lock held, reading passed on.
   bool read_for(std::unique_lock<std::mutex>& lk, const std::shared_ptr<mux_request>& me,
-                clock::time_point deadline, bool until_room = false) {
+                clock::time_point deadline, read_goal goal = read_goal::room) {
     auto settled = [&] {
-      if (!me) return inflight_.empty() || (until_room && caps_->has_room());
+      if (!me) {
+        // The asynchronous reader stops once no such run waits (every one answered or out of
+        // time): else, with no deadline of its own, it would wait for bytes for good.
+        return inflight_.empty() || (goal == read_goal::room && caps_->has_room()) ||
+               (goal == read_goal::async_runs &&
+                async_waiting_.load(std::memory_order_relaxed) == 0);
+      }
       return me->at == mux_request::stage::answered || me->at == mux_request::stage::failed;
     };
     lk.unlock();
@@ -724,15 +754,16 @@ class multiplexer final : public mux_channel {
   /// A multiplexed connection for one run, bounded by `run_deadline`.
   lease acquire(clock::time_point run_deadline) {
     std::unique_ptr<connection> c;
-    std::vector<std::shared_ptr<mux_link>> dropped;  // let go of after the lock
+    std::vector<std::shared_ptr<mux_link>> parents;  // let go of after the lock
     {
       const std::lock_guard<std::mutex> g(lock_.mutex());
-      forget_parent_links(dropped);
+      forget_parent_links(parents);
       if (!spare_.empty()) {
         c = std::move(spare_.back());
         spare_.pop_back();
       }
     }
+    let_go(parents);
     if (!c)
       c = std::make_unique<connection>(*this, settings_.name(), settings_.params.socket_timeout);
     c->set_run_deadline(run_deadline);
@@ -833,25 +864,39 @@ class multiplexer final : public mux_channel {
     if (spare_.size() < 1024) spare_.push_back(std::move(c));
   }
 
-  // In a child after fork(): the links are the parent's; let them go without a word (into
-  // `dropped`, destroyed after the lock is released: a link takes its own lock as it goes).
-  void forget_parent_links(std::vector<std::shared_ptr<mux_link>>& dropped) {
+  // In a child after fork(): the links are the parent's; they move to `parents`, for let_go
+  // once the lock is released (a link takes its own lock as it goes).
+  void forget_parent_links(std::vector<std::shared_ptr<mux_link>>& parents) {
     const std::uint64_t now = fork_registry::generation();
     if (owner_ == now) return;
     owner_ = now;
     for (auto& s : slots_) {
-      if (s.link) dropped.push_back(std::move(s.link));
+      if (s.link) parents.push_back(std::move(s.link));
       s = slot();
     }
     caps_->reset();
   }
 
+  // Lets the parent's links go, closing the child's copy of each socket without a word to the
+  // server. A link with requests in flight at the fork is kept alive by them (each holds its
+  // link), and is only closed: else its socket would stay open in the child for good.
+  static void let_go(std::vector<std::shared_ptr<mux_link>>& parents) noexcept {
+    for (const auto& l : parents)
+      l->close_in_child();
+    parents.clear();
+  }
+
   // The least busy open link, opening one more (up to the setting) when every link is busy.
   std::shared_ptr<mux_link> pick(clock::time_point deadline) {
     std::vector<std::shared_ptr<mux_link>> dropped;  // destroyed after the lock is released
+    std::vector<std::shared_ptr<mux_link>> parents;  // let go of after the lock is released
+    struct parents_guard {
+      std::vector<std::shared_ptr<mux_link>>& links;
+      ~parents_guard() { let_go(links); }
+    } const let_go_parents{parents};
     std::unique_lock<std::mutex> lk(lock_.mutex());
     for (;;) {
-      forget_parent_links(dropped);
+      forget_parent_links(parents);
       std::shared_ptr<mux_link> best;
       std::size_t best_load = 0;
       slot* empty = nullptr;
