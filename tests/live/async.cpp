@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -97,23 +98,27 @@ TEST_CASE("run_async: errors, validation and hooks are those of run()") {
 TEST_CASE("run_async: a callback that blocks or throws holds up no other caller") {
   redis_process server;
   RedisExecute<> exec(config_for<RedisExecute<>::config>(server.port(), true));
-  std::mutex m;
-  std::condition_variable cv;
-  bool released = false;
-  std::atomic<bool> blocker_called{false};
-  exec.run_async({.redis_cmd = command{"PING"}}, [&](batch_result<redis_tasks::reply> r) {
-    blocker_called = r.ok();
-    std::unique_lock<std::mutex> lk(m);
-    cv.wait(lk, [&] { return released; });
+  // What the blocking callback waits on: shared with it, since it wakes after the test ends.
+  struct gate {
+    std::mutex m;
+    std::condition_variable cv;
+    bool released = false;
+    std::atomic<bool> called{false};
+  };
+  const auto blocker = std::make_shared<gate>();
+  exec.run_async({.redis_cmd = command{"PING"}}, [blocker](batch_result<redis_tasks::reply> r) {
+    blocker->called = r.ok();
+    std::unique_lock<std::mutex> lk(blocker->m);
+    blocker->cv.wait(lk, [&] { return blocker->released; });
   });
-  test_support::at_scope_exit release([&] {
+  test_support::at_scope_exit release([blocker] {
     {
-      const std::lock_guard<std::mutex> g(m);
-      released = true;
+      const std::lock_guard<std::mutex> g(blocker->m);
+      blocker->released = true;
     }
-    cv.notify_all();
+    blocker->cv.notify_all();
   });
-  test_support::wait_until([&] { return blocker_called.load(); }, 10s,
+  test_support::wait_until([&] { return blocker->called.load(); }, 10s,
                            "the blocking callback to be called");
   for (int i = 0; i < 4; ++i) {
     exec.run_async({.redis_cmd = command{"PING"}},
