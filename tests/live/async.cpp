@@ -221,14 +221,15 @@ TEST_CASE(
   test_support::at_scope_exit end([&] { end_connection = true; });
   auto cfg = config_for<RedisGet<std::string>::config>(silent.port(), true);
   cfg.task.max_retries = 0;
-  cfg.task.timeout = 2s;
+  cfg.task.timeout = 5s;  // room to connect and write on a loaded machine
   const RedisGet<std::string> get(cfg);
   auto late = get.run_async({.redis_key = "silent-async"});
   test_support::wait_until([&] { return request_seen.load(); }, 10s,
                            "the request to reach the server");
   CHECK_THROWS_AS(late.get(), redis_tasks::timeout_error);
   // The thread that read replies for the run stops once nobody waits for them (it used to wait
-  // for bytes with no deadline, and a server that never answers held it for good).
+  // for bytes with no deadline, and a server that never answers held it for good). The count is
+  // of the whole program's library threads: no other test's run may still be going on.
   test_support::wait_until(
       [] { return redis_tasks::detail::async_executor::instance().busy_threads() == 0; }, 10s,
       "the library's asynchronous threads to be idle");

@@ -82,7 +82,13 @@ class async_executor {
   void work(std::uint64_t generation) {
     std::unique_lock<std::mutex> lk(lock_.mutex());
     for (;;) {
-      if (generation != generation_) return;  // (cannot happen: threads do not survive fork)
+      if (generation != fork_registry::generation()) {
+        // This thread called fork() in a job and goes on in the child: the parent's queued jobs
+        // are not the child's to run, and it is the child's only executor thread.
+        forget_parent_threads();
+        generation = generation_;
+        ++threads_;
+      }
       if (!jobs_.empty()) {
         std::function<void()> job = std::move(jobs_.front());
         jobs_.pop_front();

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include "../errors.hpp"
 #include "connection.hpp"
 #include "deadline.hpp"
@@ -162,7 +164,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       if (r->at == mux_request::stage::failed) throw_failed(*r);
       if (r->at == mux_request::stage::written && !reading_) {
         reading_ = true;
-        if (read_for(lk, r, deadline)) continue;
+        if (read_for(lk, r, deadline, read_goal::room)) continue;  // (goal: only when `me` null)
         abandon_locked(*r, lk);
         return false;
       }
@@ -240,11 +242,15 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
   /// socket without a word to the server. The requests in flight at the fork are left as they
   /// are (and with them this link, which they hold): a parent thread may have been waiting on
   /// one, and a condition variable with waiters can be neither signalled safely nor destroyed.
+  /// The few bytes so left behind are the price of a child that never hangs or crashes here.
   void close_in_child() noexcept {
-    std::unique_ptr<connection> c;  // closed after the lock is released
     const std::lock_guard<std::mutex> g(lock_.mutex());
     closed_.store(true, std::memory_order_release);
-    c = std::move(conn_);
+    // Only the descriptor is closed: a parent thread may have been reading or writing at the
+    // fork, leaving the connection's buffers (and a TLS session) half changed, so it is let go
+    // of rather than destroyed.
+    if (conn_) ::close(conn_->native_handle());
+    (void)conn_.release();
   }
 
   /// Fails every request (`why`) and closes the link.
@@ -297,7 +303,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
   void serve() {
     std::unique_lock<std::mutex> lk(lock_.mutex());
     reader_posted_ = false;
-    if (reading_ || inflight_.empty()) return;
+    if (reading_ || inflight_.empty() || !conn_) return;  // (no connection: a parent's link)
     if (async_waiting_.load(std::memory_order_relaxed) == 0) {
       // Every asynchronous run left (out of time) before this reader started.
       released freed;
@@ -551,7 +557,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
   // pass meanwhile are told so. Entered with the lock held and reading_ set; leaves with the
   // lock held, reading passed on.
   bool read_for(std::unique_lock<std::mutex>& lk, const std::shared_ptr<mux_request>& me,
-                clock::time_point deadline, read_goal goal = read_goal::room) {
+                clock::time_point deadline, read_goal goal) {
     auto settled = [&] {
       if (!me) {
         // The asynchronous reader stops once no such run waits (every one answered or out of
@@ -746,6 +752,9 @@ class multiplexer final : public mux_channel {
         owner_(fork_registry::generation()) {}
 
   ~multiplexer() override {
+    std::vector<std::shared_ptr<mux_link>> parents;
+    forget_parent_links(parents);  // in a child after fork(): failing them could hang (see let_go)
+    let_go(parents);
     for (auto& s : slots_) {
       if (s.link) s.link->fail_all("the multiplexer was closed");
     }
