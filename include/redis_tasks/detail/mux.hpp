@@ -164,7 +164,7 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
       if (r->at == mux_request::stage::failed) throw_failed(*r);
       if (r->at == mux_request::stage::written && !reading_) {
         reading_ = true;
-        if (read_for(lk, r, deadline, read_goal::room)) continue;  // (goal: only when `me` null)
+        if (read_for(lk, r, deadline, read_goal::mine)) continue;
         abandon_locked(*r, lk);
         return false;
       }
@@ -546,10 +546,11 @@ class mux_link : public std::enable_shared_from_this<mux_link> {
     }
   }
 
-  // What a reader with no request of its own (`me` null) reads for.
+  // What a reader reads for, besides its own request (`me`) when it has one.
   enum class read_goal {
-    room,        // until the caps have room again (a run waiting for room)
-    async_runs,  // while asynchronous runs wait for replies here
+    mine,        // (`me` set) only that
+    room,        // (`me` null) until the caps have room again: a run waiting for room
+    async_runs,  // (`me` null) while asynchronous runs wait for replies here
   };
 
   // Reads replies for everyone until `me` is settled (true) or `deadline` passes (false);
