@@ -566,7 +566,8 @@ class RedisStreamConsumer {
 
   /// The next entries for this consumer: first those pending for `min_idle` in any consumer
   /// (claimed, with their server-side delivery counts), then new ones, up to `count`; waits up
-  /// to `block` for new ones when there are none. An entry delivered more than
+  /// to `block` for new ones when there are none (ending the wait 150 ms before `task.timeout`
+  /// runs out, so that the run returns an empty batch, not a timeout). An entry delivered more than
   /// `max_deliveries` times, or one that does not make a T, goes to the dead-letter stream with
   /// its reason, acknowledged in the same step, and is not returned. Acknowledge each entry
   /// with `ack` once its work is done; one that is not is delivered again.
@@ -600,7 +601,10 @@ class RedisStreamConsumer {
         if (block && out.messages.empty() && out.deleted.empty() && !more_to_claim()) {
           wait = block;
           if (deadline != detail::no_deadline) {
-            const auto until = deadline - std::chrono::milliseconds(50);  // time to answer
+            // Redis ends a block at its next timer tick, up to 1000/hz ms late (100 ms at the
+            // default hz 10), and the reply still has to come back: a block that ends closer
+            // to the deadline than this can end after it, in a timeout_error.
+            const auto until = deadline - std::chrono::milliseconds(150);
             const auto now = detail::clock::now();
             if (until <= now) {
               wait.reset();
