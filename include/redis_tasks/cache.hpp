@@ -7,7 +7,6 @@
 
 #include "version.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -50,16 +49,9 @@ namespace detail {
 /// The name of a cache entry: `<namespace>:<hex SHA-256>` of the version's length, ':', the
 /// version and the inputs' canonical JSON (keys sorted, no spaces: nlohmann's `dump()`), so
 /// inputs given in any key order are one entry and a new version is another.
-inline std::string cache_entry_key(const std::string& ns, const std::string& version,
-                                   const nlohmann::json& inputs, const std::string& label) {
-  std::string canonical;
-  try {
-    canonical = inputs.dump();
-  } catch (const nlohmann::json::exception& e) {
-    throw config_error(label + ": the inputs cannot be written as JSON (" + e.what() + ")");
-  }
-  return ns + ":" + sha256_hex(std::to_string(version.size()) + ":" + version + canonical);
-}
+REDIS_TASKS_DECL std::string cache_entry_key(const std::string& ns, const std::string& version,
+                                             const nlohmann::json& inputs,
+                                             const std::string& label);
 
 }  // namespace detail
 
@@ -545,3 +537,7 @@ return 1
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/cache.ipp"
+#endif

@@ -5,9 +5,7 @@
 #include "version.hpp"
 
 #include <chrono>
-#include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <iterator>
 #include <limits>
 #include <optional>
@@ -29,27 +27,7 @@ namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 
 /// Reads a JSON file; a syntax error is a `config_error` naming the file, line and column.
-inline nlohmann::json load_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw config_error("cannot read JSON file '" + path + "'");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    std::size_t line = 1;
-    std::size_t column = 1;
-    for (std::size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
-    }
-    throw config_error("JSON file '" + path + "', line " + std::to_string(line) + ", column " +
-                       std::to_string(column) + ": not valid JSON");
-  }
-}
+REDIS_TASKS_DECL nlohmann::json load_json_file(const std::string& path);
 
 /// sorted_set from JSON: `[["member", score], …]` or `{"member": score, …}`.
 template <class E>
@@ -60,7 +38,7 @@ void from_json(const nlohmann::json& j, sorted_set<E>& s) {
       if constexpr (std::is_same_v<E, std::string>) {
         s.add(item.key(), item.value().get<double>());
       } else {
-        s.add(nlohmann::json::parse(item.key()).get<E>(), item.value().get<double>());
+        s.add(detail::parse_json(item.key()).get<E>(), item.value().get<double>());
       }
     }
     return;
@@ -141,40 +119,19 @@ T json_value(const nlohmann::json& v) {
 struct json_fields {
   std::string where;  ///< the object, e.g. "config" or "tasks[2].config"
 
-  config_error field_error(const std::string& name, const std::string& want,
-                           const nlohmann::json& got) const {
-    return config_error(where + "." + name + ": must be " + want + ", got " + got.type_name());
-  }
-  std::string string(const std::string& name, const nlohmann::json& v) const {
-    if (!v.is_string()) throw field_error(name, "a string", v);
-    return v.get<std::string>();
-  }
+  REDIS_TASKS_DECL config_error field_error(const std::string& name, const std::string& want,
+                                            const nlohmann::json& got) const;
+  REDIS_TASKS_DECL std::string string(const std::string& name, const nlohmann::json& v) const;
   /// A whole number in [lo, hi]; out of range is an error naming the field, never truncated.
-  long long whole(const std::string& name, const nlohmann::json& v, long long lo,
-                  long long hi) const {
-    if (!v.is_number_integer()) throw field_error(name, "a whole number", v);
-    if (const auto n = whole_number_in(v, lo, hi)) return *n;
-    throw config_error(where + "." + name + ": must be a whole number from " + std::to_string(lo) +
-                       " to " + std::to_string(hi) + ", got " + json_number_text(v));
-  }
-  bool boolean(const std::string& name, const nlohmann::json& v) const {
-    if (!v.is_boolean()) throw field_error(name, "true or false", v);
-    return v.get<bool>();
-  }
+  REDIS_TASKS_DECL long long whole(const std::string& name, const nlohmann::json& v, long long lo,
+                                   long long hi) const;
+  REDIS_TASKS_DECL bool boolean(const std::string& name, const nlohmann::json& v) const;
   /// Seconds as milliseconds: a positive value under 1 ms is 1 ms, not 0 (which means "none").
-  std::chrono::milliseconds seconds(const std::string& name, const nlohmann::json& v) const {
-    if (!v.is_number()) throw field_error(name, "a number of seconds", v);
-    if (const auto ms = milliseconds_from_seconds(v.get<double>())) return *ms;
-    throw config_error(where + "." + name +
-                       ": must be a number of seconds from 0 to 1000000000 (0: none), got " +
-                       json_number_text(v));
-  }
+  REDIS_TASKS_DECL std::chrono::milliseconds seconds(const std::string& name,
+                                                     const nlohmann::json& v) const;
   /// A string, or null for none.
-  std::optional<std::string> optional_string(const std::string& name,
-                                             const nlohmann::json& v) const {
-    if (v.is_null()) return std::nullopt;
-    return string(name, v);
-  }
+  REDIS_TASKS_DECL std::optional<std::string> optional_string(const std::string& name,
+                                                              const nlohmann::json& v) const;
 };
 
 /// A config with fields of its own (the coordination tasks) lists them in `own_fields` and
@@ -361,3 +318,7 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/config_json.ipp"
+#endif

@@ -43,9 +43,7 @@ class connection_handle {
   };
 
   /// A handle for `s`. Throws `config_error` on invalid settings (nothing is opened yet).
-  static std::shared_ptr<connection_handle> make(settings s) {
-    return std::shared_ptr<connection_handle>(new connection_handle(std::move(s)));
-  }
+  REDIS_TASKS_DECL static std::shared_ptr<connection_handle> make(settings s);
 
   /// The server set, for messages: "host:port", "cluster host:port" or the sentinel master.
   const std::string& endpoint() const noexcept { return client_->endpoint(); }
@@ -57,13 +55,7 @@ class connection_handle {
   const std::shared_ptr<detail::client>& client() const noexcept { return client_; }
 
  private:
-  explicit connection_handle(settings s) : settings_(std::move(s)) {
-    // The handle's pools and routers are its own: never found in, nor added to, the registry
-    // that tasks without a handle share.
-    auto es = detail::settings_of(settings_, "connection_handle");
-    es.params.shared_pool = false;
-    client_ = std::make_shared<detail::client>(std::move(es));
-  }
+  REDIS_TASKS_DECL explicit connection_handle(settings s);
 
   settings settings_;
   std::shared_ptr<detail::client> client_;
@@ -71,3 +63,7 @@ class connection_handle {
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/connection_handle.ipp"
+#endif

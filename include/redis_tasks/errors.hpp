@@ -52,21 +52,13 @@ class reply_error : public error {
         server_message_(std::move(server_message)) {}
 
   /// The leading word of the server's message, such as `ERR`, `WRONGTYPE` or `MOVED`.
-  std::string code() const {
-    auto end = server_message_.find(' ');
-    return server_message_.substr(0, end);
-  }
+  REDIS_TASKS_DECL std::string code() const;
 
   /// The server's message exactly as it was received (echoed arguments included).
   const std::string& server_message() const noexcept { return server_message_; }
 
  private:
-  static std::string without_echoed_args(const std::string& m) {
-    static constexpr std::string_view echo = "with args beginning with:";
-    const auto pos = m.find(echo);
-    if (pos == std::string::npos) return m;
-    return m.substr(0, pos + echo.size()) + " (left out)";
-  }
+  REDIS_TASKS_DECL static std::string without_echoed_args(const std::string& m);
 
   std::string server_message_;
 };
@@ -86,3 +78,7 @@ class lease_lost_error : public error {
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/errors.ipp"
+#endif

@@ -3,11 +3,8 @@
 
 #include "version.hpp"
 
-#include <algorithm>
 #include <charconv>
-#include <cmath>
 #include <cstddef>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -95,37 +92,10 @@ std::string type_label() {
 
 /// "a bulk string", "an integer", "nil", "an array of 3 elements": what came back, for messages
 /// (never its content, which may be a stored value).
-inline std::string describe_reply(const reply& r) {
-  switch (r.type()) {
-    case reply_type::nil:
-      return "nil";
-    case reply_type::array:
-    case reply_type::set:
-    case reply_type::push:
-      return std::string(r.type() == reply_type::array ? "an " : "a ") + to_string(r.type()) +
-             " of " + std::to_string(r.elements().size()) + " elements";
-    case reply_type::map:
-    case reply_type::attribute:
-      return std::string(r.type() == reply_type::map ? "a " : "an ") + to_string(r.type()) +
-             " of " + std::to_string(r.elements().size() / 2) + " entries";
-    case reply_type::integer:
-    case reply_type::error:
-      return std::string("an ") + to_string(r.type());
-    case reply_type::string:
-    case reply_type::verbatim:
-      return std::string("a ") + to_string(r.type()) + " of " + std::to_string(r.str().size()) +
-             " bytes";
-    default:
-      return std::string("a ") + to_string(r.type());
-  }
-}
+REDIS_TASKS_DECL std::string describe_reply(const reply& r);
 
-[[noreturn]] inline void throw_misfit(const reply& r, const std::string& context,
-                                      const std::string& wanted) {
-  std::string msg = context + " was " + describe_reply(r) + ", which does not convert to " + wanted;
-  if (r.is_nil()) msg += "; use std::optional<" + wanted + "> where the reply may be nil";
-  throw type_error(msg);
-}
+[[noreturn]] REDIS_TASKS_DECL void throw_misfit(const reply& r, const std::string& context,
+                                                const std::string& wanted);
 
 /// A number from the text of a reply (`GET` of a counter, `INCRBYFLOAT`, `ZSCORE` in RESP2),
 /// as the server wrote it: decimal integers, or floats including `inf` and `-inf`.
@@ -174,11 +144,7 @@ U element_from_reply(reply&& e, const std::string& context, const char* what, st
   }
 }
 
-inline bool is_text(const reply& r) {
-  return r.type() == reply_type::string || r.type() == reply_type::status ||
-         r.type() == reply_type::verbatim || r.type() == reply_type::big_number ||
-         r.type() == reply_type::double_value;
-}
+REDIS_TASKS_DECL bool is_text(const reply& r);
 
 }  // namespace detail
 
@@ -326,3 +292,7 @@ T from_reply(reply&& r, const std::string& context) {
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/from_reply.ipp"
+#endif

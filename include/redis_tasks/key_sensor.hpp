@@ -6,7 +6,6 @@
 
 #include "version.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -59,10 +58,7 @@ constexpr const char* keyspace_event_classes() {
 }
 
 /// True when notify-keyspace-events `flags` send keyspace events (K) of one of `classes`.
-inline bool keyspace_events_on(std::string_view flags, std::string_view classes) {
-  if (flags.find('K') == std::string_view::npos) return false;
-  return flags.find_first_of(classes) != std::string_view::npos;
-}
+REDIS_TASKS_DECL bool keyspace_events_on(std::string_view flags, std::string_view classes);
 
 }  // namespace detail
 
@@ -334,3 +330,7 @@ class RedisKeySensor {
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/key_sensor.ipp"
+#endif

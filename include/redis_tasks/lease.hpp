@@ -34,13 +34,7 @@ class lease {
   /// Takes over `other`'s lease; `other` then holds nothing.
   lease(lease&& other) noexcept = default;
   /// Releases what this lease held, then takes over `other`'s.
-  lease& operator=(lease&& other) noexcept {
-    if (this != &other) {
-      release_quietly();
-      state_ = std::move(other.state_);
-    }
-    return *this;
-  }
+  REDIS_TASKS_DECL lease& operator=(lease&& other) noexcept;
   lease(const lease&) = delete;             ///< Not copyable: one lease, one holder.
   lease& operator=(const lease&) = delete;  ///< Not copyable: one lease, one holder.
   /// Releases the lease if it is still held; errors are swallowed (the ttl frees it anyway).
@@ -60,61 +54,25 @@ class lease {
   /// or extension was sent.
   bool held() const noexcept { return state_ && state_->held(); }
   /// Throws `lease_lost_error` when `held()` is false; call it before committing work.
-  void check() const {
-    if (held()) return;
-    if (!state_) throw lease_lost_error("the lease was moved from; it holds nothing");
-    throw lease_lost_error("the lease on " + detail::quote_for_message(key()) + " (token " +
-                           std::to_string(token()) +
-                           ") is no longer held: " + state_->why_not_held());
-  }
+  REDIS_TASKS_DECL void check() const;
   /// Sets its expiry to `ttl` from now, and the ttl of later automatic renewals to `ttl`.
   /// False when it is no longer held (it is then lost). Throws `config_error` for a ttl that
   /// is not positive, and a `connection_error` when the server cannot be reached.
-  bool extend(std::chrono::milliseconds ttl) {
-    if (ttl.count() <= 0 || ttl > detail::longest_lease_ttl) {
-      throw config_error("lease::extend: ttl must be positive and at most 30 years, got " +
-                         std::to_string(ttl.count()) + " ms");
-    }
-    if (!state_ || !state_->extend(ttl)) return false;
-    if (state_->auto_renew()) detail::renewer::instance().rescheduled(state_.get());
-    return true;
-  }
+  REDIS_TASKS_DECL bool extend(std::chrono::milliseconds ttl);
   /// Releases it now: true when it still held it. Never deletes another holder's lock or
   /// permit; false the second time. A `connection_error` leaves it to expire by its ttl.
-  bool release() {
-    if (!state_) return false;
-    forget();
-    return state_->release();
-  }
+  REDIS_TASKS_DECL bool release();
 
  private:
   friend struct detail::lease_access;
   explicit lease(std::shared_ptr<detail::lease_state> s) noexcept : state_(std::move(s)) {}
 
-  static const std::string& empty() noexcept {
-    static const std::string e;
-    return e;
-  }
+  REDIS_TASKS_DECL static const std::string& empty() noexcept;
 
   // Takes the lease out of the renewal thread's queue.
-  void forget() noexcept {
-    if (state_->auto_renew() && state_->in_owner()) {
-      try {
-        detail::renewer::instance().removed(state_.get());
-      } catch (...) {  // a mutex that cannot be locked: the thread drops it when it is due
-      }
-    }
-  }
+  REDIS_TASKS_DECL void forget() noexcept;
 
-  void release_quietly() noexcept {
-    if (!state_) return;
-    forget();
-    try {
-      (void)state_->release();
-    } catch (...) {  // a destructor must not throw; the ttl frees the lock
-    }
-    state_.reset();
-  }
+  REDIS_TASKS_DECL void release_quietly() noexcept;
 
   std::shared_ptr<detail::lease_state> state_;
 };
@@ -127,3 +85,7 @@ inline lease lease_access::make(std::shared_ptr<lease_state> s) {
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/lease.ipp"
+#endif

@@ -10,7 +10,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <string_view>
 #include <utility>
 
@@ -42,41 +41,24 @@ using run_hook = std::function<void(const run_event&)>;
 
 namespace detail {
 
-inline std::mutex& global_hook_mutex() {
-  // Never destroyed (runs may end while the program exits), in static storage like the hook.
-  alignas(std::mutex) static unsigned char storage[sizeof(std::mutex)];
-  static auto* m = ::new (storage) std::mutex();
-  return *m;
-}
+REDIS_TASKS_DECL std::mutex& global_hook_mutex();
 
-inline std::shared_ptr<const run_hook>& global_hook_slot() {
-  static std::shared_ptr<const run_hook> hook;
-  return hook;
-}
+REDIS_TASKS_DECL std::shared_ptr<const run_hook>& global_hook_slot();
 
 // Lets runs skip the mutex when no global hook was ever set (the common case).
-inline std::atomic<bool>& global_hook_present() {
-  static std::atomic<bool> present{false};
-  return present;
-}
+REDIS_TASKS_DECL std::atomic<bool>& global_hook_present();
 
-inline std::shared_ptr<const run_hook> global_hook() {
-  if (!global_hook_present().load(std::memory_order_acquire)) return nullptr;
-  std::lock_guard<std::mutex> lock(global_hook_mutex());
-  return global_hook_slot();
-}
+REDIS_TASKS_DECL std::shared_ptr<const run_hook> global_hook();
 
 }  // namespace detail
 
 /// Sets the process-wide hook, told of runs of every task that has no hook of its own
 /// (`task_options.on_run`). An empty function removes it.
-inline void set_global_run_hook(run_hook hook) {
-  std::shared_ptr<const run_hook> h;
-  if (hook) h = std::make_shared<const run_hook>(std::move(hook));
-  std::lock_guard<std::mutex> lock(detail::global_hook_mutex());
-  detail::global_hook_present().store(h != nullptr, std::memory_order_release);
-  detail::global_hook_slot() = std::move(h);
-}
+REDIS_TASKS_DECL void set_global_run_hook(run_hook hook);
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/observe.ipp"
+#endif

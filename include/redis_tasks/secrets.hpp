@@ -4,9 +4,7 @@
 
 #include "version.hpp"
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <iterator>
 #include <map>
@@ -33,12 +31,7 @@ class EnvSecretProvider : public SecretProvider {
  public:
   EnvSecretProvider() = default;
   /// The value of environment variable `name`, if set.
-  std::optional<std::string> get(std::string_view name) const override {
-    // getenv races only with setenv/putenv, which a program must not run while tasks connect.
-    const char* v = std::getenv(std::string(name).c_str());  // NOLINT(concurrency-mt-unsafe)
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  }
+  REDIS_TASKS_DECL std::optional<std::string> get(std::string_view name) const override;
 };
 
 /// Holds secrets in memory, for tests and for apps that fetch them from a vault themselves.
@@ -51,11 +44,7 @@ class MapSecretProvider : public SecretProvider {
   MapSecretProvider(std::initializer_list<std::pair<const std::string, std::string>> secrets)
       : secrets_(secrets) {}
   /// The stored secret called `name`, if any.
-  std::optional<std::string> get(std::string_view name) const override {
-    auto it = secrets_.find(std::string(name));
-    if (it == secrets_.end()) return std::nullopt;
-    return it->second;
-  }
+  REDIS_TASKS_DECL std::optional<std::string> get(std::string_view name) const override;
 
  private:
   std::map<std::string, std::string> secrets_;
@@ -69,23 +58,7 @@ class FileSecretProvider : public SecretProvider {
   explicit FileSecretProvider(std::filesystem::path folder) : folder_(std::move(folder)) {}
   /// The content of `folder/name`, or `std::nullopt` if there is no such regular file.
   /// Names that would leave the folder (containing `/` or equal to `.`/`..`) find nothing.
-  std::optional<std::string> get(std::string_view name) const override {
-    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos ||
-        name.find('\0') != std::string_view::npos) {
-      return std::nullopt;
-    }
-    const auto path = folder_ / std::string(name);
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!content.empty() && content.back() == '\n') {
-      content.pop_back();
-      if (!content.empty() && content.back() == '\r') content.pop_back();
-    }
-    return content;
-  }
+  REDIS_TASKS_DECL std::optional<std::string> get(std::string_view name) const override;
 
  private:
   std::filesystem::path folder_;
@@ -98,13 +71,7 @@ class ChainSecretProvider : public SecretProvider {
   explicit ChainSecretProvider(std::vector<std::shared_ptr<const SecretProvider>> providers)
       : providers_(std::move(providers)) {}
   /// The first provider's answer for `name`, if any provider has one.
-  std::optional<std::string> get(std::string_view name) const override {
-    for (const auto& p : providers_) {
-      if (!p) continue;
-      if (auto v = p->get(name)) return v;
-    }
-    return std::nullopt;
-  }
+  REDIS_TASKS_DECL std::optional<std::string> get(std::string_view name) const override;
 
  private:
   std::vector<std::shared_ptr<const SecretProvider>> providers_;
@@ -112,3 +79,7 @@ class ChainSecretProvider : public SecretProvider {
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/secrets.ipp"
+#endif

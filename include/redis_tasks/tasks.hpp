@@ -4,13 +4,10 @@
 
 #include "version.hpp"
 
-#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,40 +41,13 @@ inline namespace REDIS_TASKS_ABI {
 namespace detail {
 
 /// Expiry given as seconds or milliseconds, validated and as milliseconds.
-inline std::optional<std::chrono::milliseconds> expiry_of(
+REDIS_TASKS_DECL std::optional<std::chrono::milliseconds> expiry_of(
     const std::optional<std::chrono::seconds>& ex,
     const std::optional<std::chrono::milliseconds>& px, const std::string& label,
-    const char* where) {
-  if (ex && px) {
-    throw config_error(label + ": " + where +
-                       " gives both ex and px; they are one setting, give one");
-  }
-  if (ex) {
-    if (ex->count() <= 0) {
-      throw config_error(label + ": ex must be positive, got " + std::to_string(ex->count()) +
-                         " s");
-    }
-    if (ex->count() > 1'000'000'000'000LL) throw config_error(label + ": ex is too large");
-    return std::chrono::milliseconds(*ex);
-  }
-  if (px) {
-    if (px->count() <= 0) {
-      throw config_error(label + ": px must be positive, got " + std::to_string(px->count()) +
-                         " ms");
-    }
-    return *px;
-  }
-  return std::nullopt;
-}
+    const char* where);
 
-inline condition condition_of(bool nx, bool xx, const std::string& label, const char* where) {
-  if (nx && xx) {
-    throw config_error(label + ": " + where +
-                       " sets both nx and xx; they are one setting (only-if-absent or "
-                       "only-if-present), set one");
-  }
-  return nx ? condition::nx : (xx ? condition::xx : condition::none);
-}
+REDIS_TASKS_DECL condition condition_of(bool nx, bool xx, const std::string& label,
+                                        const char* where);
 
 /// Values that Redis cannot hold are refused before any I/O: NaN scores.
 template <class T>
@@ -939,3 +909,7 @@ class RedisExecute {
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/tasks.ipp"
+#endif

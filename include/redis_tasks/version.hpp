@@ -18,6 +18,15 @@
 /// silently mixing them (a one-definition-rule break). Users keep writing `redis_tasks::`.
 /// It changes with the minor version while the major version is 0, and is `v0_2_notls`
 /// without TLS, so the two builds do not mix either.
+// Compiled mode: define REDIS_TASKS_SEPARATE_COMPILATION for every translation unit and include
+// <redis_tasks/src.hpp> in exactly one of them; the headers then declare the library's
+// non-template functions, and that one file compiles their bodies.
+#ifdef REDIS_TASKS_SEPARATE_COMPILATION
+#define REDIS_TASKS_DECL
+#else
+#define REDIS_TASKS_DECL inline
+#endif
+
 #if REDIS_TASKS_TLS
 #define REDIS_TASKS_ABI v0_2
 #else

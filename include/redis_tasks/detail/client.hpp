@@ -40,44 +40,15 @@ struct route {
   /// A run about one key.
   route(const std::string& k) : route(std::string_view(k)) {}  // NOLINT
   /// A run about no key (on a cluster: any node).
-  static route none() {
-    route r{std::string_view()};
-    r.keyed = false;
-    return r;
-  }
+  REDIS_TASKS_DECL static route none();
   /// A run of `args`, routed by the keys the server says the command has.
-  static route for_command(const std::vector<std::string>& args) {
-    route r{std::string_view()};
-    r.keyed = false;
-    r.command = &args;
-    return r;
-  }
+  REDIS_TASKS_DECL static route for_command(const std::vector<std::string>& args);
 };
 
 /// Routes runs to connections.
 class client {
  public:
-  explicit client(endpoint_settings s) {
-    if (s.params.tls.enabled && !s.tls) s.tls = make_tls_context(s.params.tls, s.name());
-    const bool cluster = s.params.cluster.enabled;
-    const bool sentinel = !s.params.sentinel.sentinels.empty();
-    if (cluster && sentinel) {
-      throw config_error(
-          "cluster and sentinel settings are both given; a server set is one or "
-          "the other");
-    }
-    if (cluster) {
-      max_redirects_ = s.params.cluster.max_redirects;
-      cluster_ = shared_router<cluster_router>(s, "cluster");
-      endpoint_ = "cluster " + cluster_->name();
-    } else if (sentinel) {
-      sentinel_ = shared_router<sentinel_router>(s, "sentinel");
-      endpoint_ = sentinel_->name();
-    } else {
-      pool_ = pool_for(s);
-      endpoint_ = s.name();
-    }
-  }
+  REDIS_TASKS_DECL explicit client(endpoint_settings s);
 
   /// Calls `fn(connection&)` on a connection of the server that serves `r`, and returns what it
   /// returns; every wait (for a pooled connection, connecting, each reply, back-off pauses)
@@ -102,35 +73,17 @@ class client {
   /// outside the pool, made from the pool's settings): the server; behind Sentinel the master;
   /// on a Redis Cluster the node serving the slot of `r`'s key, or any node for a route with no
   /// key. Looks the master or the slot map up if needed, by `deadline`.
-  std::shared_ptr<connection_pool> server_for(const route& r, clock::time_point deadline) {
-    if (cluster_) {
-      return r.keyed ? cluster_->pool_for_slot(key_slot(r.key), deadline)
-                     : cluster_->any_pool(deadline);
-    }
-    if (sentinel_) return sentinel_->master_pool(deadline);
-    return pool_;
-  }
+  REDIS_TASKS_DECL std::shared_ptr<connection_pool> server_for(const route& r,
+                                                               clock::time_point deadline);
 
   /// A subscriber's connection to `pool`'s server failed or was refused: a cluster reloads its
   /// slot map, and a sentinel setup asks the sentinels for the master, before the next lookup.
-  void server_failed(const std::shared_ptr<connection_pool>& pool) {
-    if (cluster_) cluster_->mark_stale();
-    if (sentinel_) sentinel_->invalidate(pool);
-  }
+  REDIS_TASKS_DECL void server_failed(const std::shared_ptr<connection_pool>& pool);
 
   /// A subscriber's command was answered MOVED (`server_message`, e.g. "MOVED 3999
   /// 127.0.0.1:6381") by the node of `pool`: the slot map learns the new node. False when the
   /// message is no redirection.
-  bool redirected(const std::string& server_message, const connection_pool& pool) {
-    int slot = 0;
-    std::string node;
-    if (!cluster_ || server_message.compare(0, 6, "MOVED ") != 0 ||
-        !parse_redirect(server_message, slot, node, pool.settings().host)) {
-      return false;
-    }
-    cluster_->moved(slot, node);
-    return true;
-  }
+  REDIS_TASKS_DECL bool redirected(const std::string& server_message, const connection_pool& pool);
 
   /// Where an asynchronous run of a task with options `t` goes: through the multiplexer of a
   /// single server, so that no thread waits for its replies, when multiplexing is on and the
@@ -138,13 +91,8 @@ class client {
   /// `quiet`: only the library reads the run's replies (see connection::begin_async).
   /// `replayable`: running the run again makes the same requests (false when user code encodes
   /// them, which may not: it then runs on a thread).
-  async_route async_route_for(const task_options& t, bool quiet, bool replayable = true) const {
-    async_route r;
-    r.deadline = deadline_after(t.timeout);
-    r.quiet = quiet;
-    if (pool_ && t.max_retries == 0 && replayable) r.mux = pool_->mux();
-    return r;
-  }
+  REDIS_TASKS_DECL async_route async_route_for(const task_options& t, bool quiet,
+                                               bool replayable = true) const;
 
   /// True when every run goes to the same server, so a batch can share one pipeline (not on a
   /// Redis Cluster, where items go to the nodes of their slots).
@@ -177,155 +125,24 @@ class client {
     void operator()(connection& c) const { invoke(object, c); }
   };
 
-  void run_erased(const route& r, clock::time_point deadline, callback fn) {
-    if (cluster_) {
-      run_cluster(r, deadline, fn);
-    } else if (sentinel_) {
-      run_sentinel(deadline, fn);
-    } else {
-      run_on(*pool_, deadline, fn, false);
-    }
-  }
+  REDIS_TASKS_DECL void run_erased(const route& r, clock::time_point deadline, callback fn);
 
   // Runs fn on a connection of `pool`; sent once more on a new connection when nothing of the
   // request left (see not_sent_error). `asking`: prefix commands with ASKING (cluster ASK).
   // The pool bounds the connection by `deadline` while it is on loan. Returns true when a reply
   // said READONLY (read by `fn` as a result, e.g. a batch item's error): the server was demoted.
-  static bool run_on(connection_pool& pool, clock::time_point deadline, callback fn, bool asking) {
-    if (!asking && pool.mux() != nullptr) return run_multiplexed(*pool.mux(), deadline, fn);
-    for (int attempt = 0;; ++attempt) {
-      auto lease = pool.acquire(deadline);
-      try {
-        if (!asking) {
-          fn(*lease);
-          return lease->saw_readonly();
-        }
-        lease->set_asking(true);
-        struct reset {
-          connection& c;
-          ~reset() { c.set_asking(false); }
-        } guard{*lease};
-        fn(*lease);
-        return lease->saw_readonly();
-      } catch (const not_sent_error&) {
-        if (attempt >= 1) throw;
-      }
-    }
-  }
+  REDIS_TASKS_DECL static bool run_on(connection_pool& pool, clock::time_point deadline,
+                                      callback fn, bool asking);
 
   // As run_on, on a multiplexed connection: a request its shared connection failed to write
   // (not_sent_error) goes again on the next one. Each failure closes one shared connection, so
   // one more try than there are of them reaches a new one.
-  static bool run_multiplexed(multiplexer& mux, clock::time_point deadline, callback fn) {
-    if (async_context* a = current_async_context(); a != nullptr && a->mux == &mux) {
-      // An asynchronous run: on its own connection (in asynchronous mode, by its deadline).
-      for (std::size_t attempt = 0;; ++attempt) {
-        try {
-          fn(*a->conn);
-          return a->conn->saw_readonly();
-        } catch (const not_sent_error&) {
-          if (attempt >= mux.links_allowed()) throw;
-        }
-      }
-    }
-    for (std::size_t attempt = 0;; ++attempt) {
-      auto lease = mux.acquire(deadline);
-      try {
-        fn(*lease);
-        return lease->saw_readonly();
-      } catch (const not_sent_error&) {
-        if (attempt >= mux.links_allowed()) throw;
-      }
-    }
-  }
+  REDIS_TASKS_DECL static bool run_multiplexed(multiplexer& mux, clock::time_point deadline,
+                                               callback fn);
 
-  void run_cluster(const route& r, clock::time_point deadline, callback fn) {
-    const int slot = r.command ? cluster_->slot_of_command(*r.command, deadline)
-                               : (r.keyed ? key_slot(r.key) : -1);
-    std::string ask_node;
-    const int max_redirects = max_redirects_;
-    for (int redirects = 0, busy = 0;;) {
-      std::shared_ptr<connection_pool> pool = !ask_node.empty() ? cluster_->pool_for_node(ask_node)
-                                              : slot >= 0 ? cluster_->pool_for_slot(slot, deadline)
-                                                          : cluster_->any_pool(deadline);
-      try {
-        run_on(*pool, deadline, fn, !ask_node.empty());
-        return;
-      } catch (const reply_error& e) {
-        const std::string code = e.code();
-        int to_slot = 0;
-        std::string node;
-        if ((code == "MOVED" || code == "ASK") &&
-            parse_redirect(e.server_message(), to_slot, node, pool->settings().host)) {
-          if (++redirects > max_redirects) {
-            throw connection_error("cluster " + cluster_->name() + ": gave up after " +
-                                   std::to_string(max_redirects) +
-                                   " redirections (last: " + e.server_message() + ")");
-          }
-          if (code == "MOVED") {
-            cluster_->moved(to_slot, node);
-            ask_node.clear();
-          } else {
-            ask_node = node;
-          }
-          continue;
-        }
-        if (code == "TRYAGAIN") {  // keys of the slot are being migrated
-          // Back off, but never past the run's deadline: out of time, the run ends below.
-          if (++busy <= 20 && sleep_within(std::chrono::milliseconds(10 * busy), deadline)) {
-            continue;
-          }
-          // A multi-key request (e.g. the swap key of an nx/xx collection write) can get
-          // TRYAGAIN for the whole migration: a connection_error, so task retries cover it.
-          throw connection_error("cluster " + cluster_->name() + ": " +
-                                 (slot >= 0 ? "slot " + std::to_string(slot) : "a slot") +
-                                 " is being migrated (" + e.server_message() + ", " +
-                                 std::to_string(busy) +
-                                 " times in a row); task retries will try again");
-        }
-        if (code == "CLUSTERDOWN") {
-          cluster_->mark_stale();
-          throw connection_error("cluster " + cluster_->name() + " is down or failing over (" +
-                                 e.server_message() + "); task retries will try again");
-        }
-        throw;
-      } catch (const connection_error&) {
-        cluster_->mark_stale();  // the node may have failed; its replica takes over
-        throw;
-      }
-    }
-  }
+  REDIS_TASKS_DECL void run_cluster(const route& r, clock::time_point deadline, callback fn);
 
-  void run_sentinel(clock::time_point deadline, callback fn) {
-    for (int attempt = 0;; ++attempt) {
-      auto pool = sentinel_->master_pool(deadline);
-      try {
-        // A batch reads READONLY as an item's error: the next run asks the sentinels again.
-        if (run_on(*pool, deadline, fn, false)) sentinel_->invalidate(pool);
-        return;
-      } catch (const reply_error& e) {
-        // READONLY: this server was demoted; the write was refused, so it may go to the new
-        // master.
-        if (e.code() != "READONLY") throw;
-        sentinel_->invalidate(pool);
-        if (attempt >= 3 ||
-            !sleep_within(std::chrono::milliseconds(100 * (attempt + 1)), deadline)) {
-          throw;
-        }
-      } catch (const not_master_error&) {
-        // A new connection found a replica at the master's address (a failover demoted it):
-        // nothing of the run was sent, so it goes to the master the sentinels name now.
-        sentinel_->invalidate(pool);
-        if (attempt >= 3 ||
-            !sleep_within(std::chrono::milliseconds(100 * (attempt + 1)), deadline)) {
-          throw;
-        }
-      } catch (const connection_error&) {
-        sentinel_->invalidate(pool);
-        throw;
-      }
-    }
-  }
+  REDIS_TASKS_DECL void run_sentinel(clock::time_point deadline, callback fn);
 
   std::shared_ptr<connection_pool> pool_;
   std::shared_ptr<cluster_router> cluster_;
@@ -337,3 +154,7 @@ class client {
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/client.ipp"
+#endif

@@ -5,19 +5,14 @@
 #include "../version.hpp"
 
 #include <charconv>
-#include <cmath>
 #include <cstddef>
-#include <cstring>
 #include <deque>
 #include <limits>
 #include <list>
-#include <locale>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
@@ -37,30 +32,13 @@ namespace detail {
 enum class redis_kind { string, list, set, hash, zset };
 
 /// The name Redis's TYPE command uses for a kind.
-inline const char* kind_name(redis_kind k) {
-  switch (k) {
-    case redis_kind::string:
-      return "string";
-    case redis_kind::list:
-      return "list";
-    case redis_kind::set:
-      return "set";
-    case redis_kind::hash:
-      return "hash";
-    case redis_kind::zset:
-      return "zset";
-  }
-  return "unknown";
-}
+REDIS_TASKS_DECL const char* kind_name(redis_kind k);
 
 /// A key or other subject quoted for messages: printable, escaped, and cut at 80 bytes.
-inline std::string quote_for_message(std::string_view s) {
-  std::string out;
-  const bool cut = s.size() > 80;
-  append_quoted(out, cut ? s.substr(0, 80) : s);
-  if (cut) out.insert(out.size() - 1, "...");
-  return out;
-}
+REDIS_TASKS_DECL std::string quote_for_message(std::string_view s);
+
+/// `nlohmann::json::parse(text)`, compiled once rather than in every template that reads JSON.
+REDIS_TASKS_DECL nlohmann::json parse_json(std::string_view text);
 
 // ---- categories -----------------------------------------------------------------------------
 
@@ -381,11 +359,18 @@ std::string value_type_name() {
     return std::is_same_v<typename T::value_type, std::byte> ? "std::vector<std::byte>"
                                                              : "std::vector<std::uint8_t>";
   else if constexpr (c == category::list || c == category::set) {
-    return std::string(container_name<T>::value) + "<" + value_type_name<typename T::value_type>() +
-           ">";
+    // Appended in steps: gcc 12 warns (-Warray-bounds, a false positive) on `string(...) + ...`.
+    std::string name = container_name<T>::value;
+    name += '<';
+    name += value_type_name<typename T::value_type>();
+    name += '>';
+    return name;
   } else if constexpr (c == category::hash) {
-    return std::string(container_name<T>::value) + "<std::string, " +
-           value_type_name<typename T::mapped_type>() + ">";
+    std::string name = container_name<T>::value;
+    name += "<std::string, ";
+    name += value_type_name<typename T::mapped_type>();
+    name += '>';
+    return name;
   } else if constexpr (c == category::zset) {
     using E = decltype(std::declval<typename T::value_type>().member);
     return "redis_tasks::sorted_set<" + value_type_name<E>() + ">";
@@ -404,31 +389,12 @@ std::string value_type_name() {
 }
 
 /// A human name of a C++ category, for "expected …" in messages.
-inline const char* category_description(category c) {
-  switch (c) {
-    case category::string:
-      return "a string";
-    case category::number:
-      return "a string holding a number";
-    case category::bytes:
-      return "a string (its bytes)";
-    case category::list:
-      return "a list";
-    case category::set:
-      return "a set";
-    case category::hash:
-      return "a hash";
-    case category::zset:
-      return "a sorted set (zset)";
-    case category::json:
-      return "a string holding JSON";
-    case category::any:
-      return "any of string, list, set, hash, zset";
-    default:
-      return "a storable value";
-  }
-}
+REDIS_TASKS_DECL const char* category_description(category c);
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/codec.ipp"
+#endif

@@ -9,10 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <new>
 #include <set>
-
-#include <pthread.h>
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -26,39 +23,19 @@ class fork_safe_lock;
 class fork_registry {
  public:
   /// The registry (its handlers are installed the first time).
-  static fork_registry& instance() {
-    // Never destroyed (a fork may come during exit), and not on the heap: a plugin's copy
-    // lives in the plugin's own static storage and goes with it when it is unloaded (glibc
-    // unregisters its fork handlers then).
-    alignas(fork_registry) static unsigned char storage[sizeof(fork_registry)];
-    static fork_registry* r = [] {
-      auto* made = ::new (storage) fork_registry();
-      ::pthread_atfork(&prepare, &in_parent, &in_child);
-      return made;
-    }();
-    return *r;
-  }
+  REDIS_TASKS_DECL static fork_registry& instance();
 
   /// How many forks this process is removed from the one that loaded the library: 0 in the
   /// original process, +1 in each child. Cheaper than getpid() (a system call) on every run.
   static std::uint64_t generation() noexcept { return counter().load(std::memory_order_acquire); }
 
-  void add(fork_safe_lock* l) {
-    const std::lock_guard<std::mutex> g(mutex_);
-    locks_.insert(l);
-  }
-  void remove(fork_safe_lock* l) {
-    const std::lock_guard<std::mutex> g(mutex_);
-    locks_.erase(l);
-  }
+  REDIS_TASKS_DECL void add(fork_safe_lock* l);
+  REDIS_TASKS_DECL void remove(fork_safe_lock* l);
 
  private:
   fork_registry() = default;
 
-  static std::atomic<std::uint64_t>& counter() noexcept {
-    static std::atomic<std::uint64_t> c{0};
-    return c;
-  }
+  REDIS_TASKS_DECL static std::atomic<std::uint64_t>& counter() noexcept;
 
   static void prepare();
   static void in_parent();
@@ -89,14 +66,7 @@ class fork_safe_lock {
   friend class fork_registry;
   void before_fork() { mutex().lock(); }
   void after_fork_in_parent() { mutex().unlock(); }
-  void after_fork_in_child() {
-    // The mutex is held by this thread (prepare took it), so it is simply unlocked: building a
-    // new one over it would leave ThreadSanitizer believing it still locked. The condition
-    // variable may list waiters that do not exist here: start afresh rather than destroy it
-    // (destroying a condition variable with waiters blocks).
-    mutex().unlock();
-    ::new (&cv_) std::condition_variable();
-  }
+  REDIS_TASKS_DECL void after_fork_in_child();
 
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -127,3 +97,7 @@ inline void fork_registry::in_child() {
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/fork.ipp"
+#endif

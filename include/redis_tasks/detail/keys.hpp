@@ -15,24 +15,12 @@ namespace detail {
 /// only a key's first non-empty `{…}` part, so both keys then live in one slot, as a script or
 /// transaction over both needs. (A key holding a '}' but no hash tag cannot be wrapped; it is
 /// kept as it is, which on a standalone server does not matter.)
-inline std::string companion_key(std::string_view key, std::string_view suffix) {
-  const auto open = key.find('{');
-  const auto close = open == std::string_view::npos ? open : key.find('}', open + 1);
-  const bool has_tag = close != std::string_view::npos && close > open + 1;
-  std::string k;
-  k.reserve(key.size() + suffix.size() + 3);
-  if (has_tag || key.find('}') != std::string_view::npos) {
-    k += key;
-  } else {
-    k += '{';
-    k += key;
-    k += '}';
-  }
-  k += ':';
-  k += suffix;
-  return k;
-}
+REDIS_TASKS_DECL std::string companion_key(std::string_view key, std::string_view suffix);
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/keys.ipp"
+#endif

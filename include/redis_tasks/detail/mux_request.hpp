@@ -4,7 +4,6 @@
 
 #include "../version.hpp"
 
-#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -26,24 +25,7 @@ class mux_link;
 
 /// True for a command that changes or depends on the state of its connection (a transaction,
 /// the db, a subscription, a blocking wait, ...): it never goes on a shared connection.
-inline bool keeps_connection_state(std::string_view name) noexcept {
-  static constexpr std::string_view stateful[] = {
-      "MULTI",       "EXEC",         "DISCARD",      "WATCH",     "UNWATCH",    "SELECT",
-      "AUTH",        "HELLO",        "CLIENT",       "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
-      "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",   "SYNC",       "PSYNC",
-      "QUIT",        "RESET",        "ASKING",       "READONLY",  "READWRITE",  "BLPOP",
-      "BRPOP",       "BRPOPLPUSH",   "BLMOVE",       "BZPOPMIN",  "BZPOPMAX",   "BLMPOP",
-      "BZMPOP",      "WAIT",         "WAITAOF",      "DEBUG"};
-  if (name.size() > 12) return false;
-  char upper[12];
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char ch = name[i];
-    upper[i] = ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch;
-  }
-  const std::string_view n(upper, name.size());
-  return std::any_of(std::begin(stateful), std::end(stateful),
-                     [n](std::string_view s) { return s == n; });
-}
+REDIS_TASKS_DECL bool keeps_connection_state(std::string_view name) noexcept;
 
 /// One caller's request on a multiplexed connection: its encoded commands and their replies.
 /// Shared by the caller and the link it goes out on, so that a caller that leaves early (its
@@ -111,10 +93,7 @@ struct async_context {
 };
 
 /// The asynchronous run this thread is carrying out, or null.
-inline async_context*& current_async_context() noexcept {
-  thread_local async_context* current = nullptr;
-  return current;
-}
+REDIS_TASKS_DECL async_context*& current_async_context() noexcept;
 
 /// Where a multiplexed connection sends its requests.
 class mux_channel {
@@ -147,3 +126,7 @@ class mux_channel {
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/mux_request.ipp"
+#endif

@@ -3,7 +3,6 @@
 
 #include "../version.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <iterator>
@@ -13,8 +12,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <unistd.h>
 
 #include "connection.hpp"
 #include "deadline.hpp"
@@ -43,9 +40,7 @@ class connection_pool {
     lease& operator=(lease&&) = delete;
     lease(const lease&) = delete;
     lease& operator=(const lease&) = delete;
-    ~lease() {
-      if (conn_) pool_->give_back(std::move(conn_));
-    }
+    REDIS_TASKS_DECL ~lease();
     /// The connection.
     connection& operator*() const noexcept { return *conn_; }
     /// The connection.
@@ -56,16 +51,7 @@ class connection_pool {
     std::unique_ptr<connection> conn_;
   };
 
-  explicit connection_pool(endpoint_settings s)
-      : settings_(std::move(s)), owner_(fork_registry::generation()) {
-    if (settings_.params.multiplex.enabled) {
-      mux_ = std::make_unique<multiplexer>(settings_, [this](clock::time_point deadline) {
-        auto held = std::make_shared<lease>(acquire(deadline));
-        connection* c = &**held;
-        return pinned_connection{std::move(held), c};
-      });
-    }
-  }
+  REDIS_TASKS_DECL explicit connection_pool(endpoint_settings s);
   connection_pool(const connection_pool&) = delete;
   connection_pool& operator=(const connection_pool&) = delete;
 
@@ -73,84 +59,13 @@ class connection_pool {
   /// it is given back: an idle one that passed its checks, or a new one. Waits up to
   /// `pool_wait_timeout` when all `pool_size` connections are in use, and never past
   /// `run_deadline`.
-  lease acquire(clock::time_point run_deadline) {
-    const auto& p = settings_.params;
-    std::unique_lock<std::mutex> lock(lock_.mutex());
-    forget_parent_connections();
-    // One clock reading serves the wait deadline and the reuse checks. It is taken with the
-    // lock held, and again whenever time may have passed (a wait, a candidate that failed its
-    // checks), so that a connection never looks more recently used than it was.
-    auto now = clock::now();
-    const auto pool_deadline =
-        p.pool_wait_timeout.count() > 0 ? saturating_add(now, p.pool_wait_timeout) : no_deadline;
-    const auto deadline = earlier(pool_deadline, run_deadline);
-    for (;;) {
-      if (!idle_.empty()) {
-        std::unique_ptr<connection> c = std::move(idle_.back());
-        idle_.pop_back();
-        lock.unlock();
-        bool ready = false;
-        try {
-          ready = ready_for_reuse(*c, now, run_deadline);
-        } catch (...) {
-          c.reset();
-          lock.lock();
-          if (open_ > 0) --open_;
-          lock_.cv().notify_one();
-          throw;
-        }
-        if (ready) {
-          c->set_run_deadline(run_deadline);
-          return lease(this, std::move(c));
-        }
-        c.reset();
-        lock.lock();
-        if (open_ > 0) --open_;
-        now = clock::now();
-        continue;
-      }
-      if (open_ < p.pool_size) {
-        ++open_;
-        lock.unlock();
-        try {
-          auto c = std::make_unique<connection>(settings_, run_deadline);
-          c->set_run_deadline(run_deadline);
-          return lease(this, std::move(c));
-        } catch (...) {
-          lock.lock();
-          // A fork may have reset the count while the connection was being opened.
-          if (open_ > 0) --open_;
-          lock_.cv().notify_one();
-          throw;
-        }
-      }
-      const bool ready = wait_until(lock_.cv(), lock, deadline, [&] {
-        return !idle_.empty() || open_ < p.pool_size || owner_ != fork_registry::generation();
-      });
-      forget_parent_connections();
-      if (!ready) {
-        if (run_deadline < pool_deadline) {
-          throw timeout_error("the run took longer than task.timeout waiting for one of the " +
-                              std::to_string(p.pool_size) + " busy connections to " +
-                              settings_.name());
-        }
-        throw timeout_error("all " + std::to_string(p.pool_size) + " connections to " +
-                            settings_.name() + " stayed busy for pool_wait_timeout " +
-                            ms_text(p.pool_wait_timeout) +
-                            "; raise pool_size or pool_wait_timeout");
-      }
-      now = clock::now();
-    }
-  }
+  REDIS_TASKS_DECL lease acquire(clock::time_point run_deadline);
 
   /// A connection as `acquire` gives it, with no run deadline.
   lease acquire() { return acquire(no_deadline); }
 
   /// Connections currently open (idle or on loan).
-  std::size_t open_connections() const {
-    std::lock_guard<std::mutex> lock(lock_.mutex());
-    return open_;
-  }
+  REDIS_TASKS_DECL std::size_t open_connections() const;
 
   /// The multiplexer of this server, when `multiplex.enabled`; else null.
   multiplexer* mux() const noexcept { return mux_.get(); }
@@ -179,55 +94,15 @@ class connection_pool {
   // time between runs, so checking then is cheap.
   static constexpr std::chrono::microseconds recently_used{100};
 
-  bool ready_for_reuse(connection& c, clock::time_point now, clock::time_point run_deadline) const {
-    const auto idle_for = now - c.last_used();
-    if (idle_for < recently_used) return !c.broken();
-    if (!c.idle_and_intact()) return false;
-    const auto& hc = settings_.params.health_check_interval;
-    // Compared in milliseconds: the largest intervals (no check) must not overflow.
-    if (hc.count() > 0 && std::chrono::duration_cast<std::chrono::milliseconds>(idle_for) > hc) {
-      // The PING waits as any reply does (socket_timeout), and never past the run's deadline.
-      try {
-        c.set_run_deadline(run_deadline);
-        reply r = c.call({"PING"});
-        return !r.is_error();
-      } catch (const timeout_error&) {
-        // Out of the run's own time, the PING says nothing about the connection: the run ends
-        // here (this connection, its state now unknown, goes), and the other idle ones stay.
-        if (clock::now() >= run_deadline) throw;
-        return false;
-      } catch (const error&) {
-        return false;
-      }
-    }
-    return true;
-  }
+  REDIS_TASKS_DECL bool ready_for_reuse(connection& c, clock::time_point now,
+                                        clock::time_point run_deadline) const;
 
-  void give_back(std::unique_ptr<connection> c) {
-    std::lock_guard<std::mutex> lock(lock_.mutex());
-    if (c->owner() != owner_) {
-      // Opened before a fork that this process's pool has since forgotten: not counted.
-      c.reset();
-    } else if (c->broken()) {
-      --open_;
-      c.reset();
-    } else {
-      c->restore_timeout();
-      idle_.push_back(std::move(c));
-    }
-    lock_.cv().notify_one();
-  }
+  REDIS_TASKS_DECL void give_back(std::unique_ptr<connection> c);
 
   // In a child after fork(): the idle connections, and those that other threads of the parent
   // had on loan, are the parent's. Drops them (closing only this process's descriptors, with no
   // TLS close_notify) and starts counting afresh. Called with the lock held.
-  void forget_parent_connections() {
-    const std::uint64_t now = fork_registry::generation();
-    if (owner_ == now) return;
-    owner_ = now;
-    idle_.clear();  // each connection's destructor sees it is not its process's, and says nothing
-    open_ = 0;
-  }
+  REDIS_TASKS_DECL void forget_parent_connections();
 
   endpoint_settings settings_;
   // Held briefly (never across I/O), and kept usable across fork(): see fork_safe_lock.
@@ -275,12 +150,12 @@ class shared_registry {
 
 /// The pool for `s`: shared with every other task whose settings match (unless the task asked
 /// for a pool of its own). A pool lives as long as some task uses it.
-inline std::shared_ptr<connection_pool> pool_for(const endpoint_settings& s) {
-  if (!s.params.shared_pool) return std::make_shared<connection_pool>(s);
-  static shared_registry<connection_pool> registry;
-  return registry.get(s.pool_key(), [&] { return std::make_shared<connection_pool>(s); });
-}
+REDIS_TASKS_DECL std::shared_ptr<connection_pool> pool_for(const endpoint_settings& s);
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/pool.ipp"
+#endif

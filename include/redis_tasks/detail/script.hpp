@@ -36,9 +36,7 @@ class script {
 };
 
 /// True when `r` says the server does not have the script (EVALSHA's NOSCRIPT).
-inline bool is_noscript(const reply& r) {
-  return r.is_error() && r.str().compare(0, 8, "NOSCRIPT") == 0;
-}
+REDIS_TASKS_DECL bool is_noscript(const reply& r);
 
 /// Queues `s` with `keys` and `args` (containers of std::string_view): by EVALSHA, or with
 /// its text (EVAL) when `with_text`. The arguments are not copied and must outlive the next
@@ -60,11 +58,9 @@ void queue_script_of(connection& c, const script& s, bool with_text, const Keys&
 
 /// Queues `s` with `keys` and `args`: by EVALSHA, or with its text (EVAL) when `with_text`.
 /// The arguments are not copied and must outlive the next flush.
-inline void queue_script(connection& c, const script& s, bool with_text,
-                         std::initializer_list<std::string_view> keys,
-                         std::initializer_list<std::string_view> args) {
-  queue_script_of(c, s, with_text, keys, args);
-}
+REDIS_TASKS_DECL void queue_script(connection& c, const script& s, bool with_text,
+                                   std::initializer_list<std::string_view> keys,
+                                   std::initializer_list<std::string_view> args);
 
 /// Runs `s` and returns its reply: EVALSHA, then EVAL if the server did not have it. An error
 /// reply is thrown as a `reply_error` naming `what`, `subject` (quoted) and the endpoint, inside
@@ -89,12 +85,15 @@ reply call_script_of(connection& c, const script& s, std::string_view what,
 }
 
 /// Runs `s` (see `call_script_of`) with `keys` and `args`.
-inline reply call_script(connection& c, const script& s, std::string_view what,
-                         std::string_view subject, std::initializer_list<std::string_view> keys,
-                         std::initializer_list<std::string_view> args) {
-  return call_script_of(c, s, what, subject, keys, args);
-}
+REDIS_TASKS_DECL reply call_script(connection& c, const script& s, std::string_view what,
+                                   std::string_view subject,
+                                   std::initializer_list<std::string_view> keys,
+                                   std::initializer_list<std::string_view> args);
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/script.ipp"
+#endif

@@ -3,7 +3,6 @@
 
 #include "../version.hpp"
 
-#include <charconv>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,121 +23,23 @@ namespace detail {
 /// with ROLE, and keeps the master's pool until told the master is gone.
 class sentinel_router {
  public:
-  explicit sentinel_router(endpoint_settings base) : base_(std::move(base)) {
-    const auto& sp = base_.params.sentinel;
-    if (sp.master_name.empty()) {
-      throw config_error(
-          "sentinel mode needs sentinel.master_name (the name in `sentinel monitor`)");
-    }
-    for (const auto& s : sp.sentinels)
-      split_host_port(s, "sentinel address");
-    description_ =
-        "master '" + sp.master_name + "' of sentinels " + sp.sentinels.front() +
-        (sp.sentinels.size() > 1 ? " and " + std::to_string(sp.sentinels.size() - 1) + " more"
-                                 : std::string());
-  }
+  REDIS_TASKS_DECL explicit sentinel_router(endpoint_settings base);
 
   /// The current master's pool, looking the master up if it is not known, by `deadline`. One
   /// thread looks it up at a time; the others wait for it, each no longer than its own deadline
   /// (no lock is held across the lookup's network I/O).
-  std::shared_ptr<connection_pool> master_pool(clock::time_point deadline) {
-    for (;;) {
-      {
-        const std::lock_guard<std::mutex> lock(lock_.mutex());
-        if (master_) return master_;
-      }
-      lookup_.run(deadline, "the lookup of the " + description_, [&] {
-        {
-          const std::lock_guard<std::mutex> lock(lock_.mutex());
-          if (master_) return;
-        }
-        auto pool = resolve(deadline);
-        const std::lock_guard<std::mutex> lock(lock_.mutex());
-        master_ = std::move(pool);
-      });
-    }
-  }
+  REDIS_TASKS_DECL std::shared_ptr<connection_pool> master_pool(clock::time_point deadline);
 
   /// The master answered READONLY, the connection broke or a new one found a replica: look it
   /// up again next time.
-  void invalidate(const std::shared_ptr<connection_pool>& seen) {
-    std::shared_ptr<connection_pool> old;  // let go of after the lock
-    const std::lock_guard<std::mutex> lock(lock_.mutex());
-    if (master_ == seen) old = std::move(master_);
-  }
+  REDIS_TASKS_DECL void invalidate(const std::shared_ptr<connection_pool>& seen);
 
   /// "master 'name' of sentinels host:port …", for messages.
   const std::string& name() const noexcept { return description_; }
 
  private:
   // Asks each sentinel in turn, until one names a master that says it is one.
-  std::shared_ptr<connection_pool> resolve(clock::time_point deadline) {
-    const auto& sp = base_.params.sentinel;
-    std::string why;
-    bool auth_failed = false;
-    for (const auto& address : sp.sentinels) {
-      auto [host, port] = split_host_port(address, "sentinel address");
-      endpoint_settings ss = base_;
-      ss.host = host;
-      ss.port = port;
-      ss.db = 0;
-      ss.password_secret = sp.password_secret;
-      ss.params.username = sp.username;
-      ss.params.unix_socket.clear();
-      auth_failed = false;  // the error says what the last sentinel's answer was
-      bool asking_sentinel = true;
-      try {
-        connection sentinel(ss, deadline);
-        sentinel.set_run_deadline(deadline);
-        reply r = sentinel.call({"SENTINEL", "get-master-addr-by-name", sp.master_name});
-        if (r.is_error()) {
-          why = address + " said " + r.str();
-          continue;
-        }
-        if (r.elements().size() != 2) {
-          why = address + " knows no master named '" + sp.master_name + "'";
-          continue;
-        }
-        endpoint_settings ms = base_;
-        ms.host = r.elements()[0].str();
-        const std::string port = r.elements()[1].str();
-        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), ms.port);
-        if (ec != std::errc() || ptr != port.data() + port.size() || ms.port < 1 ||
-            ms.port > 65535 || ms.host.empty()) {
-          why = address + " named a master at an address that is not host:port";
-          continue;
-        }
-        // Every new connection of the pool checks ROLE in its handshake: after a failover the
-        // old master's clients are killed, and a reconnect to its address must not go on
-        // against what is now a replica (not_master_error sends the run back here).
-        ms.require_master = true;
-        asking_sentinel = false;
-        auto pool = pool_for(ms);
-        // A sentinel may still name the old master for a moment after a failover: believe the
-        // server's own ROLE (asked again here, since the lease may be an idle connection).
-        auto lease = pool->acquire(deadline);
-        reply role = lease->call({"ROLE"});
-        if (!role.is_error() && !role.elements().empty() && role.elements()[0].str() == "master") {
-          return pool;
-        }
-        why = address + " named " + ms.name() + ", which is not a master (yet)";
-      } catch (const connection_error& e) {
-        why = e.what();
-      } catch (const auth_error& e) {
-        // This sentinel (or the master it named) refused our credentials: another may not.
-        why = e.what();
-        if (asking_sentinel) {
-          why += " (the sentinels' own password is the secret named by sentinel.password_secret)";
-        }
-        auth_failed = true;
-      } catch (const reply_error& e) {
-        why = address + ": " + e.what();
-      }
-      if (clock::now() >= deadline) break;  // out of time: the sentinels left get no try
-    }
-    if (auth_failed) throw auth_error("cannot find the " + description_ + ": " + why);
-    throw connection_error("cannot find the " + description_ + ": " + why);
-  }
+  REDIS_TASKS_DECL std::shared_ptr<connection_pool> resolve(clock::time_point deadline);
 
   endpoint_settings base_;
   std::string description_;
@@ -150,3 +51,7 @@ class sentinel_router {
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/sentinel.ipp"
+#endif

@@ -20,13 +20,7 @@ namespace detail {
 
 /// Throws `config_error` when a task's state is gone because the task was moved from (`state`
 /// is its client or context): a clear error instead of a null pointer. `kind` is the class.
-inline void check_live(const void* state, const char* kind) {
-  if (state == nullptr) {
-    throw config_error(std::string(kind) +
-                       ": this task was moved from and has no settings left; run the task it "
-                       "was moved to, or build a new one");
-  }
-}
+REDIS_TASKS_DECL void check_live(const void* state, const char* kind);
 
 /// The client a task runs on: its handle's, or one for its own connection fields.
 /// A config with a `connection` may not also set connection fields of its own: they would be
@@ -62,3 +56,7 @@ std::shared_ptr<client> client_for(const Config& c, const std::string& label) {
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/task_client.ipp"
+#endif
