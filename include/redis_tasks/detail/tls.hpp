@@ -19,10 +19,8 @@
 #include "socket.hpp"
 
 #if REDIS_TASKS_TLS
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+// The type names only: the functions are declared where they are called (impl/tls.ipp).
+#include <openssl/ossl_typ.h>
 #endif
 
 namespace redis_tasks {
@@ -41,7 +39,7 @@ class tls_context {
   REDIS_TASKS_DECL explicit tls_context(const tls_params& p);
   tls_context(const tls_context&) = delete;
   tls_context& operator=(const tls_context&) = delete;
-  ~tls_context() { SSL_CTX_free(ctx_); }
+  REDIS_TASKS_DECL ~tls_context();
 
   SSL_CTX* get() const noexcept { return ctx_; }
   const tls_params& params() const noexcept { return params_; }
@@ -54,16 +52,6 @@ class tls_context {
   tls_params params_;
   SSL_CTX* ctx_ = nullptr;
 };
-
-// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE on a closed connection and
-// would kill the application. This BIO is the socket BIO with send(MSG_NOSIGNAL) instead.
-REDIS_TASKS_DECL int nosigpipe_write(BIO* b, const char* data, int len);
-
-REDIS_TASKS_DECL int nosigpipe_read(BIO* b, char* out, int len);
-
-REDIS_TASKS_DECL int nosigpipe_puts(BIO* b, const char* s);
-
-REDIS_TASKS_DECL BIO_METHOD* nosigpipe_socket_method();
 
 REDIS_TASKS_DECL bool is_ip_address(const std::string& host);
 
@@ -81,7 +69,7 @@ class tls_stream : public stream {
   REDIS_TASKS_DECL ~tls_stream() override;
 
   int native_handle() const noexcept override { return fd_.get(); }
-  bool has_buffered() noexcept override { return SSL_has_pending(ssl_) != 0; }
+  REDIS_TASKS_DECL bool has_buffered() noexcept override;
 
   REDIS_TASKS_DECL std::size_t read_some(char* buf, std::size_t n,
                                          clock::time_point deadline) override;

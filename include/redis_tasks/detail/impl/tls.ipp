@@ -12,6 +12,13 @@
 #include <cerrno>
 #include <cstring>
 
+#if REDIS_TASKS_TLS
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
@@ -29,6 +36,10 @@ REDIS_TASKS_DECL std::string openssl_error_text() {
     }
   }
   return text;
+}
+
+REDIS_TASKS_DECL tls_context::~tls_context() {
+  SSL_CTX_free(ctx_);
 }
 
 REDIS_TASKS_DECL tls_context::tls_context(const tls_params& p) : params_(p) {
@@ -94,6 +105,8 @@ REDIS_TASKS_DECL void tls_context::fail(const std::string& what) {
   throw config_error("TLS: " + what + (why.empty() ? "" : " (" + why + ")"));
 }
 
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE on a closed connection and
+// would kill the application. This BIO is the socket BIO with send(MSG_NOSIGNAL) instead.
 REDIS_TASKS_DECL int nosigpipe_write(BIO* b, const char* data, int len) {
   int fd = -1;
   BIO_get_fd(b, &fd);
@@ -212,6 +225,10 @@ REDIS_TASKS_DECL tls_stream::tls_stream(unique_fd fd, const tls_context& ctx,
                           "; is the server speaking TLS on that port?" + bound.hint);
     }
   }
+}
+
+REDIS_TASKS_DECL bool tls_stream::has_buffered() noexcept {
+  return SSL_has_pending(ssl_) != 0;
 }
 
 REDIS_TASKS_DECL tls_stream::~tls_stream() {
