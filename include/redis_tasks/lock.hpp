@@ -84,7 +84,8 @@ struct lock_overrides {
 
 /// A lock with an expiry and a fencing token: at most one holder at a time, and a holder that
 /// dies frees it after `ttl` with no help. `run()` returns a `lease` (released when it goes),
-/// or std::nullopt when the lock was not acquired within `wait`.
+/// or std::nullopt when the lock was not acquired within `wait` (or, when `task.timeout` ends
+/// first, by 150 ms before it).
 ///
 /// Failover caveat: Redis replicates asynchronously, so a master that fails right after
 /// granting the lock may leave a replica that never saw it, and the promoted replica can grant

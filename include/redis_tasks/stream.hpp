@@ -502,10 +502,7 @@ class RedisStreamConsumer {
         if (block && out.messages.empty() && out.deleted.empty() && !more_to_claim()) {
           wait = block;
           if (deadline != detail::no_deadline) {
-            // Redis ends a block at its next timer tick, up to 1000/hz ms late (100 ms at the
-            // default hz 10), and the reply still has to come back: a block that ends closer
-            // to the deadline than this can end after it, in a timeout_error.
-            const auto until = deadline - std::chrono::milliseconds(150);
+            const auto until = deadline - detail::server_block_margin;
             const auto now = detail::clock::now();
             if (until <= now) {
               wait.reset();

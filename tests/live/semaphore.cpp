@@ -307,6 +307,27 @@ TEST_CASE("semaphore: release frees a place at once and only once and never anot
   CHECK(fresh->release());
 }
 
+TEST_CASE("semaphore: a wait that outlasts task.timeout ends with std::nullopt, not a timeout") {
+  // As for locks: Redis may end the waiter's BLPOP up to 100 ms late, so the wait must end
+  // early enough for the run to say "none free" before its deadline. Five runs.
+  redis_process server;
+  const std::string key = test_support::unique_key("sem:deadline");
+  const RedisSemaphore sem(semaphore_config(server.port(), key, 1, 60s));
+  auto held = sem.run();
+  REQUIRE(held);
+
+  auto wc = semaphore_config(server.port(), key, 1, 60s);
+  wc.wait = 30s;
+  wc.task.timeout = 500ms;
+  const RedisSemaphore waiting(wc);
+  for (int i = 0; i < 5; ++i) {
+    std::optional<lease> got;
+    REQUIRE_NOTHROW(got = waiting.run());
+    CHECK_FALSE(got);
+  }
+  CHECK(held->held());
+}
+
 TEST_CASE("semaphore: extend moves the expiry and auto_renew keeps a permit past its ttl") {
   redis_process server;
   const std::string key = test_support::unique_key("sem:extend");

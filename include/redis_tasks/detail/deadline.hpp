@@ -20,6 +20,12 @@ using clock = std::chrono::steady_clock;
 /// "No deadline": a wait with it never ends by time.
 inline constexpr clock::time_point no_deadline = clock::time_point::max();
 
+/// How long before a run's deadline a server-side block (BLPOP, XREADGROUP BLOCK) must end.
+/// Redis ends a block at its next timer tick, up to 1000/hz ms late (100 ms at the default hz
+/// 10), and the reply still has to come back: a block that ends closer to the deadline can end
+/// after it, in a timeout_error instead of the run's "nothing came" answer.
+inline constexpr std::chrono::milliseconds server_block_margin{150};
+
 /// `from + d`, saturating: a duration too large to add (e.g. `milliseconds::max()`) gives
 /// `no_deadline` instead of overflowing.
 template <class Rep, class Period>

@@ -232,8 +232,15 @@ REDIS_TASKS_DECL std::optional<lease> acquire_lease(const std::shared_ptr<const 
       const auto now = clock::now();
       if (now >= wait_end) return std::optional<acquired>();
       if (!waiting) continue;  // try once more with the waiters flag set, then wait
+      // A wait that outlasts task.timeout ends with "not acquired" just before the run's
+      // deadline, not in a timeout_error from a BLPOP the server ended late.
+      auto end = wait_end;
+      if (deadline != no_deadline) {
+        end = std::min(end, deadline - server_block_margin);
+        if (now >= end) return std::optional<acquired>();
+      }
       auto step = std::min<std::chrono::milliseconds>(
-          std::chrono::ceil<std::chrono::milliseconds>(wait_end - now), longest_wait_step);
+          std::chrono::ceil<std::chrono::milliseconds>(end - now), longest_wait_step);
       // The current holder's expiry frees it without a release: try again then.
       if (outcome.token_or_wait >= 0) {
         step = std::min(step, std::chrono::milliseconds(outcome.token_or_wait + 1));
