@@ -13,22 +13,31 @@
 #define REDIS_TASKS_TLS 1
 #endif
 
-/// The inline namespace every name of the library lives in, `redis_tasks::v0_2`: code built
-/// against two versions of these headers in one program links two sets of names instead of
-/// silently mixing them (a one-definition-rule break). Users keep writing `redis_tasks::`.
-/// It changes with the minor version while the major version is 0, and is `v0_2_notls`
-/// without TLS, so the two builds do not mix either.
-// Compiled mode: define REDIS_TASKS_SEPARATE_COMPILATION for every translation unit and include
-// <redis_tasks/src.hpp> in exactly one of them; the headers then declare the library's
-// non-template functions, and that one file compiles their bodies.
+/// Compiled mode: define REDIS_TASKS_SEPARATE_COMPILATION for every translation unit of the
+/// program and include <redis_tasks/src.hpp> in exactly one; the headers then only declare the
+/// library's non-template functions, and that one file compiles their bodies. Every declaration
+/// and body says REDIS_TASKS_DECL: `inline` header-only, nothing in compiled mode (define it
+/// yourself first to add, say, a visibility attribute).
+#ifndef REDIS_TASKS_DECL
 #ifdef REDIS_TASKS_SEPARATE_COMPILATION
 #define REDIS_TASKS_DECL
 #else
 #define REDIS_TASKS_DECL inline
 #endif
+#endif
 
-#if REDIS_TASKS_TLS
+/// The inline namespace every name of the library lives in, `redis_tasks::v0_2`: code built
+/// against two versions of these headers in one program links two sets of names instead of
+/// silently mixing them (a one-definition-rule break). Users keep writing `redis_tasks::`.
+/// It changes with the minor version while the major version is 0, and is `v0_2_notls`
+/// without TLS and `v0_2_sc` (`v0_2_notls_sc`) in compiled mode, so those builds do not mix
+/// either.
+#if REDIS_TASKS_TLS && defined(REDIS_TASKS_SEPARATE_COMPILATION)
+#define REDIS_TASKS_ABI v0_2_sc
+#elif REDIS_TASKS_TLS
 #define REDIS_TASKS_ABI v0_2
+#elif defined(REDIS_TASKS_SEPARATE_COMPILATION)
+#define REDIS_TASKS_ABI v0_2_notls_sc
 #else
 #define REDIS_TASKS_ABI v0_2_notls
 #endif
