@@ -4,6 +4,7 @@
 
 #include "version.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>

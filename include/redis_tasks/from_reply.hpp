@@ -4,7 +4,9 @@
 #include "version.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>

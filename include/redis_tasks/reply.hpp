@@ -4,6 +4,7 @@
 
 #include "version.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>

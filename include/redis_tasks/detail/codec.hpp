@@ -5,14 +5,19 @@
 #include "../version.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <list>
+#include <locale>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <unordered_map>
 #include <unordered_set>

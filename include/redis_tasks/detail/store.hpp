@@ -5,6 +5,7 @@
 #include "../version.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <optional>

@@ -107,6 +107,13 @@ REDIS_TASKS_DECL void tls_context::fail(const std::string& what) {
 
 // OpenSSL's socket BIO writes with write(2), which raises SIGPIPE on a closed connection and
 // would kill the application. This BIO is the socket BIO with send(MSG_NOSIGNAL) instead.
+// Declared here, where OpenSSL's BIO types are known, before their bodies (for builds with
+// -Wmissing-declarations).
+REDIS_TASKS_DECL int nosigpipe_write(BIO* b, const char* data, int len);
+REDIS_TASKS_DECL int nosigpipe_read(BIO* b, char* out, int len);
+REDIS_TASKS_DECL int nosigpipe_puts(BIO* b, const char* s);
+REDIS_TASKS_DECL BIO_METHOD* nosigpipe_socket_method();
+
 REDIS_TASKS_DECL int nosigpipe_write(BIO* b, const char* data, int len) {
   int fd = -1;
   BIO_get_fd(b, &fd);
