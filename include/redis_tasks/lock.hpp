@@ -85,7 +85,7 @@ struct lock_overrides {
 /// A lock with an expiry and a fencing token: at most one holder at a time, and a holder that
 /// dies frees it after `ttl` with no help. `run()` returns a `lease` (released when it goes),
 /// or std::nullopt when the lock was not acquired within `wait` (or, when `task.timeout` ends
-/// first, by 150 ms before it).
+/// first, by its last try, 50 ms before the run's deadline).
 ///
 /// Failover caveat: Redis replicates asynchronously, so a master that fails right after
 /// granting the lock may leave a replica that never saw it, and the promoted replica can grant

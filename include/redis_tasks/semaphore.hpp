@@ -84,7 +84,8 @@ struct semaphore_overrides {
 /// A concurrency limit: at most `limit` permits live at once, across processes. A crashed
 /// holder's permit frees itself after `ttl` (by the server's clock) with no help. `run()`
 /// returns a `lease` (the permit, released when it goes), or std::nullopt when none was free
-/// within `wait` (or, when `task.timeout` ends first, by 150 ms before it).
+/// within `wait` (or, when `task.timeout` ends first, by its last try, 50 ms before the
+/// run's deadline).
 class RedisSemaphore : public detail::lease_task<semaphore_config, semaphore_overrides> {
  public:
   /// The task's settings (see `semaphore_config`).

@@ -603,9 +603,9 @@ TEST_CASE("a waiting acquirer is woken by the release, long before the holder's 
 }
 
 TEST_CASE("a wait that outlasts task.timeout ends with std::nullopt, not a timeout_error") {
-  // Redis ends a BLPOP at its next timer tick, up to 100 ms late: the waiter must stop blocking
-  // early enough for its run to end with "not acquired" before the deadline. Five runs, since a
-  // run only ends in a timeout when a block happens to end late.
+  // Redis ends a BLPOP at its next timer tick, up to 100 ms late: near the run's deadline the
+  // waiter must stop blocking on the server, so that the run ends with "not acquired" before
+  // the deadline. Five runs, each waiting until shortly before its deadline.
   redis_process server;
   const std::string key = unique_key("lock:deadline");
   auto c = lock_config(server.port(), key);
@@ -621,8 +621,11 @@ TEST_CASE("a wait that outlasts task.timeout ends with std::nullopt, not a timeo
   const RedisLock waiting(wc);
   for (int i = 0; i < 5; ++i) {
     std::optional<lease> got;
+    const auto start = steady::now();
     REQUIRE_NOTHROW(got = waiting.run());
     CHECK_FALSE(got);
+    // It waited: its last try is 50 ms before the run's deadline, not at the start.
+    CHECK(steady::now() - start >= 400ms);
   }
   CHECK(held->held());
 }

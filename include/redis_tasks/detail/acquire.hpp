@@ -67,6 +67,12 @@ struct acquire_request {
 /// it at once): short, so that waiters cannot keep the pool from holders' renewals for long.
 inline constexpr std::chrono::milliseconds longest_wait_step{250};
 
+/// How long before a run's deadline (task.timeout) a waiter makes its last try.
+inline constexpr std::chrono::milliseconds last_try_margin{50};
+
+/// The pause between tries of a waiter too close to its run's deadline for a server-side wait.
+inline constexpr std::chrono::milliseconds near_deadline_step{25};
+
 /// "0.250": a BLPOP timeout in seconds.
 REDIS_TASKS_DECL std::string seconds_text(std::chrono::milliseconds ms);
 

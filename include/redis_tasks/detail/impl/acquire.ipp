@@ -232,12 +232,24 @@ REDIS_TASKS_DECL std::optional<lease> acquire_lease(const std::shared_ptr<const 
       const auto now = clock::now();
       if (now >= wait_end) return std::optional<acquired>();
       if (!waiting) continue;  // try once more with the waiters flag set, then wait
-      // A wait that outlasts task.timeout ends with "not acquired" just before the run's
-      // deadline, not in a timeout_error from a BLPOP the server ended late.
+      // Close to the run's deadline (task.timeout) a BLPOP could end after it, since Redis ends
+      // a block at its next timer tick, up to 100 ms late: there the waiter pauses on its own
+      // clock between tries, and a wait that outlasts the run ends with "not acquired" shortly
+      // before its deadline rather than in a timeout_error.
       auto end = wait_end;
       if (deadline != no_deadline) {
+        const auto last_try = std::min(wait_end, deadline - last_try_margin);
+        if (now >= last_try) return std::optional<acquired>();
+        if (now >= deadline - server_block_margin) {
+          auto pause = std::min<std::chrono::milliseconds>(
+              std::chrono::ceil<std::chrono::milliseconds>(last_try - now), near_deadline_step);
+          if (outcome.token_or_wait >= 0) {
+            pause = std::min(pause, std::chrono::milliseconds(outcome.token_or_wait + 1));
+          }
+          (void)sleep_within(pause, deadline);
+          continue;
+        }
         end = std::min(end, deadline - server_block_margin);
-        if (now >= end) return std::optional<acquired>();
       }
       auto step = std::min<std::chrono::milliseconds>(
           std::chrono::ceil<std::chrono::milliseconds>(end - now), longest_wait_step);
