@@ -4,7 +4,6 @@
 
 #include "version.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -140,7 +139,7 @@ struct connection_params {
   /// 0 to 1e9: they are rounded to the nearest millisecond, but a positive value under 1 ms becomes
   /// 1 ms, never 0 ("no limit"). Throws `config_error` on an unknown name (listing the accepted
   /// ones), a wrong type or an out-of-range number.
-  static connection_params from_json(const nlohmann::json& j);
+  REDIS_TASKS_DECL static connection_params from_json(const nlohmann::json& j);
 };
 
 /// Settings of the task itself, as Prefect's Task base took them.
@@ -214,34 +213,9 @@ REDIS_TASKS_DECL const std::vector<param_rule>& param_rules();
 /// The accepted names, comma-separated, in the table's order.
 REDIS_TASKS_DECL std::string accepted_param_names();
 
-inline void apply_params(connection_params& p, const nlohmann::json& j);
-}  // namespace detail
-
-inline connection_params connection_params::from_json(const nlohmann::json& j) {
-  connection_params p;
-  detail::apply_params(p, j);
-  return p;
-}
-
 /// Sets the fields named in `j` (redis-py names, as `from_json` takes them) and keeps the rest.
-inline void detail::apply_params(connection_params& p, const nlohmann::json& j) {
-  if (j.is_null()) return;
-  if (!j.is_object()) {
-    throw config_error(std::string("redis_connection_params must be a JSON object, got ") +
-                       j.type_name());
-  }
-  const auto& rules = param_rules();
-  for (const auto& item : j.items()) {
-    const std::string& name = item.key();
-    const auto rule = std::find_if(rules.begin(), rules.end(),
-                                   [&](const param_rule& r) { return name == r.name; });
-    if (rule == rules.end()) {
-      throw config_error("redis_connection_params: unknown parameter `" + name +
-                         "`; accepted: " + accepted_param_names());
-    }
-    rule->apply(p, name, item.value());
-  }
-}
+REDIS_TASKS_DECL void apply_params(connection_params& p, const nlohmann::json& j);
+}  // namespace detail
 
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

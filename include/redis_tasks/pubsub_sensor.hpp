@@ -71,9 +71,7 @@ struct pubsub_sensor_config {
                                           const nlohmann::json& v, const detail::json_fields& f);
   /// Loads a config from JSON (durations in seconds); a wrong name or type is a
   /// `config_error` naming the field.
-  friend void from_json(const nlohmann::json& j, pubsub_sensor_config& c) {
-    detail::load_config(j, c, "config", "RedisPubSubSensor");
-  }
+  friend REDIS_TASKS_DECL void from_json(const nlohmann::json& j, pubsub_sensor_config& c);
 };
 
 /// A RedisPubSubSensor run's settings; a given field wins over the config's.

@@ -74,9 +74,7 @@ struct rate_limit_config {
                                           const nlohmann::json& v, const detail::json_fields& f);
   /// Loads a config from JSON (durations in seconds); a wrong name or type is a
   /// `config_error` naming the field.
-  friend void from_json(const nlohmann::json& j, rate_limit_config& c) {
-    detail::load_config(j, c, "config", "RedisRateLimit");
-  }
+  friend REDIS_TASKS_DECL void from_json(const nlohmann::json& j, rate_limit_config& c);
 };
 
 /// A RedisRateLimit run's settings; a given field wins over the config's.

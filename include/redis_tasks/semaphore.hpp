@@ -68,9 +68,7 @@ struct semaphore_config {
                                           const nlohmann::json& v, const detail::json_fields& f);
   /// Loads a config from JSON (durations in seconds); a wrong name or type is a
   /// `config_error` naming the field.
-  friend void from_json(const nlohmann::json& j, semaphore_config& c) {
-    detail::load_config(j, c, "config", "RedisSemaphore");
-  }
+  friend REDIS_TASKS_DECL void from_json(const nlohmann::json& j, semaphore_config& c);
 };
 
 /// A RedisSemaphore run's settings; a given field wins over the config's.

@@ -191,5 +191,30 @@ REDIS_TASKS_DECL std::string accepted_param_names() {
 }
 
 }  // namespace detail
+REDIS_TASKS_DECL connection_params connection_params::from_json(const nlohmann::json& j) {
+  connection_params p;
+  detail::apply_params(p, j);
+  return p;
+}
+
+REDIS_TASKS_DECL void detail::apply_params(connection_params& p, const nlohmann::json& j) {
+  if (j.is_null()) return;
+  if (!j.is_object()) {
+    throw config_error(std::string("redis_connection_params must be a JSON object, got ") +
+                       j.type_name());
+  }
+  const auto& rules = param_rules();
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();
+    const auto rule = std::find_if(rules.begin(), rules.end(),
+                                   [&](const param_rule& r) { return name == r.name; });
+    if (rule == rules.end()) {
+      throw config_error("redis_connection_params: unknown parameter `" + name +
+                         "`; accepted: " + accepted_param_names());
+    }
+    rule->apply(p, name, item.value());
+  }
+}
+
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

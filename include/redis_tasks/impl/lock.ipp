@@ -83,5 +83,9 @@ REDIS_TASKS_DECL RedisLock::RedisLock(config cfg)
   start(spec, detail::lock_scripts());
 }
 
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, lock_config& c) {
+  detail::load_config(j, c, "config", "RedisLock");
+}
+
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

@@ -172,5 +172,9 @@ REDIS_TASKS_DECL void RedisPubSubSensor::check_timeout(std::chrono::milliseconds
   }
 }
 
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, pubsub_sensor_config& c) {
+  detail::load_config(j, c, "config", "RedisPubSubSensor");
+}
+
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

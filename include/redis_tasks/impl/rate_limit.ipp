@@ -152,5 +152,9 @@ REDIS_TASKS_DECL void RedisRateLimit::check_wait(std::chrono::milliseconds wait)
   }
 }
 
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, rate_limit_config& c) {
+  detail::load_config(j, c, "config", "RedisRateLimit");
+}
+
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks

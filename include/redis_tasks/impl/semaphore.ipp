@@ -95,5 +95,9 @@ REDIS_TASKS_DECL RedisSemaphore::RedisSemaphore(config cfg)
   start(spec, scripts);
 }
 
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, semaphore_config& c) {
+  detail::load_config(j, c, "config", "RedisSemaphore");
+}
+
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
