@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <sys/uio.h>  // iovec
+
 #include "../connection.hpp"
 #include "../errors.hpp"
 #include "../reply.hpp"

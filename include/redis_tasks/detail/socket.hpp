@@ -7,20 +7,14 @@
 #include "../version.hpp"
 
 #include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <map>
-#include <memory>
-#include <mutex>
+#include <cstddef>
 #include <string>
 #include <string_view>
-#include <thread>
 
-#include <netdb.h>
+#include <sys/uio.h>  // iovec
 
 #include "../errors.hpp"
 #include "deadline.hpp"
-#include "fork.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -60,57 +54,11 @@ REDIS_TASKS_DECL void set_io_timeout(int fd, std::chrono::microseconds t);
 
 REDIS_TASKS_DECL void set_blocking(int fd, bool blocking);
 
-/// Connects a non-blocking socket to `addr`, waiting until `deadline`; returns 0 or an errno
-/// (ETIMEDOUT when the deadline passed).
-REDIS_TASKS_DECL int connect_with_deadline(int fd, const sockaddr* addr, socklen_t len,
-                                           clock::time_point deadline);
-
 /// Options for opening a socket.
 struct socket_options {
   bool keepalive = true;                        ///< TCP keepalive probes
   std::chrono::seconds keepalive_interval{15};  ///< idle time and probe interval
 };
-
-/// One name lookup, shared by the callers waiting for it and the thread that runs it: a
-/// caller may stop waiting at its deadline and go, and the thread finishes on its own.
-struct resolution {
-  std::mutex mutex;
-  std::condition_variable done_cv;
-  bool done = false;
-  int gai = 0;
-  std::shared_ptr<addrinfo> result;                        // shared by every caller of this lookup
-  std::uint64_t generation = fork_registry::generation();  // a parent's runs no thread here
-};
-
-/// The lookups under way, one per host and port: callers that need the same name while it is
-/// looked up wait for the same lookup, and at most `max_lookups` run at once, so a resolver
-/// that never answers cannot make threads pile up.
-class resolver_flights {
- public:
-  static constexpr std::size_t max_lookups = 32;
-
-  /// The registry of this copy of the library (never destroyed: lookups may outlive main).
-  REDIS_TASKS_DECL static resolver_flights& instance();
-
-  /// The lookup of `host`:`service` under way, or a new one (started on its own thread).
-  /// Throws `connection_error` when too many are under way or no thread can be had.
-  REDIS_TASKS_DECL std::shared_ptr<resolution> start(const std::string& host,
-                                                     const std::string& service,
-                                                     const addrinfo& hints);
-
- private:
-  resolver_flights() = default;
-  fork_safe_lock lock_;
-  std::map<std::string, std::shared_ptr<resolution>> running_;
-};
-
-/// Resolves host:port to stream socket addresses, giving up at `deadline`. getaddrinfo cannot
-/// be interrupted and its own timeouts (resolv.conf's, several seconds per server and try) know
-/// nothing of ours, so a name that is not a numeric address is looked up on a thread of its own
-/// (see resolver_flights) and waited for with the deadline. Returns the list, or null with
-/// `gai` set (EAI_AGAIN when the deadline passed).
-REDIS_TASKS_DECL std::shared_ptr<addrinfo> resolve_host(const std::string& host, int port,
-                                                        clock::time_point deadline, int& gai);
 
 /// What bounds a connect, for messages: e.g. "connect_timeout 5000 ms".
 struct connect_bound {

@@ -19,8 +19,10 @@
 #include "socket.hpp"
 
 #if REDIS_TASKS_TLS
-// The type names only: the functions are declared where they are called (impl/tls.ipp).
-#include <openssl/ossl_typ.h>
+// OpenSSL's SSL_CTX and SSL by their struct names (the typedefs of every OpenSSL since 1.1.0), so
+// that files including this header parse nothing of OpenSSL; impl/tls.ipp includes it.
+struct ssl_ctx_st;
+struct ssl_st;
 #endif
 
 namespace redis_tasks {
@@ -41,7 +43,7 @@ class tls_context {
   tls_context& operator=(const tls_context&) = delete;
   REDIS_TASKS_DECL ~tls_context();
 
-  SSL_CTX* get() const noexcept { return ctx_; }
+  ssl_ctx_st* get() const noexcept { return ctx_; }
   const tls_params& params() const noexcept { return params_; }
 
  private:
@@ -50,7 +52,7 @@ class tls_context {
   [[noreturn]] REDIS_TASKS_DECL void fail(const std::string& what);
 
   tls_params params_;
-  SSL_CTX* ctx_ = nullptr;
+  ssl_ctx_st* ctx_ = nullptr;
 };
 
 REDIS_TASKS_DECL bool is_ip_address(const std::string& host);
@@ -94,7 +96,7 @@ class tls_stream : public stream {
   [[noreturn]] REDIS_TASKS_DECL void io_failure(int r, int err, int saved_errno, const char* what);
 
   unique_fd fd_;
-  SSL* ssl_ = nullptr;
+  ssl_st* ssl_ = nullptr;
   std::string endpoint_;
   std::string expected_name_;
   std::string trusted_;         // e.g. "ssl_ca_path '/etc/redis/cas'"

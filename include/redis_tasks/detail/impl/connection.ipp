@@ -5,6 +5,7 @@
 #include "../connection.hpp"
 
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cctype>

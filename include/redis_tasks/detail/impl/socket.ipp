@@ -2,10 +2,12 @@
 // redis_tasks/src.hpp when REDIS_TASKS_SEPARATE_COMPILATION is defined.
 #pragma once
 
+#include "../fork.hpp"
 #include "../socket.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -17,13 +19,68 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
+#include <cstdint>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <system_error>
+#include <thread>
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
+
+// Name resolution and connecting, used only by the bodies below (declared here, so that
+// files including socket.hpp do not parse <netdb.h>).
+
+/// Connects a non-blocking socket to `addr`, waiting until `deadline`; returns 0 or an errno
+/// (ETIMEDOUT when the deadline passed).
+REDIS_TASKS_DECL int connect_with_deadline(int fd, const sockaddr* addr, socklen_t len,
+                                           clock::time_point deadline);
+
+/// One name lookup, shared by the callers waiting for it and the thread that runs it: a
+/// caller may stop waiting at its deadline and go, and the thread finishes on its own.
+struct resolution {
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  int gai = 0;
+  std::shared_ptr<addrinfo> result;                        // shared by every caller of this lookup
+  std::uint64_t generation = fork_registry::generation();  // a parent's runs no thread here
+};
+
+/// The lookups under way, one per host and port: callers that need the same name while it is
+/// looked up wait for the same lookup, and at most `max_lookups` run at once, so a resolver
+/// that never answers cannot make threads pile up.
+class resolver_flights {
+ public:
+  static constexpr std::size_t max_lookups = 32;
+
+  /// The registry of this copy of the library (never destroyed: lookups may outlive main).
+  REDIS_TASKS_DECL static resolver_flights& instance();
+
+  /// The lookup of `host`:`service` under way, or a new one (started on its own thread).
+  /// Throws `connection_error` when too many are under way or no thread can be had.
+  REDIS_TASKS_DECL std::shared_ptr<resolution> start(const std::string& host,
+                                                     const std::string& service,
+                                                     const addrinfo& hints);
+
+ private:
+  resolver_flights() = default;
+  fork_safe_lock lock_;
+  std::map<std::string, std::shared_ptr<resolution>> running_;
+};
+
+/// Resolves host:port to stream socket addresses, giving up at `deadline`. getaddrinfo cannot
+/// be interrupted and its own timeouts (resolv.conf's, several seconds per server and try) know
+/// nothing of ours, so a name that is not a numeric address is looked up on a thread of its own
+/// (see resolver_flights) and waited for with the deadline. Returns the list, or null with
+/// `gai` set (EAI_AGAIN when the deadline passed).
+REDIS_TASKS_DECL std::shared_ptr<addrinfo> resolve_host(const std::string& host, int port,
+                                                        clock::time_point deadline, int& gai);
 
 REDIS_TASKS_DECL std::string errno_text(int e) {
   char buf[256];
