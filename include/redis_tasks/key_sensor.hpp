@@ -291,7 +291,8 @@ class RedisKeySensor {
     try {
       detail::subscription s;
       const auto server = client_->server_for(key, wait_end);
-      s.channels.push_back("__keyspace@" + std::to_string(server->settings().db) + "__:" + key);
+      s.channels.push_back("__keyspace@" + std::to_string(detail::database_of(*server)) +
+                           "__:" + key);
       s.route_key = key;
       sub = detail::open_subscriber(*client_, s, wait_end);
       return listened::yes;

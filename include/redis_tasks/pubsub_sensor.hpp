@@ -20,11 +20,11 @@
 #include "config_json.hpp"
 #include "connection.hpp"
 #include "connection_handle.hpp"
-#include "detail/cluster.hpp"
 #include "detail/deadline.hpp"
 #include "detail/fork.hpp"
-#include "detail/listener.hpp"
+#include "detail/keys.hpp"
 #include "detail/run.hpp"
+#include "detail/subscriber.hpp"
 #include "detail/task_client.hpp"
 #include "errors.hpp"
 #include "pubsub_message.hpp"
@@ -34,6 +34,8 @@ namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 
 namespace detail {
+
+class pubsub_listener;  // listener.hpp: the sensor holds it by pointer
 
 /// A JSON array of strings, for a field named `name`.
 REDIS_TASKS_DECL std::vector<std::string> string_list(const json_fields& f, const std::string& name,

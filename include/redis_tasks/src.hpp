@@ -17,6 +17,7 @@
 
 #include "detail/impl/acquire.ipp"
 #include "detail/impl/address.ipp"
+#include "detail/impl/async.ipp"
 #include "detail/impl/client.ipp"
 #include "detail/impl/cluster.ipp"
 #include "detail/impl/codec.ipp"

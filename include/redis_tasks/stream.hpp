@@ -25,7 +25,6 @@
 #include "connection.hpp"
 #include "connection_handle.hpp"
 #include "detail/acquire.hpp"
-#include "detail/cluster.hpp"
 #include "detail/deadline.hpp"
 #include "detail/fork.hpp"
 #include "detail/keys.hpp"

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <redis_tasks/detail/executor.hpp>  // async_executor: its threads go idle
+
 #include "catch.hpp"
 #include "test_support.hpp"
 #include "thrown.hpp"

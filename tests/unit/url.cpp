@@ -1,5 +1,6 @@
 // Redis URLs into task configs.
 #include <redis_tasks/redis_tasks.hpp>
+#include <redis_tasks/detail/address.hpp>  // parse_redirect, split_host_port: internals under test
 #include "catch.hpp"
 
 using namespace std::chrono_literals;

@@ -9,13 +9,11 @@
 #include <utility>
 
 #include "../errors.hpp"
+#include "keys.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
-
-/// Number of hash slots in a Redis Cluster.
-inline constexpr int cluster_slots = 16384;
 
 /// Splits "host:port" (or "[v6]:port", or an unbracketed "::1:port" as Redis writes IPv6
 /// nodes: split at the last ':'); throws config_error naming `what`.

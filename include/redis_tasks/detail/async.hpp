@@ -23,13 +23,23 @@
 #include "../batch.hpp"
 #include "../from_reply.hpp"
 #include "../reply.hpp"
+#include "connection.hpp"
 #include "deadline.hpp"
-#include "executor.hpp"
-#include "mux.hpp"
+#include "mux_request.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
+
+class multiplexer;  // mux.hpp: reached only through the two functions below
+
+/// A connection of `mux`'s for one asynchronous run, waited for by `deadline`. It goes back to
+/// the multiplexer when the last copy of the pointer goes.
+REDIS_TASKS_DECL std::shared_ptr<connection> acquire_multiplexed(multiplexer& mux,
+                                                                 clock::time_point deadline);
+
+/// Runs `job` on a thread of the library's executor (see executor.hpp).
+REDIS_TASKS_DECL void post_async(std::function<void()> job);
 
 /// Where an asynchronous run goes: the multiplexer its runs may go through without a thread
 /// (null: a thread runs it), and its deadline (task_options.timeout from now).
@@ -64,9 +74,9 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
 
   /// Starts the run on this thread, with the connection it keeps to its end.
   void start(clock::time_point deadline, bool quiet) {
-    conn_.emplace(mux_.acquire(deadline));
+    conn_ = acquire_multiplexed(mux_, deadline);
     std::weak_ptr<async_run> weak = this->weak_from_this();
-    (*conn_)->begin_async(
+    conn_->begin_async(
         [weak] {
           // Called once the reply is in (on an executor thread, no lock held).
           if (auto self = weak.lock()) self->resume();
@@ -108,8 +118,8 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
 
   // One pass of the run from its start; true when the run has ended.
   bool pass() {
-    (*conn_)->begin_async_pass();
-    async_context ctx{&mux_, &**conn_};
+    conn_->begin_async_pass();
+    async_context ctx{&mux_, conn_.get()};
     async_context*& current = current_async_context();
     async_context* const outer = current;
     current = &ctx;
@@ -127,7 +137,7 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
     }
     current = outer;
     if (!outcome && !on_thread) return false;
-    (*conn_)->end_multiplexed_run();
+    conn_->end_multiplexed_run();
     conn_.reset();
     self_.reset();
     if (on_thread) {
@@ -151,7 +161,7 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
       deliver(std::move(*r));
     };
     try {
-      async_executor::instance().post(std::move(job));
+      post_async(std::move(job));
     } catch (...) {
       deliver(batch_result<R>::failure(std::current_exception()));
     }
@@ -162,7 +172,7 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
   Overrides o_;
   multiplexer& mux_;
   deliver_fn deliver_;
-  std::optional<multiplexer::lease> conn_;
+  std::shared_ptr<connection> conn_;  // a multiplexed connection, while the run lasts
   std::shared_ptr<async_run> self_;
   std::atomic<int> state_{idle};
 };
@@ -210,7 +220,7 @@ void start_async(const Task& task, const async_route& route, Overrides o,
   };
   start_async_run<R>(task, route, std::move(o), [call](batch_result<R> r) {
     try {
-      async_executor::instance().post([call, r]() { call(r); });
+      post_async([call, r]() { call(r); });
     } catch (...) {
       call(std::move(r));  // no thread to be had: here, then
     }
@@ -220,3 +230,7 @@ void start_async(const Task& task, const async_route& route, Overrides o,
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI
 }  // namespace redis_tasks
+
+#ifndef REDIS_TASKS_SEPARATE_COMPILATION
+#include "impl/async.ipp"
+#endif

@@ -18,16 +18,22 @@
 #include <utility>
 #include <vector>
 
-#include "address.hpp"
 #include "async.hpp"
-#include "cluster.hpp"
+#include "connection.hpp"
 #include "deadline.hpp"
-#include "pool.hpp"
-#include "sentinel.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
+
+// Defined in cluster.hpp, pool.hpp and sentinel.hpp: the client holds them by pointer, so files
+// that include this header parse none of their definitions.
+class cluster_router;
+class connection_pool;
+class sentinel_router;
+
+/// The database index that the connections of `pool` select (for keyspace channel names).
+REDIS_TASKS_DECL int database_of(const connection_pool& pool);
 
 /// What a run is about, for routing: one key, the keys of a command, or nothing.
 struct route {
@@ -105,18 +111,7 @@ class client {
   // Routers are shared by tasks with equal settings, like pools, so a cluster's slot map and
   // a sentinel master lookup are made once.
   template <class Router>
-  static std::shared_ptr<Router> shared_router(const endpoint_settings& s, const char* kind) {
-    if (!s.params.shared_pool) return std::make_shared<Router>(s);  // a router of its own
-    static shared_registry<Router> registry;
-    std::string key = std::string(kind) + '\x1e' + s.pool_key();
-    for (const auto& n : s.params.cluster.seeds)
-      key += '\x1e' + n;
-    for (const auto& n : s.params.sentinel.sentinels)
-      key += '\x1e' + n;
-    key += '\x1e' + s.params.sentinel.master_name + '\x1e' + s.params.sentinel.username + '\x1e' +
-           s.params.sentinel.password_secret.value_or("-");
-    return registry.get(key, [&] { return std::make_shared<Router>(s); });
-  }
+  static std::shared_ptr<Router> shared_router(const endpoint_settings& s, const char* kind);
 
   // A non-owning reference to the caller's callable.
   struct callback {

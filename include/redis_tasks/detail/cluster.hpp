@@ -20,19 +20,13 @@
 #include "../reply.hpp"
 #include "address.hpp"
 #include "deadline.hpp"
+#include "keys.hpp"
 #include "pool.hpp"
 #include "single_flight.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
-
-/// CRC16-CCITT (XMODEM), the checksum Redis Cluster hashes keys with.
-REDIS_TASKS_DECL std::uint16_t crc16(std::string_view data);
-
-/// The slot of `key`: only the part inside the first `{…}` counts when it is non-empty, so
-/// `{user1}.name` and `{user1}.mail` land on the same node.
-REDIS_TASKS_DECL int key_slot(std::string_view key);
 
 /// The slot map of one cluster and a pool per node. Shared by every task with the same
 /// settings; safe to use from many threads.

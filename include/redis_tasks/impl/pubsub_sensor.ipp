@@ -2,6 +2,7 @@
 // once by redis_tasks/src.hpp when REDIS_TASKS_SEPARATE_COMPILATION is defined.
 #pragma once
 
+#include "../detail/listener.hpp"
 #include "../pubsub_sensor.hpp"
 
 namespace redis_tasks {

@@ -2,11 +2,19 @@
 // redis_tasks/src.hpp when REDIS_TASKS_SEPARATE_COMPILATION is defined.
 #pragma once
 
+#include "../address.hpp"
 #include "../client.hpp"
+#include "../cluster.hpp"
+#include "../pool.hpp"
+#include "../sentinel.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
+
+REDIS_TASKS_DECL int database_of(const connection_pool& pool) {
+  return pool.settings().db;
+}
 
 REDIS_TASKS_DECL auto route::none() -> route {
   route r{std::string_view()};
@@ -19,6 +27,20 @@ REDIS_TASKS_DECL auto route::for_command(const std::vector<std::string>& args) -
   r.keyed = false;
   r.command = &args;
   return r;
+}
+
+template <class Router>
+std::shared_ptr<Router> client::shared_router(const endpoint_settings& s, const char* kind) {
+  if (!s.params.shared_pool) return std::make_shared<Router>(s);  // a router of its own
+  static shared_registry<Router> registry;
+  std::string key = std::string(kind) + '\x1e' + s.pool_key();
+  for (const auto& n : s.params.cluster.seeds)
+    key += '\x1e' + n;
+  for (const auto& n : s.params.sentinel.sentinels)
+    key += '\x1e' + n;
+  key += '\x1e' + s.params.sentinel.master_name + '\x1e' + s.params.sentinel.username + '\x1e' +
+         s.params.sentinel.password_secret.value_or("-");
+  return registry.get(key, [&] { return std::make_shared<Router>(s); });
 }
 
 REDIS_TASKS_DECL client::client(endpoint_settings s) {

@@ -13,29 +13,6 @@ namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
 
-REDIS_TASKS_DECL std::uint16_t crc16(std::string_view data) {
-  std::uint16_t crc = 0;
-  for (char ch : data) {
-    crc ^= static_cast<std::uint16_t>(static_cast<unsigned char>(ch) << 8);
-    for (int i = 0; i < 8; ++i) {
-      crc = (crc & 0x8000) != 0 ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
-                                : static_cast<std::uint16_t>(crc << 1);
-    }
-  }
-  return crc;
-}
-
-REDIS_TASKS_DECL int key_slot(std::string_view key) {
-  const auto open = key.find('{');
-  if (open != std::string_view::npos) {
-    const auto close = key.find('}', open + 1);
-    if (close != std::string_view::npos && close != open + 1) {
-      key = key.substr(open + 1, close - open - 1);
-    }
-  }
-  return crc16(key) & (cluster_slots - 1);
-}
-
 REDIS_TASKS_DECL cluster_router::cluster_router(endpoint_settings base) : base_(std::move(base)) {
   seeds_.push_back(base_.host + ":" + std::to_string(base_.port));
   for (const auto& s : base_.params.cluster.seeds) {
