@@ -15,7 +15,7 @@ REDIS_TASKS_DECL std::shared_ptr<connection> acquire_multiplexed(multiplexer& mu
   // The pointer owns the lease and points at its connection.
   auto held = std::make_shared<multiplexer::lease>(mux.acquire(deadline));
   connection* const c = &**held;
-  return std::shared_ptr<connection>(std::move(held), c);
+  return std::shared_ptr<connection>(held, c);
 }
 
 REDIS_TASKS_DECL void post_async(std::function<void()> job) {
