@@ -324,6 +324,20 @@ std::optional<T> get(int port, const std::string& key) {
   return redis_tasks::RedisGet<T>(c).run();
 }
 
+/// Runs `waiting`, a RedisLock or RedisSemaphore whose `wait` outlasts its `task.timeout` of
+/// 500 ms while all is held, five times: each run must end with std::nullopt (not a
+/// timeout_error), after its last try 50 ms before the deadline rather than at the start.
+template <class Task>
+void check_wait_ends_at_deadline(const Task& waiting) {
+  for (int i = 0; i < 5; ++i) {
+    std::optional<redis_tasks::lease> got;
+    const auto start = std::chrono::steady_clock::now();
+    REQUIRE_NOTHROW(got = waiting.run());
+    CHECK_FALSE(got);
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(400));
+  }
+}
+
 }  // namespace test_support
 
 namespace test_support {
