@@ -67,10 +67,11 @@ struct lock_config {
   /// Reads one of `own_fields`; false for any other name.
   REDIS_TASKS_DECL static bool load_field(lock_config& c, const std::string& name,
                                           const nlohmann::json& v, const detail::json_fields& f);
-  /// Loads a config from JSON (durations in seconds); a wrong name or type is a
-  /// `config_error` naming the field.
-  friend REDIS_TASKS_DECL void from_json(const nlohmann::json& j, lock_config& c);
 };
+
+/// Loads a lock_config from JSON (durations in seconds); a wrong name or type is a `config_error`
+/// naming the field. (nlohmann's `get<lock_config>()` finds it.)
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, lock_config& c);
 
 /// A RedisLock run's settings; a given field wins over the config's.
 struct lock_overrides {

@@ -71,10 +71,11 @@ struct pubsub_sensor_config {
   /// Reads one of `own_fields`; false for any other name.
   REDIS_TASKS_DECL static bool load_field(pubsub_sensor_config& c, const std::string& name,
                                           const nlohmann::json& v, const detail::json_fields& f);
-  /// Loads a config from JSON (durations in seconds); a wrong name or type is a
-  /// `config_error` naming the field.
-  friend REDIS_TASKS_DECL void from_json(const nlohmann::json& j, pubsub_sensor_config& c);
 };
+
+/// Loads a pubsub_sensor_config from JSON (durations in seconds); a wrong name or type is a
+/// `config_error` naming the field. (nlohmann's `get<pubsub_sensor_config>()` finds it.)
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, pubsub_sensor_config& c);
 
 /// A RedisPubSubSensor run's settings; a given field wins over the config's.
 struct pubsub_sensor_overrides {

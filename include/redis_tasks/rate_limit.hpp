@@ -72,10 +72,11 @@ struct rate_limit_config {
   /// Reads one of `own_fields`; false for any other name.
   REDIS_TASKS_DECL static bool load_field(rate_limit_config& c, const std::string& name,
                                           const nlohmann::json& v, const detail::json_fields& f);
-  /// Loads a config from JSON (durations in seconds); a wrong name or type is a
-  /// `config_error` naming the field.
-  friend REDIS_TASKS_DECL void from_json(const nlohmann::json& j, rate_limit_config& c);
 };
+
+/// Loads a rate_limit_config from JSON (durations in seconds); a wrong name or type is a
+/// `config_error` naming the field. (nlohmann's `get<rate_limit_config>()` finds it.)
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, rate_limit_config& c);
 
 /// A RedisRateLimit run's settings; a given field wins over the config's.
 struct rate_limit_overrides {

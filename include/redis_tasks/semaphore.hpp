@@ -66,10 +66,11 @@ struct semaphore_config {
   /// Reads one of `own_fields`; false for any other name.
   REDIS_TASKS_DECL static bool load_field(semaphore_config& c, const std::string& name,
                                           const nlohmann::json& v, const detail::json_fields& f);
-  /// Loads a config from JSON (durations in seconds); a wrong name or type is a
-  /// `config_error` naming the field.
-  friend REDIS_TASKS_DECL void from_json(const nlohmann::json& j, semaphore_config& c);
 };
+
+/// Loads a semaphore_config from JSON (durations in seconds); a wrong name or type is a
+/// `config_error` naming the field. (nlohmann's `get<semaphore_config>()` finds it.)
+REDIS_TASKS_DECL void from_json(const nlohmann::json& j, semaphore_config& c);
 
 /// A RedisSemaphore run's settings; a given field wins over the config's.
 struct semaphore_overrides {

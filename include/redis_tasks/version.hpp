@@ -16,8 +16,9 @@
 /// Compiled mode: define REDIS_TASKS_SEPARATE_COMPILATION for every translation unit of the
 /// program and include <redis_tasks/src.hpp> in exactly one; the headers then only declare the
 /// library's non-template functions, and that one file compiles their bodies. Every declaration
-/// and body says REDIS_TASKS_DECL: `inline` header-only, nothing in compiled mode (define it
-/// yourself first to add, say, a visibility attribute).
+/// and body says REDIS_TASKS_DECL: `inline` header-only, nothing in compiled mode. In compiled
+/// mode you may define it yourself first, say as a visibility attribute (header-only, your
+/// definition must keep `inline`).
 #ifndef REDIS_TASKS_DECL
 #ifdef REDIS_TASKS_SEPARATE_COMPILATION
 #define REDIS_TASKS_DECL
