@@ -33,10 +33,18 @@ namespace detail {
 
 class multiplexer;  // mux.hpp: reached only through the two functions below
 
-/// A connection of `mux`'s for one asynchronous run, waited for by `deadline`. It goes back to
-/// the multiplexer when the last copy of the pointer goes.
-REDIS_TASKS_DECL std::shared_ptr<connection> acquire_multiplexed(multiplexer& mux,
-                                                                 clock::time_point deadline);
+/// Gives a multiplexed connection back to its multiplexer: the deleter of `mux_connection`.
+struct mux_giver {
+  multiplexer* mux = nullptr;  ///< the connection's multiplexer
+  /// Gives `c` back to `mux`.
+  REDIS_TASKS_DECL void operator()(connection* c) const noexcept;
+};
+
+/// A connection of a multiplexer's, held for one asynchronous run: it goes back when it goes.
+using mux_connection = std::unique_ptr<connection, mux_giver>;
+
+/// A connection of `mux`'s for one asynchronous run, waited for by `deadline`.
+REDIS_TASKS_DECL mux_connection acquire_multiplexed(multiplexer& mux, clock::time_point deadline);
 
 /// Runs `job` on a thread of the library's executor (see executor.hpp).
 REDIS_TASKS_DECL void post_async(std::function<void()> job);
@@ -172,7 +180,7 @@ class async_run : public std::enable_shared_from_this<async_run<R, Task, Overrid
   Overrides o_;
   multiplexer& mux_;
   deliver_fn deliver_;
-  std::shared_ptr<connection> conn_;  // a multiplexed connection, while the run lasts
+  mux_connection conn_;  // the run's multiplexed connection, while the run lasts
   std::shared_ptr<async_run> self_;
   std::atomic<int> state_{idle};
 };

@@ -232,6 +232,8 @@ class multiplexer final : public mux_channel {
     connection& operator*() const noexcept { return *conn_; }
     /// The connection.
     connection* operator->() const noexcept { return conn_.get(); }
+    /// Takes the connection out: the lease then gives nothing back (whoever holds it must).
+    std::unique_ptr<connection> release() noexcept { return std::move(conn_); }
 
    private:
     multiplexer* m_;

@@ -10,12 +10,13 @@ namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
 
-REDIS_TASKS_DECL std::shared_ptr<connection> acquire_multiplexed(multiplexer& mux,
-                                                                 clock::time_point deadline) {
-  // The pointer owns the lease and points at its connection.
-  auto held = std::make_shared<multiplexer::lease>(mux.acquire(deadline));
-  connection* const c = &**held;
-  return std::shared_ptr<connection>(held, c);
+REDIS_TASKS_DECL void mux_giver::operator()(connection* c) const noexcept {
+  const multiplexer::lease back(mux, std::unique_ptr<connection>(c));  // gives it back as it goes
+}
+
+REDIS_TASKS_DECL mux_connection acquire_multiplexed(multiplexer& mux, clock::time_point deadline) {
+  multiplexer::lease held = mux.acquire(deadline);
+  return mux_connection(held.release().release(), mux_giver{&mux});
 }
 
 REDIS_TASKS_DECL void post_async(std::function<void()> job) {
