@@ -108,11 +108,6 @@ class client {
   const std::string& endpoint() const noexcept { return endpoint_; }
 
  private:
-  // Routers are shared by tasks with equal settings, like pools, so a cluster's slot map and
-  // a sentinel master lookup are made once.
-  template <class Router>
-  static std::shared_ptr<Router> shared_router(const endpoint_settings& s, const char* kind);
-
   // A non-owning reference to the caller's callable.
   struct callback {
     void* object;

@@ -29,8 +29,10 @@ REDIS_TASKS_DECL auto route::for_command(const std::vector<std::string>& args) -
   return r;
 }
 
+// Routers are shared by clients with equal settings, like pools, so a cluster's slot map and a
+// sentinel master lookup are made once. (Used by the client's constructor only.)
 template <class Router>
-std::shared_ptr<Router> client::shared_router(const endpoint_settings& s, const char* kind) {
+std::shared_ptr<Router> shared_router(const endpoint_settings& s, const char* kind) {
   if (!s.params.shared_pool) return std::make_shared<Router>(s);  // a router of its own
   static shared_registry<Router> registry;
   std::string key = std::string(kind) + '\x1e' + s.pool_key();
