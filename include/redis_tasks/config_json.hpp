@@ -14,11 +14,12 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "command.hpp"
 #include "connection.hpp"
 #include "detail/codec.hpp"
+#include "detail/json.hpp"
 #include "errors.hpp"
 #include "url.hpp"
 #include "values.hpp"
@@ -31,33 +32,38 @@ REDIS_TASKS_DECL nlohmann::json load_json_file(const std::string& path);
 
 /// sorted_set from JSON: `[["member", score], …]` or `{"member": score, …}`.
 template <class E>
-void from_json(const nlohmann::json& j, sorted_set<E>& s) {
+void from_json(const nlohmann::json& json_in, sorted_set<E>& s) {
+  using json = detail::json_t<E>;
+  const json& j = json_in;
   s = sorted_set<E>();
   if (j.is_object()) {
     for (const auto& item : j.items()) {
       if constexpr (std::is_same_v<E, std::string>) {
-        s.add(item.key(), item.value().get<double>());
+        s.add(item.key(), item.value().template get<double>());
       } else {
-        s.add(detail::parse_json(item.key()).get<E>(), item.value().get<double>());
+        json member;
+        detail::parse_json(item.key(), member);
+        s.add(member.template get<E>(), item.value().template get<double>());
       }
     }
     return;
   }
   for (const auto& e : j) {
     if (!e.is_array() || e.size() != 2) {
-      throw nlohmann::json::type_error::create(302, "a sorted_set entry must be [member, score]",
-                                               &e);
+      throw json::type_error::create(302, "a sorted_set entry must be [member, score]", &e);
     }
-    s.add(e[0].get<E>(), e[1].get<double>());
+    s.add(e[0].template get<E>(), e[1].template get<double>());
   }
 }
 
 /// sorted_set to JSON: `[["member", score], …]` in its current order.
 template <class E>
-void to_json(nlohmann::json& j, const sorted_set<E>& s) {
-  j = nlohmann::json::array();
+void to_json(nlohmann::json& json_out, const sorted_set<E>& s) {
+  using json = detail::json_t<E>;
+  json& j = json_out;
+  j = json::array();
   for (const auto& e : s)
-    j.push_back(nlohmann::json::array({e.member, e.score}));
+    j.push_back(json::array({e.member, e.score}));
 }
 
 namespace detail {
@@ -102,16 +108,17 @@ constexpr bool json_value_readable() {
 
 /// Reads a T for which `json_value_readable<T>()` holds, by the same route.
 template <class T>
-T json_value(const nlohmann::json& v) {
+T json_value(const nlohmann::json& json_in) {
+  const json_t<T>& v = json_in;
   if constexpr (has_user_traits<T>::value) {
     using S = typename value_traits<T>::storage_type;
     if constexpr (json_value_readable<S>()) {
       return value_traits<T>::from_storage(json_value<S>(v));
     } else {
-      return v.get<T>();
+      return v.template get<T>();
     }
   } else {
-    return v.get<T>();
+    return v.template get<T>();
   }
 }
 
@@ -155,7 +162,10 @@ bool load_own_field(Config& c, const std::string& name, const nlohmann::json& v,
 /// Loads a task config from a JSON object with Prefect's argument names. `where` names the
 /// object in messages (e.g. "tasks[2].config"); `kind` is the task class.
 template <class Config>
-void load_config(const nlohmann::json& j, Config& c, const std::string& where, const char* kind) {
+void load_config(const nlohmann::json& json_in, Config& c, const std::string& where,
+                 const char* kind) {
+  using json = json_t<Config>;
+  const json& j = json_in;
   std::string accepted = "url, host, port, db, password_secret, redis_connection_params, task";
   if constexpr (has_redis_key<Config>::value) accepted += ", redis_key";
   if constexpr (has_redis_val<Config>::value) accepted += ", redis_val";
@@ -188,7 +198,7 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
   if (j.contains("url")) apply_url(c, get_string("url", j.at("url")));
   for (const auto& item : j.items()) {
     const std::string& name = item.key();
-    const nlohmann::json& v = item.value();
+    const json& v = item.value();
     // Branches whose if-constexpr bodies a Config lacks are empty alike: not clones.
     if (name == "url") {  // NOLINT(bugprone-branch-clone)
       continue;
@@ -253,7 +263,7 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
         } else {
           try {
             c.redis_val = json_value<T>(v);
-          } catch (const nlohmann::json::exception& e) {
+          } catch (const typename json::exception& e) {
             throw config_error(where + ".redis_val: does not fit the task's value type (" +
                                e.what() + ")");
           } catch (const type_error& e) {
@@ -291,7 +301,7 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
           c.redis_cmd = std::nullopt;
         } else if (v.is_string()) {
           try {
-            c.redis_cmd = command(v.get<std::string>());
+            c.redis_cmd = command(v.template get<std::string>());
           } catch (const config_error& e) {
             throw config_error(where + ".redis_cmd: " + e.what());
           }
@@ -299,7 +309,7 @@ void load_config(const nlohmann::json& j, Config& c, const std::string& where, c
           std::vector<std::string> args;
           for (const auto& a : v) {
             if (!a.is_string()) throw field_error(name, "a command line or an array of strings", v);
-            args.push_back(a.get<std::string>());
+            args.push_back(a.template get<std::string>());
           }
           c.redis_cmd = command(std::move(args));
         } else {

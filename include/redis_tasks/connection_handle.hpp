@@ -13,7 +13,7 @@
 #include "connection.hpp"
 #include "detail/client.hpp"
 #include "detail/settings.hpp"
-#include "secrets.hpp"
+#include "secret_provider.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {

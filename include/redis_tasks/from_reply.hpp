@@ -16,8 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
+#include "detail/json.hpp"
 #include "errors.hpp"
 #include "reply.hpp"
 #include "values.hpp"
@@ -96,6 +97,10 @@ std::string type_label() {
 /// (never its content, which may be a stored value).
 REDIS_TASKS_DECL std::string describe_reply(const reply& r);
 
+/// `out = r.to_json()`, filling `out` so that templates can call it where `nlohmann::json` is
+/// still an incomplete type.
+REDIS_TASKS_DECL void reply_to_json(const reply& r, nlohmann::json& out);
+
 [[noreturn]] REDIS_TASKS_DECL void throw_misfit(const reply& r, const std::string& context,
                                                 const std::string& wanted);
 
@@ -168,7 +173,10 @@ T from_reply(reply&& r, const std::string& context) {
   if constexpr (std::is_same_v<T, reply>) {
     return std::move(r);
   } else if constexpr (std::is_same_v<T, nlohmann::json>) {
-    return r.to_json();
+    static_assert(detail::json_complete<T>::value, REDIS_TASKS_JSON_NEEDED);
+    T j;
+    detail::reply_to_json(r, j);
+    return j;
   } else {
     if (r.is_error()) throw reply_error(r.str(), context);
     if constexpr (detail::is_optional<T>::value) {

@@ -1,8 +1,11 @@
 // redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++, and tasks that
 // coordinate processes through Redis (RedisLock, RedisSemaphore, RedisRateLimit, RedisKeySensor,
 // RedisPubSubSensor, RedisPublish, RedisCache, RedisStreamAdd, RedisStreamConsumer).
-// This header brings the whole public API.
+// This header brings the whole public API, and the whole of nlohmann/json (the finer headers
+// declare JSON with <nlohmann/json_fwd.hpp> where they can: see the README's "Compile time").
 #pragma once
+
+#include <nlohmann/json.hpp>  // IWYU pragma: export
 
 #include "batch.hpp"              // IWYU pragma: export
 #include "cache.hpp"              // IWYU pragma: export
@@ -21,6 +24,7 @@
 #include "pubsub_sensor.hpp"      // IWYU pragma: export
 #include "rate_limit.hpp"         // IWYU pragma: export
 #include "reply.hpp"              // IWYU pragma: export
+#include "secret_provider.hpp"    // IWYU pragma: export
 #include "secrets.hpp"            // IWYU pragma: export
 #include "semaphore.hpp"          // IWYU pragma: export
 #include "stream.hpp"             // IWYU pragma: export

@@ -58,6 +58,7 @@
 #include "impl/pubsub_sensor.ipp"
 #include "impl/rate_limit.ipp"
 #include "impl/reply.ipp"
+#include "impl/secret_provider.ipp"
 #include "impl/secrets.ipp"
 #include "impl/semaphore.ipp"
 #include "impl/stream.ipp"

@@ -33,7 +33,7 @@
 #include "errors.hpp"
 #include "from_reply.hpp"
 #include "reply.hpp"
-#include "secrets.hpp"
+#include "secret_provider.hpp"
 #include "values.hpp"
 
 namespace redis_tasks {
@@ -92,7 +92,11 @@ class RedisSet {
                 "RedisSet<std::string> (a string literal converts to it)");
   static_assert(detail::category_of<T>() != detail::category::none,
                 "RedisSet<T>: T must be a string, a number, a container of those, sorted_set, "
-                "value, a JSON-convertible type, or have a value_traits specialization");
+                "value, a JSON-convertible type (with <nlohmann/json.hpp> included), or have a "
+                "value_traits specialization");
+  static_assert(detail::category_of<T>() != detail::category::json ||
+                    detail::json_complete<T>::value,
+                REDIS_TASKS_JSON_NEEDED);
 
   /// What Prefect's constructor takes, in its order.
   struct config {
@@ -418,7 +422,11 @@ class RedisGet {
                 "Redis sends; use RedisGet<std::string>");
   static_assert(detail::category_of<T>() != detail::category::none,
                 "RedisGet<T>: T must be std::string, a number, a container of those, sorted_set, "
-                "value, a JSON-convertible type, or have a value_traits specialization");
+                "value, a JSON-convertible type (with <nlohmann/json.hpp> included), or have a "
+                "value_traits specialization");
+  static_assert(detail::category_of<T>() != detail::category::json ||
+                    detail::json_complete<T>::value,
+                REDIS_TASKS_JSON_NEEDED);
 
   /// What Prefect's constructor takes, in its order.
   struct config {
@@ -640,6 +648,9 @@ class RedisGet {
 template <class T = reply>
 class RedisExecute {
  public:
+  static_assert(!std::is_same_v<T, nlohmann::json> || detail::json_complete<T>::value,
+                REDIS_TASKS_JSON_NEEDED);
+
   /// What Prefect's constructor takes, in its order.
   struct config {
     std::string host = "localhost";                                 ///< Redis host

@@ -13,11 +13,11 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "connection.hpp"
 #include "errors.hpp"
-#include "secrets.hpp"
+#include "secret_provider.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {

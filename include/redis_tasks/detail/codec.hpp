@@ -11,10 +11,8 @@
 #include <deque>
 #include <limits>
 #include <list>
-#include <locale>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -23,11 +21,12 @@
 #include <unordered_set>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "../errors.hpp"
 #include "../reply.hpp"
 #include "../values.hpp"
+#include "json.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
@@ -42,8 +41,10 @@ REDIS_TASKS_DECL const char* kind_name(redis_kind k);
 /// A key or other subject quoted for messages: printable, escaped, and cut at 80 bytes.
 REDIS_TASKS_DECL std::string quote_for_message(std::string_view s);
 
-/// `nlohmann::json::parse(text)`, compiled once rather than in every template that reads JSON.
-REDIS_TASKS_DECL nlohmann::json parse_json(std::string_view text);
+/// `out = nlohmann::json::parse(text)`, compiled once rather than in every template that reads
+/// JSON. It fills `out` rather than returning it, so that templates can call it where
+/// `nlohmann::json` is still an incomplete type.
+REDIS_TASKS_DECL void parse_json(std::string_view text, nlohmann::json& out);
 
 // ---- categories -----------------------------------------------------------------------------
 
@@ -111,8 +112,7 @@ struct has_user_traits<T, std::void_t<typename value_traits<T>::storage_type>> :
 template <class T, class = void>
 struct json_readable : std::false_type {};
 template <class T>
-struct json_readable<T,
-                     std::void_t<decltype(std::declval<const nlohmann::json&>().template get<T>())>>
+struct json_readable<T, std::void_t<decltype(std::declval<const json_t<T>&>().template get<T>())>>
     : std::true_type {};
 
 template <class T>
@@ -143,7 +143,9 @@ constexpr category category_of() {
   else if constexpr (is_value_variant_v<T>)
     return category::any;
   else if constexpr (std::is_same_v<T, nlohmann::json> ||
-                     (std::is_constructible_v<nlohmann::json, const T&> && json_readable<T>::value))
+                     std::conjunction_v<json_complete<T>,
+                                        std::is_constructible<json_t<T>, const T&>,
+                                        json_readable<T>>)
     return category::json;
   else
     return category::none;
@@ -200,19 +202,13 @@ std::string number_description() {
 /// Reads a floating-point `text` whose value lies below the normal range: a subnormal number
 /// such as `5e-324` (what `std::to_chars` writes for `denorm_min`), or one that rounds to zero.
 /// Needed because libstdc++'s `from_chars` calls these out of range for long double, and for
-/// every floating type before GCC 12. A stream in the classic locale reads them exactly (it
-/// uses `strtod` in the "C" locale, whatever the program's locale is); overflow still fails.
-template <class N>
-bool parse_below_normal_range(const char* first, const char* last, N& out) {
-  std::istringstream in(std::string(first, last));
-  in.imbue(std::locale::classic());
-  N v{};
-  in >> v;
-  if (in.fail() || in.peek() != std::char_traits<char>::eof()) return false;
-  if (!(std::fabs(v) < std::numeric_limits<N>::min())) return false;  // not an underflow
-  out = v;
-  return true;
-}
+/// every floating type before GCC 12. False (and `out` untouched) for anything else.
+REDIS_TASKS_DECL bool parse_below_normal_range(const char* first, const char* last, float& out);
+/// As for float.
+REDIS_TASKS_DECL bool parse_below_normal_range(const char* first, const char* last, double& out);
+/// As for float.
+REDIS_TASKS_DECL bool parse_below_normal_range(const char* first, const char* last,
+                                               long double& out);
 
 /// Parses a stored number; throws `type_error` naming `subject` when `text` is not a whole `N`.
 /// The message never quotes `text`: a stored value's content stays out of error messages.

@@ -21,7 +21,7 @@
 #include "../connection.hpp"
 #include "../errors.hpp"
 #include "../reply.hpp"
-#include "../secrets.hpp"
+#include "../secret_provider.hpp"
 #include "fork.hpp"
 #include "mux_request.hpp"
 #include "resp.hpp"

@@ -15,7 +15,7 @@
 #include <utility>
 #include <variant>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "../errors.hpp"
 #include "../from_reply.hpp"
@@ -332,10 +332,12 @@ stored_form_t<T> converted(const T& v, const std::string& label) {
   if constexpr (cat == category::user) {
     return converted(value_traits<T>::to_storage(v), label);
   } else if constexpr (cat == category::json) {
+    static_assert(json_complete<T>::value, REDIS_TASKS_JSON_NEEDED);
+    using json = json_t<T>;
     try {
       // JSON has no NaN or infinity: nlohmann would write them as null, and the value would
       // not read back.
-      auto checked = [&label](const nlohmann::json& j) {
+      auto checked = [&label](const json& j) {
         if (has_non_finite(j)) {
           throw config_error(label +
                              ": the value holds NaN or infinity, which JSON cannot hold (it "
@@ -343,12 +345,12 @@ stored_form_t<T> converted(const T& v, const std::string& label) {
         }
         return j.dump();
       };
-      if constexpr (std::is_same_v<T, nlohmann::json>) {
+      if constexpr (std::is_same_v<T, json>) {
         return checked(v);
       } else {
-        return checked(nlohmann::json(v));
+        return checked(json(v));
       }
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const typename json::exception& e) {
       throw config_error(label + ": the value cannot be written as JSON (" + e.what() + ")");
     }
   } else {
@@ -360,9 +362,11 @@ stored_form_t<T> converted(const T& v, const std::string& label) {
 template <class T>
 bool write_value(connection& c, std::string_view key, const T& v, const write_options& o) {
   constexpr category cat = category_of<T>();
-  static_assert(cat != category::none,
-                "redis_tasks cannot store this type: use a string, a number, a container of "
-                "those, sorted_set, a JSON-convertible type, or specialize value_traits");
+  static_assert(
+      cat != category::none,
+      "redis_tasks cannot store this type: use a string, a number, a container of "
+      "those, sorted_set, a JSON-convertible type (with <nlohmann/json.hpp> included), or "
+      "specialize value_traits");
   if constexpr (cat == category::user || cat == category::json) {
     const auto stored = converted(v, "writing " + key_subject(key));
     return write_value(c, key, stored, o);
@@ -403,19 +407,21 @@ T decode_string(std::string&& s, std::string_view key) {
   } else if constexpr (cat == category::number) {
     return parse_number<T>(s, key_subject(key));
   } else {
-    nlohmann::json j;
+    static_assert(json_complete<T>::value, REDIS_TASKS_JSON_NEEDED);
+    using json = json_t<T>;
+    json j;
     try {
-      j = parse_json(s);
-    } catch (const nlohmann::json::parse_error& e) {
+      parse_json(s, j);
+    } catch (const typename json::parse_error& e) {
       throw type_error(key_subject(key) + " holds a string that is not valid JSON (byte " +
                        std::to_string(e.byte) + ")");
     }
-    if constexpr (std::is_same_v<T, nlohmann::json>) {
+    if constexpr (std::is_same_v<T, json>) {
       return j;
     } else {
       try {
         return j.template get<T>();
-      } catch (const nlohmann::json::exception& e) {
+      } catch (const typename json::exception& e) {
         throw type_error(key_subject(key) +
                          " holds JSON that does not convert to the requested "
                          "type: " +
@@ -515,7 +521,8 @@ std::optional<T> read_value(connection& c, std::string_view key, std::string_vie
   constexpr category cat = category_of<T>();
   static_assert(cat != category::none,
                 "redis_tasks cannot read this type: use a string, a number, a container of "
-                "those, sorted_set, value, a JSON-convertible type, or specialize value_traits");
+                "those, sorted_set, value, a JSON-convertible type (with <nlohmann/json.hpp> "
+                "included), or specialize value_traits");
   if constexpr (cat == category::user) {
     using S = typename value_traits<T>::storage_type;
     auto s = read_value<S>(c, key, cpp_type);

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 

@@ -8,9 +8,15 @@
 #include <cmath>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
+
+REDIS_TASKS_DECL void reply_to_json(const reply& r, nlohmann::json& out) {
+  out = r.to_json();
+}
 
 REDIS_TASKS_DECL std::string describe_reply(const reply& r) {
   switch (r.type()) {

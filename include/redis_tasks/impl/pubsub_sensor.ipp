@@ -5,6 +5,8 @@
 #include "../detail/listener.hpp"
 #include "../pubsub_sensor.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {

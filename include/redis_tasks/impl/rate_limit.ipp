@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {

@@ -4,6 +4,8 @@
 
 #include "../stream.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <system_error>
 
+#include <nlohmann/json.hpp>
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {

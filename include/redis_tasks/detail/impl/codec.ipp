@@ -10,12 +10,39 @@
 #include <sstream>
 #include <system_error>
 
+#include <nlohmann/json.hpp>
+
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {
 namespace detail {
 
-REDIS_TASKS_DECL nlohmann::json parse_json(std::string_view text) {
-  return nlohmann::json::parse(text.begin(), text.end());
+REDIS_TASKS_DECL void parse_json(std::string_view text, nlohmann::json& out) {
+  out = nlohmann::json::parse(text.begin(), text.end());
+}
+
+// A stream in the classic locale reads below-normal numbers exactly (it uses `strtod` in the
+// "C" locale, whatever the program's locale is); overflow still fails.
+template <class N>
+bool parse_below_normal_range_as(const char* first, const char* last, N& out) {
+  std::istringstream in(std::string(first, last));
+  in.imbue(std::locale::classic());
+  N v{};
+  in >> v;
+  if (in.fail() || in.peek() != std::char_traits<char>::eof()) return false;
+  if (!(std::fabs(v) < std::numeric_limits<N>::min())) return false;  // not an underflow
+  out = v;
+  return true;
+}
+
+REDIS_TASKS_DECL bool parse_below_normal_range(const char* first, const char* last, float& out) {
+  return parse_below_normal_range_as(first, last, out);
+}
+REDIS_TASKS_DECL bool parse_below_normal_range(const char* first, const char* last, double& out) {
+  return parse_below_normal_range_as(first, last, out);
+}
+REDIS_TASKS_DECL bool parse_below_normal_range(const char* first, const char* last,
+                                               long double& out) {
+  return parse_below_normal_range_as(first, last, out);
 }
 
 REDIS_TASKS_DECL const char* kind_name(redis_kind k) {
