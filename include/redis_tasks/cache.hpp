@@ -31,7 +31,7 @@
 #include "lease.hpp"
 #include "lock.hpp"
 #include "publish.hpp"
-#include "secret_provider.hpp"
+#include "secrets.hpp"
 #include "tasks.hpp"
 
 namespace redis_tasks {

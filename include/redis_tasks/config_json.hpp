@@ -14,8 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "command.hpp"
 #include "connection.hpp"
 #include "detail/codec.hpp"
@@ -33,6 +31,7 @@ REDIS_TASKS_DECL nlohmann::json load_json_file(const std::string& path);
 /// sorted_set from JSON: `[["member", score], …]` or `{"member": score, …}`.
 template <class E>
 void from_json(const nlohmann::json& json_in, sorted_set<E>& s) {
+  static_assert(detail::json_complete<E>::value, REDIS_TASKS_JSON_NEEDED);
   using json = detail::json_t<E>;
   const json& j = json_in;
   s = sorted_set<E>();
@@ -59,6 +58,7 @@ void from_json(const nlohmann::json& json_in, sorted_set<E>& s) {
 /// sorted_set to JSON: `[["member", score], …]` in its current order.
 template <class E>
 void to_json(nlohmann::json& json_out, const sorted_set<E>& s) {
+  static_assert(detail::json_complete<E>::value, REDIS_TASKS_JSON_NEEDED);
   using json = detail::json_t<E>;
   json& j = json_out;
   j = json::array();
@@ -164,6 +164,7 @@ bool load_own_field(Config& c, const std::string& name, const nlohmann::json& v,
 template <class Config>
 void load_config(const nlohmann::json& json_in, Config& c, const std::string& where,
                  const char* kind) {
+  static_assert(json_complete<Config>::value, REDIS_TASKS_JSON_NEEDED);
   using json = json_t<Config>;
   const json& j = json_in;
   std::string accepted = "url, host, port, db, password_secret, redis_connection_params, task";

@@ -11,8 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
+#include "detail/json.hpp"
 #include "errors.hpp"
 #include "observe.hpp"
 

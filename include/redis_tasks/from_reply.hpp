@@ -16,8 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "detail/json.hpp"
 #include "errors.hpp"
 #include "reply.hpp"

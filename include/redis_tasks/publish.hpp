@@ -22,7 +22,7 @@
 #include "detail/store.hpp"
 #include "detail/task_client.hpp"
 #include "errors.hpp"
-#include "secret_provider.hpp"
+#include "secrets.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {

@@ -28,7 +28,7 @@
 #include "detail/task_client.hpp"
 #include "errors.hpp"
 #include "pubsub_message.hpp"
-#include "secret_provider.hpp"
+#include "secrets.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {

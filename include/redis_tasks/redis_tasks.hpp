@@ -1,8 +1,9 @@
 // redis_tasks: Prefect's Redis tasks (RedisSet, RedisGet, RedisExecute) for C++, and tasks that
 // coordinate processes through Redis (RedisLock, RedisSemaphore, RedisRateLimit, RedisKeySensor,
 // RedisPubSubSensor, RedisPublish, RedisCache, RedisStreamAdd, RedisStreamConsumer).
-// This header brings the whole public API, and the whole of nlohmann/json (the finer headers
-// declare JSON with <nlohmann/json_fwd.hpp> where they can: see the README's "Compile time").
+// This header brings the whole public API, and the whole of nlohmann/json (tasks.hpp and the
+// headers it includes declare JSON with <nlohmann/json_fwd.hpp>: see the README's "Finer
+// headers").
 #pragma once
 
 #include <nlohmann/json.hpp>  // IWYU pragma: export

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include "detail/json.hpp"
 
 namespace redis_tasks {
 inline namespace REDIS_TASKS_ABI {

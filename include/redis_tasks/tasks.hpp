@@ -94,9 +94,10 @@ class RedisSet {
                 "RedisSet<T>: T must be a string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type (with <nlohmann/json.hpp> included), or have a "
                 "value_traits specialization");
-  static_assert(detail::category_of<T>() != detail::category::json ||
-                    detail::json_complete<T>::value,
-                REDIS_TASKS_JSON_NEEDED);
+  static_assert(
+      std::disjunction_v<std::bool_constant<detail::category_of<T>() != detail::category::json>,
+                         detail::json_complete<T>>,
+      REDIS_TASKS_JSON_NEEDED);
 
   /// What Prefect's constructor takes, in its order.
   struct config {
@@ -424,9 +425,10 @@ class RedisGet {
                 "RedisGet<T>: T must be std::string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type (with <nlohmann/json.hpp> included), or have a "
                 "value_traits specialization");
-  static_assert(detail::category_of<T>() != detail::category::json ||
-                    detail::json_complete<T>::value,
-                REDIS_TASKS_JSON_NEEDED);
+  static_assert(
+      std::disjunction_v<std::bool_constant<detail::category_of<T>() != detail::category::json>,
+                         detail::json_complete<T>>,
+      REDIS_TASKS_JSON_NEEDED);
 
   /// What Prefect's constructor takes, in its order.
   struct config {
@@ -648,7 +650,7 @@ class RedisGet {
 template <class T = reply>
 class RedisExecute {
  public:
-  static_assert(!std::is_same_v<T, nlohmann::json> || detail::json_complete<T>::value,
+  static_assert(std::disjunction_v<std::negation<detail::holds_json<T>>, detail::json_complete<T>>,
                 REDIS_TASKS_JSON_NEEDED);
 
   /// What Prefect's constructor takes, in its order.

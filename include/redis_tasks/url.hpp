@@ -13,9 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "connection.hpp"
+#include "detail/json.hpp"
 #include "errors.hpp"
 #include "secret_provider.hpp"
 

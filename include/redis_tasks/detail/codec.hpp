@@ -21,8 +21,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "../errors.hpp"
 #include "../reply.hpp"
 #include "../values.hpp"

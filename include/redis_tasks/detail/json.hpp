@@ -6,7 +6,12 @@
 
 #include <type_traits>
 
+// nlohmann/json installed as one header before 3.11 has no json_fwd.hpp: then the whole of it.
+#if __has_include(<nlohmann/json_fwd.hpp>)
 #include <nlohmann/json_fwd.hpp>
+#else
+#include <nlohmann/json.hpp>
+#endif
 
 /// The message of a JSON type used where `<nlohmann/json.hpp>` was not included.
 #define REDIS_TASKS_JSON_NEEDED                                                                  \
@@ -35,6 +40,20 @@ template <class T, class = void>
 struct json_complete : std::false_type {};
 template <class T>
 struct json_complete<T, std::void_t<decltype(sizeof(json_t<T>))>> : std::true_type {};
+
+template <class T>
+struct holds_json;
+/// True when one of T's template arguments holds `nlohmann::json` (matched by name only: a
+/// container or optional of an incomplete type is not instantiated to look inside).
+template <class T>
+struct holds_json_inside : std::false_type {};
+template <template <class...> class C, class... A>
+struct holds_json_inside<C<A...>> : std::disjunction<holds_json<A>...> {};
+/// True when T is `nlohmann::json` or a standard container or optional that holds one (the
+/// reply types RedisExecute converts to), so that it needs the whole of `<nlohmann/json.hpp>`.
+template <class T>
+struct holds_json : std::disjunction<std::is_same<std::remove_cv_t<T>, nlohmann::json>,
+                                     holds_json_inside<std::remove_cv_t<T>>> {};
 
 }  // namespace detail
 }  // namespace REDIS_TASKS_ABI

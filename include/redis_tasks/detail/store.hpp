@@ -15,14 +15,13 @@
 #include <utility>
 #include <variant>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "../errors.hpp"
 #include "../from_reply.hpp"
 #include "../reply.hpp"
 #include "../values.hpp"
 #include "codec.hpp"
 #include "connection.hpp"
+#include "json.hpp"
 #include "keys.hpp"
 #include "script.hpp"
 
