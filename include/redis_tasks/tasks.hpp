@@ -94,10 +94,7 @@ class RedisSet {
                 "RedisSet<T>: T must be a string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type (with <nlohmann/json.hpp> included), or have a "
                 "value_traits specialization");
-  static_assert(
-      std::disjunction_v<std::bool_constant<detail::category_of<T>() != detail::category::json>,
-                         detail::json_complete<T>>,
-      REDIS_TASKS_JSON_NEEDED);
+  static_assert(detail::json_ready_v<T>, REDIS_TASKS_JSON_NEEDED);
 
   /// What Prefect's constructor takes, in its order.
   struct config {
@@ -425,10 +422,7 @@ class RedisGet {
                 "RedisGet<T>: T must be std::string, a number, a container of those, sorted_set, "
                 "value, a JSON-convertible type (with <nlohmann/json.hpp> included), or have a "
                 "value_traits specialization");
-  static_assert(
-      std::disjunction_v<std::bool_constant<detail::category_of<T>() != detail::category::json>,
-                         detail::json_complete<T>>,
-      REDIS_TASKS_JSON_NEEDED);
+  static_assert(detail::json_ready_v<T>, REDIS_TASKS_JSON_NEEDED);
 
   /// What Prefect's constructor takes, in its order.
   struct config {

@@ -149,6 +149,12 @@ constexpr category category_of() {
     return category::none;
 }
 
+/// False only for a JSON type where `<nlohmann/json.hpp>` was not included (json_complete
+/// is asked for JSON types only, so that other types' answers never depend on includes).
+template <class T>
+inline constexpr bool json_ready_v =
+    std::disjunction_v<std::bool_constant<category_of<T>() != category::json>, json_complete<T>>;
+
 /// The Redis type a category is stored as.
 constexpr redis_kind kind_of(category c) {
   switch (c) {
