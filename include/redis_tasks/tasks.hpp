@@ -1,5 +1,7 @@
 // The three Prefect tasks: RedisSet, RedisGet and RedisExecute. Each merges its config with a
 // run's overrides, validates before any network I/O, and runs on a pooled connection.
+// This header declares JSON with <nlohmann/json_fwd.hpp> only: a file that stores JSON types or
+// loads configs from JSON includes <nlohmann/json.hpp> too (see the README's "Finer headers").
 #pragma once
 
 #include "version.hpp"
